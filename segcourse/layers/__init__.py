@@ -1,0 +1,48 @@
+"""Keras 3 layers for segmentation: upsampling, unpooling, atrous convolutions, pyramid pooling.
+
+Every layer is registered under the ``segcourse`` package for the ``.keras`` format, so a saved
+model loads back after ``import segcourse.layers``.
+"""
+
+from segcourse.layers.atrous import ASPP, AtrousConvBlock, ContextModule, IdentityKernel
+from segcourse.layers.pyramid import PyramidPooling
+from segcourse.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D, flat_indices
+from segcourse.layers.upsampling import (
+    INTERPOLATIONS,
+    KERAS_INTERPOLATIONS,
+    TENSORFLOW_ONLY_INTERPOLATIONS,
+    BedOfNails,
+    BilinearKernel,
+    Resize,
+    ResizeConv,
+    bilinear_kernel,
+    bilinear_kernel_1d,
+    interpolate_by_zero_insertion,
+    resize_images,
+    zero_insertion,
+    zero_insertion_filter,
+)
+
+__all__ = [
+    "ASPP",
+    "INTERPOLATIONS",
+    "KERAS_INTERPOLATIONS",
+    "TENSORFLOW_ONLY_INTERPOLATIONS",
+    "AtrousConvBlock",
+    "BedOfNails",
+    "BilinearKernel",
+    "ContextModule",
+    "IdentityKernel",
+    "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
+    "PyramidPooling",
+    "Resize",
+    "ResizeConv",
+    "bilinear_kernel",
+    "bilinear_kernel_1d",
+    "flat_indices",
+    "interpolate_by_zero_insertion",
+    "resize_images",
+    "zero_insertion",
+    "zero_insertion_filter",
+]

@@ -1,0 +1,37 @@
+"""Input checks shared by the layers: each failure names the value, the rule and the fix."""
+
+from __future__ import annotations
+
+
+def to_pair(value, name: str, owner: str) -> tuple[int, int]:
+    """Return ``value`` as a (height, width) pair of positive integers."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+        raise ValueError(
+            f"{owner}: `{name}` must be a positive integer or a pair of positive integers "
+            f"(height, width); got {value!r}. Example: {name}=2 or {name}=(2, 2)."
+        )
+    return pair
+
+
+def check_image_batch(shape, owner: str) -> None:
+    """Fail unless ``shape`` is (batch, height, width, channels) with known channels."""
+    shape = tuple(shape)
+    if len(shape) != 4:
+        raise ValueError(
+            f"{owner} expects a batch of feature maps shaped (batch, height, width, channels), "
+            f"rank 4, channels last; got shape {shape} (rank {len(shape)}). "
+            "For a single image add a batch axis first, e.g. x[None]."
+        )
+    if shape[-1] is None:
+        raise ValueError(
+            f"{owner} needs a known number of channels; got shape {shape}. "
+            "Give the model input a fixed channel count, e.g. keras.Input((None, None, 3))."
+        )
+
+
+def check_choice(value, choices, name: str, owner: str) -> None:
+    if value not in choices:
+        raise ValueError(
+            f"{owner}: unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}."
+        )
