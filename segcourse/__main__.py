@@ -1,0 +1,5 @@
+import sys
+
+from segcourse.cli import main
+
+sys.exit(main())

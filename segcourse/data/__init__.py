@@ -1,0 +1,1 @@
+"""Datasets: the embedded ``shapes`` default, real loaders, and facts about public benchmarks."""

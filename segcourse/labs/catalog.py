@@ -1,0 +1,59 @@
+"""The course map: every lab, its notebook, what it teaches, and its Colab link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The public repository the Colab links open (GitHub ``owner/name``) and the branch.
+REPOSITORY = "segcourse/segcourse"
+BRANCH = "main"
+
+
+@dataclass(frozen=True)
+class Lab:
+    number: int
+    slug: str
+    title: str
+    topics: str
+    available: bool
+
+    @property
+    def notebook(self) -> str:
+        return f"notebooks/{self.number:02d}_{self.slug}.ipynb"
+
+    @property
+    def student_notebook(self) -> str:
+        return f"notebooks/student/{self.number:02d}_{self.slug}.ipynb"
+
+    @property
+    def colab_url(self) -> str:
+        return (f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/"
+                f"{self.student_notebook}")
+
+
+LABS = (
+    Lab(0, "welcome", "Welcome: semantic segmentation and the course map",
+        "environment check, semantic vs instance segmentation, benchmarks, the course map", True),
+    Lab(1, "fully_convolutional", "From classifier to fully convolutional network",
+        "convolutionalization, FCN-32s/16s/8s, skip fusion, crop offsets", False),
+    Lab(2, "upsampling", "Upsampling and checkerboard artifacts",
+        "nearest, bilinear, bicubic, bed of nails, max unpooling, transposed convolution, "
+        "checkerboard artifacts, resize-convolution", False),
+    Lab(3, "receptive_fields", "Receptive fields and dilated convolutions",
+        "receptive field arithmetic, effective receptive field, atrous convolutions, "
+        "context module", False),
+    Lab(4, "encoder_decoder", "Encoder-decoders: U-Net and SegNet",
+        "crop-and-concat, pooling indices, training on shapes", False),
+    Lab(5, "context", "Multi-scale context: DeepLab and PSPNet",
+        "ASPP, image pooling, pyramid pooling, output stride", False),
+    Lab(6, "metrics_losses", "Measuring segmentation: accuracy, IoU, mIoU, soft IoU loss",
+        "confusion matrix, pixel accuracy vs IoU vs mIoU, soft IoU and Dice losses", False),
+)
+
+
+def lab(number: int) -> Lab:
+    for item in LABS:
+        if item.number == number:
+            return item
+    raise ValueError(f"there is no lab {number}; labs are numbered "
+                     f"{LABS[0].number}..{LABS[-1].number}.")

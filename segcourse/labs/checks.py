@@ -1,0 +1,78 @@
+"""Check helpers for the labs' check cells.
+
+A check prints one short, deterministic line when it passes (``"<what>: ok"``): that line is the
+stored output nbval compares, the same in the CPU and the GPU profile. When it fails it raises
+:class:`CheckFailed`, whose message tells the student what was expected, what they gave, and
+where to look. Numbers a trained model produces are compared inside the check with a tolerance
+or a threshold, never printed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class CheckFailed(AssertionError):
+    """A lab check did not pass; the message says what was expected and what was found."""
+
+
+def _passed(what: str) -> None:
+    print(f"{what}: ok")
+
+
+def check(what: str, condition: bool, hint: str = "") -> None:
+    """Pass when ``condition`` holds; otherwise fail with ``hint``."""
+    if not condition:
+        raise CheckFailed(f"{what}: not yet. {hint}".strip())
+    _passed(what)
+
+
+def check_equal(what: str, got, expected, hint: str = "") -> None:
+    """Exact equality of scalars, strings, tuples or arrays (shape and every value)."""
+    if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
+        got_array, expected_array = np.asarray(got), np.asarray(expected)
+        if got_array.shape != expected_array.shape:
+            raise CheckFailed(f"{what}: expected shape {expected_array.shape}, got "
+                              f"{got_array.shape}. {hint}".strip())
+        wrong = np.argwhere(got_array != expected_array)
+        if len(wrong):
+            first = tuple(int(i) for i in wrong[0])
+            raise CheckFailed(
+                f"{what}: {len(wrong)} of {expected_array.size} values differ; the first at "
+                f"index {first}: expected {expected_array[first]!r}, got {got_array[first]!r}. "
+                f"{hint}".strip())
+    elif got != expected:
+        raise CheckFailed(f"{what}: expected {expected!r}, got {got!r}. {hint}".strip())
+    _passed(what)
+
+
+def check_shape(what: str, array, expected_shape, hint: str = "") -> None:
+    """The array's shape is ``expected_shape`` (``None`` matches any size on that axis)."""
+    shape = tuple(np.shape(array))
+    expected_shape = tuple(expected_shape)
+    fits = len(shape) == len(expected_shape) and all(
+        e is None or e == s for s, e in zip(shape, expected_shape, strict=True))
+    if not fits:
+        raise CheckFailed(f"{what}: expected shape {expected_shape}, got {shape}. {hint}".strip())
+    _passed(f"{what} {expected_shape}")
+
+
+def check_close(what: str, got, expected, atol: float = 1e-6, rtol: float = 1e-5,
+                hint: str = "") -> None:
+    """Values equal within tolerance (``np.allclose`` semantics), shapes equal."""
+    got_array, expected_array = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
+    if got_array.shape != expected_array.shape:
+        raise CheckFailed(f"{what}: expected shape {expected_array.shape}, got "
+                          f"{got_array.shape}. {hint}".strip())
+    if not np.allclose(got_array, expected_array, atol=atol, rtol=rtol):
+        error = np.abs(got_array - expected_array).max()
+        raise CheckFailed(f"{what}: values differ by up to {error:.3g} "
+                          f"(tolerance {atol:g} + {rtol:g}·|expected|). {hint}".strip())
+    _passed(what)
+
+
+def check_at_least(what: str, value: float, threshold: float, hint: str = "") -> None:
+    """``value >= threshold``; prints the threshold, never the value (it varies by run)."""
+    if not value >= threshold:
+        raise CheckFailed(f"{what}: {value:.4g} is below {threshold:g}. {hint}".strip())
+    _passed(f"{what} ≥ {threshold:g}")

@@ -1,0 +1,71 @@
+"""What the labs run on: versions, Keras backend, devices. Printed by every lab's setup cell."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+
+def quiet_tensorflow() -> None:
+    """Hide TensorFlow's C++ start-up log lines (only level 3 hides them in TF 2.21); call
+    before TensorFlow is imported. An explicit ``TF_CPP_MIN_LOG_LEVEL`` is left alone."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def accelerators() -> list[str]:
+    """Names of the GPUs (or TPUs) the active Keras backend can use; empty on a CPU machine."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name.replace("/physical_device:", "") for d in
+                tf.config.list_physical_devices("GPU") + tf.config.list_physical_devices("TPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return []
+
+
+def environment_report() -> dict:
+    """Versions and devices as a dict (the values vary by machine; never compare them)."""
+    import keras
+
+    import segcourse
+
+    backend = keras.backend.backend()
+    backend_distribution = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    backend_version = _version(backend_distribution) or _version("tensorflow-cpu")
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "segcourse": segcourse.__version__,
+        "keras": keras.__version__,
+        "backend": f"{backend} {backend_version or ''}".strip(),
+        "accelerators": accelerators() or ["none (CPU only)"],
+        "colab": "google.colab" in sys.modules,
+    }
+
+
+def format_report(report: dict) -> str:
+    width = max(map(len, report))
+    lines = []
+    for key, value in report.items():
+        value = ", ".join(value) if isinstance(value, list) else value
+        lines.append(f"{key:<{width}}  {value}")
+    return "\n".join(lines)

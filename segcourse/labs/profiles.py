@@ -1,0 +1,46 @@
+"""The two lab profiles: a small CPU profile (CI, an offline laptop) and a full GPU profile (Colab).
+
+The profile is detected from the machine (an accelerator present or not) and can be forced with
+the environment variable ``SEGCOURSE_PROFILE=cpu|gpu``. A lab asks the profile for its sizes
+(``PROFILE.pick(cpu=2, gpu=30)`` epochs, say); its check cells print the same text in both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from segcourse.labs.environment import accelerators
+
+PROFILE_VARIABLE = "SEGCOURSE_PROFILE"
+PROFILES = ("cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    reason: str
+
+    def pick(self, *, cpu, gpu):
+        """The value for this profile: ``cpu`` on the CPU profile, ``gpu`` on the GPU one."""
+        return cpu if self.name == "cpu" else gpu
+
+    def __str__(self):
+        return f"{self.name} profile ({self.reason})"
+
+
+def detect_profile(environ=None) -> Profile:
+    """``SEGCOURSE_PROFILE`` when set, else ``gpu`` when the backend sees an accelerator."""
+    environ = os.environ if environ is None else environ
+    forced = environ.get(PROFILE_VARIABLE, "").strip().lower()
+    if forced:
+        if forced not in PROFILES:
+            raise ValueError(
+                f"{PROFILE_VARIABLE}={environ[PROFILE_VARIABLE]!r} is not a profile; set it to "
+                f"one of {', '.join(PROFILES)}, or unset it to detect from the machine."
+            )
+        return Profile(forced, f"forced by {PROFILE_VARIABLE}")
+    found = accelerators()
+    if found:
+        return Profile("gpu", f"found {', '.join(found)}")
+    return Profile("cpu", "no GPU found")

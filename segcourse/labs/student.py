@@ -1,0 +1,56 @@
+"""Build the student version of a reference lab (DESIGN §7).
+
+Every span between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
+``raise NotImplementedError()`` at the marker's indentation; every output and execution count
+is cleared (students produce their own); the ``segcourse`` cell metadata stays, so the grader can
+match each cell of a submission to the reference by its id.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+from segcourse.labs.notebook import BEGIN_SOLUTION, END_SOLUTION
+
+_SPAN = re.compile(
+    rf"^(?P<indent>[ \t]*){re.escape(BEGIN_SOLUTION)}[^\n]*\n.*?^[ \t]*{re.escape(END_SOLUTION)}"
+    r"[^\n]*$", re.MULTILINE | re.DOTALL)
+STUB = "# YOUR CODE HERE\n{indent}raise NotImplementedError()"
+
+
+def strip_solutions(source: str) -> str:
+    """Replace each solution span of a cell's source with the stub."""
+    if source.count(BEGIN_SOLUTION) != source.count(END_SOLUTION):
+        raise ValueError(
+            f"unbalanced solution markers: {source.count(BEGIN_SOLUTION)} × {BEGIN_SOLUTION} and "
+            f"{source.count(END_SOLUTION)} × {END_SOLUTION} in:\n{source}")
+    return _SPAN.sub(lambda m: m["indent"] + STUB.format(indent=m["indent"]), source)
+
+
+def student_notebook(reference):
+    """The student version of a reference notebook (an ``nbformat`` node); the input is kept."""
+    nb = copy.deepcopy(reference)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.source = strip_solutions(cell.source)
+        cell.outputs = []
+        cell.execution_count = None
+    nb.metadata.setdefault("segcourse", {})["version"] = "student"
+    return nb
+
+
+def build_student_versions(references, out_dir) -> list[Path]:
+    """Write the student version of each reference notebook into ``out_dir``; return the paths."""
+    import nbformat
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for reference in map(Path, references):
+        target = out_dir / reference.name
+        nbformat.write(student_notebook(nbformat.read(reference, as_version=4)), target)
+        written.append(target)
+    return written
