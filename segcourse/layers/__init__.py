@@ -5,6 +5,7 @@ model loads back after ``import segcourse.layers``.
 """
 
 from segcourse.layers.atrous import ASPP, AtrousConvBlock, ContextModule, IdentityKernel
+from segcourse.layers.crop import CropToReference
 from segcourse.layers.pyramid import PyramidPooling
 from segcourse.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D, flat_indices
 from segcourse.layers.upsampling import (
@@ -32,6 +33,7 @@ __all__ = [
     "BedOfNails",
     "BilinearKernel",
     "ContextModule",
+    "CropToReference",
     "IdentityKernel",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",

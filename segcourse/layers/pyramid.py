@@ -10,6 +10,7 @@ concatenated with the input.
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from segcourse.layers._validation import check_image_batch
 from segcourse.layers.atrous import AtrousConvBlock
@@ -18,11 +19,32 @@ from segcourse.layers.upsampling import Resize
 register = keras.saving.register_keras_serializable(package="segcourse")
 
 
+def _bin_matrix(size, bins, dtype):
+    """``(bins, size)`` averaging weights: row ``i`` is uniform on
+    ``[floor(i size / bins), ceil((i + 1) size / bins))``, zero elsewhere."""
+    i = ops.arange(bins, dtype="int32")[:, None]
+    start = (i * size) // bins
+    end = ((i + 1) * size + bins - 1) // bins
+    position = ops.arange(size, dtype="int32")[None, :]
+    inside = ops.cast(ops.logical_and(position >= start, position < end), dtype)
+    return inside / ops.cast(end - start, dtype)
+
+
+def adaptive_average_pool(x, bins):
+    """Average ``(B, H, W, C)`` into ``bins × bins`` cells with PSPNet's (and PyTorch's)
+    adaptive bins. Written as two small matrix products, so it works for any size, also one
+    unknown until run time, on every backend (``keras.layers.AdaptiveAveragePooling2D`` in
+    Keras 3.15 needs static sizes and fails when ``bins`` divides the size, e.g. 8 → 1)."""
+    _, height, width, _ = ops.shape(x)
+    rows, cols = _bin_matrix(height, bins, x.dtype), _bin_matrix(width, bins, x.dtype)
+    return ops.einsum("ih,bhwc,jw->bijc", rows, x, cols)
+
+
 @register
 class PyramidPooling(keras.layers.Layer):
     """PSP pyramid pooling: ``[x, up(conv(pool_1(x))), up(conv(pool_2(x))), ...]``.
 
-    Pooling uses Keras' ``AdaptiveAveragePooling2D`` (bins ``[floor(i H / b), ceil((i+1) H / b))``,
+    Pooling uses :func:`adaptive_average_pool` (bins ``[floor(i H / b), ceil((i+1) H / b))``,
     as in PSPNet's reference code), so any input size works, including sizes unknown until run
     time. ``filters`` defaults to ``channels // len(bins)``.
     """
@@ -34,13 +56,12 @@ class PyramidPooling(keras.layers.Layer):
         self.filters = filters
         self.batch_norm = batch_norm
         self.interpolation = interpolation
-        self.pools, self.convs = [], []
+        self.convs = []
         self.upsample = Resize(interpolation=interpolation, name="upsample")
 
     def build(self, input_shape):
         check_image_batch(input_shape, "PyramidPooling")
         filters = self.filters or max(1, input_shape[-1] // len(self.bins))
-        self.pools = [keras.layers.AdaptiveAveragePooling2D(b, name=f"pool{b}") for b in self.bins]
         self.convs = [AtrousConvBlock(filters, 1, batch_norm=self.batch_norm, name=f"conv{b}")
                       for b in self.bins]
         for b, conv in zip(self.bins, self.convs, strict=True):
@@ -48,8 +69,9 @@ class PyramidPooling(keras.layers.Layer):
 
     def call(self, x, training=None):
         outputs = [x]
-        for pool, conv in zip(self.pools, self.convs, strict=True):
-            outputs.append(self.upsample([conv(pool(x), training=training), x]))
+        for bins, conv in zip(self.bins, self.convs, strict=True):
+            pooled = adaptive_average_pool(x, bins)
+            outputs.append(self.upsample([conv(pooled, training=training), x]))
         return keras.ops.concatenate(outputs, axis=-1)
 
     def compute_output_shape(self, input_shape):

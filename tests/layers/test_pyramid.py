@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from segcourse.layers import IdentityKernel, PyramidPooling
+from segcourse.layers.pyramid import adaptive_average_pool
 
 
 def numpy_adaptive_average(x, bins):
@@ -38,3 +39,13 @@ def test_default_filters_are_a_quarter_of_the_channels_and_sizes_may_be_unknown(
     model = keras.Model(inp, PyramidPooling()(inp))
     assert model.output_shape == (None, None, None, 32)
     assert model(rng.random((1, 13, 9, 16), dtype="float32")).shape == (1, 13, 9, 32)
+
+
+@pytest.mark.parametrize("size, bins", [((8, 8), 1), ((8, 8), 6), ((7, 10), 3), ((5, 13), 6)])
+def test_adaptive_pooling_matches_numpy_also_in_a_compiled_graph(size, bins, rng):
+    x = rng.random((2, *size, 3)).astype("float32")
+    expected = numpy_adaptive_average(x, bins)
+    np.testing.assert_allclose(adaptive_average_pool(x, bins), expected, rtol=1e-5)
+    graph = tf.function(lambda t: adaptive_average_pool(t, bins), jit_compile=True,
+                        input_signature=[tf.TensorSpec((None, None, None, 3))])
+    np.testing.assert_allclose(graph(x), expected, rtol=1e-5)

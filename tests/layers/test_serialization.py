@@ -10,6 +10,7 @@ from segcourse.layers import (
     BedOfNails,
     BilinearKernel,
     ContextModule,
+    CropToReference,
     IdentityKernel,
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
@@ -39,6 +40,7 @@ GRAPHS = {
     "identity_conv": lambda inp: keras.layers.Conv2D(
         4, 3, padding="same", kernel_initializer=IdentityKernel())(inp),
     "pyramid_pooling": lambda inp: PyramidPooling(bins=(1, 2, 4))(inp),
+    "crop": lambda inp: CropToReference(1)([inp, keras.layers.MaxPooling2D(2)(inp)]),
 }
 
 

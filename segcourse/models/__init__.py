@@ -1,0 +1,12 @@
+"""Segmentation models faithful to their papers, behind one registry.
+
+    from segcourse import models
+    model = models.build("fcn8s", num_classes=21)
+    models.available()   # names, summaries, options
+"""
+
+from segcourse.models import deeplab, fcn, pspnet, segnet, unet  # noqa: F401  (importing registers the models)
+from segcourse.models.convolutionalize import convolutionalize
+from segcourse.models.registry import available, build, register_model
+
+__all__ = ["available", "build", "convolutionalize", "register_model"]

@@ -1,0 +1,179 @@
+"""Backbones with feature taps by stride: VGG16, ResNet50, MobileNetV2.
+
+The builders work on a tensor and return ``{stride: tensor}`` so a segmentation model stays one
+flat functional graph whose every layer (``block4_pool``, ``conv4_block6_out``) can be tapped by
+name. Layer names and shapes follow ``keras.applications``, so ``weights="imagenet"`` (or the
+path of a weights file saved from the ``keras.applications`` model) is loaded through the real
+Keras loader and copied layer by layer.
+
+- VGG16: Simonyan & Zisserman, ICLR 2015, Table 1 (configuration D).
+- ResNet50: He et al., CVPR 2016, Table 1; ``output_stride`` 16 or 8 replaces the last strides
+  by dilation (Chen et al., DeepLabV3, 2017, §3.2), optionally with Multi-Grid rates.
+- MobileNetV2: Sandler et al., CVPR 2018 (``keras.applications.MobileNetV2``; no dilation).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+RESNET50_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # bottleneck width, blocks
+MOBILENETV2_TAPS = {2: "block_1_expand_relu", 4: "block_3_expand_relu",
+                    8: "block_6_expand_relu", 16: "block_13_expand_relu", 32: "out_relu"}
+BACKBONES = ("vgg16", "resnet50", "mobilenetv2")
+
+
+def scaled(filters: int, width: float) -> int:
+    """Channel count for a width multiplier (at least 1): the CPU profile's narrow models."""
+    return max(1, round(filters * width))
+
+
+def vgg16_block(x, block: int, width=1.0, batch_norm=False, first_padding="same"):
+    """The convolutions of VGG16 block ``block`` (1..5), named as in ``keras.applications``."""
+    filters, convs = VGG16_BLOCKS[block - 1]
+    for i in range(1, convs + 1):
+        padding = first_padding if i == 1 else "same"
+        name = f"block{block}_conv{i}"
+        x = layers.Conv2D(scaled(filters, width), 3, padding=padding, use_bias=not batch_norm,
+                          activation=None if batch_norm else "relu", name=name)(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = layers.Activation("relu", name=f"{name}_relu")(x)
+    return x
+
+
+def vgg16_taps(x, width=1.0, pool_padding="valid", first_padding="same"):
+    """VGG16's 13 convolutions and 5 poolings; returns ``{2: block1_pool, ..., 32: block5_pool}``.
+
+    ``pool_padding="same"`` rounds pooled sizes up, like Caffe's pooling (FCN's reference nets);
+    ``first_padding="valid"`` leaves block1_conv1 unpadded (FCN pads the image itself).
+    """
+    taps = {}
+    for block in range(1, 6):
+        x = vgg16_block(x, block, width, first_padding=first_padding if block == 1 else "same")
+        x = layers.MaxPooling2D(2, padding=pool_padding, name=f"block{block}_pool")(x)
+        taps[2 ** block] = x
+    return taps
+
+
+def _bottleneck(x, filters, stride, dilation, shortcut_conv, name, width):
+    """ResNet v1 bottleneck as in ``keras.applications`` (the stride on the first 1×1)."""
+    out_filters = scaled(4 * filters, width)
+    shortcut = x
+    if shortcut_conv:
+        shortcut = layers.Conv2D(out_filters, 1, strides=stride, name=f"{name}_0_conv")(x)
+        shortcut = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_0_bn")(shortcut)
+    x = layers.Conv2D(scaled(filters, width), 1, strides=stride, name=f"{name}_1_conv")(x)
+    x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_1_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = layers.Conv2D(scaled(filters, width), 3, padding="same", dilation_rate=dilation,
+                      name=f"{name}_2_conv")(x)
+    x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_2_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_2_relu")(x)
+    x = layers.Conv2D(out_filters, 1, name=f"{name}_3_conv")(x)
+    x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_3_bn")(x)
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def resnet50_taps(x, width=1.0, output_stride=32, multi_grid=(1, 1, 1)):
+    """ResNet50 (v1, ``keras.applications`` layout); returns ``{2, 4, 8, 16, 32: tensor}``.
+
+    With ``output_stride`` 16 (or 8) conv5 (and conv4) keep their resolution: stride 1 and
+    dilation 2 (4) instead; the key of a dilated stage is still its nominal stride. conv5's
+    three blocks use ``dilation * multi_grid[i]``.
+    """
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"resnet50: output_stride must be 8, 16 or 32; got {output_stride}.")
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = layers.Conv2D(scaled(64, width), 7, strides=2, name="conv1_conv")(x)
+    x = layers.BatchNormalization(epsilon=1.001e-5, name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    taps = {2: x}
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    current_stride, dilation = 4, 1
+    for stage, (filters, blocks) in enumerate(RESNET50_STAGES, start=2):
+        stride = 1 if stage == 2 else 2
+        if stage > 2 and current_stride >= output_stride:
+            dilation, stride = dilation * stride, 1
+        current_stride *= stride
+        for block in range(1, blocks + 1):
+            grid = multi_grid[block - 1] if stage == 5 else 1
+            x = _bottleneck(x, filters, stride if block == 1 else 1, dilation * grid, block == 1,
+                            f"conv{stage}_block{block}", width)
+        taps[2 ** stage] = x
+    return taps
+
+
+def mobilenetv2_taps(x, width=1.0):
+    """``keras.applications.MobileNetV2`` (``alpha=width``) on ``x``; taps by stride."""
+    net = keras.applications.MobileNetV2(input_tensor=x, include_top=False, weights=None,
+                                         alpha=width)
+    return {stride: net.get_layer(name).output for stride, name in MOBILENETV2_TAPS.items()}
+
+
+def keras_application(name, weights, include_top=False):
+    """The ``keras.applications`` model whose weights a backbone copies (``weights``:
+    ``"imagenet"``, downloaded and cached by Keras, or a path to a weights file)."""
+    builders = {"vgg16": keras.applications.VGG16, "resnet50": keras.applications.ResNet50,
+                "mobilenetv2": keras.applications.MobileNetV2}
+    return builders[name](include_top=include_top, weights=weights)
+
+
+def copy_weights(source: keras.Model, target: keras.Model, names=None) -> list[str]:
+    """Copy every weighted layer of ``source`` into the layer of ``target`` with its name.
+
+    Returns the names copied. A shape mismatch (a narrower ``width``, say) is a ``ValueError``.
+    """
+    copied = []
+    target_names = {layer.name for layer in target.layers}
+    for layer in source.layers:
+        if not layer.weights or layer.name not in target_names:
+            continue
+        if names is not None and layer.name not in names:
+            continue
+        destination = target.get_layer(layer.name)
+        shapes = [tuple(w.shape) for w in destination.weights]
+        given = [tuple(w.shape) for w in layer.weights]
+        if shapes != given:
+            raise ValueError(
+                f"cannot copy pretrained weights into layer {layer.name!r}: it has shapes "
+                f"{shapes}, the pretrained layer {given}. Pretrained weights need width=1.0.")
+        destination.set_weights(layer.get_weights())
+        copied.append(layer.name)
+    return copied
+
+
+def load_backbone_weights(model: keras.Model, backbone: str, weights) -> list[str]:
+    """Copy ``keras.applications`` weights for ``backbone`` into ``model`` (``None``: none)."""
+    if weights is None:
+        return []
+    return copy_weights(keras_application(backbone, weights), model)
+
+
+def backbone(name="vgg16", input_shape=(None, None, 3), weights=None, width=1.0, **options):
+    """A standalone backbone: a model whose output is ``{"stride4": ..., "stride32": ...}``."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}.")
+    inputs = keras.Input(input_shape, name="image")
+    builder = {"vgg16": vgg16_taps, "resnet50": resnet50_taps,
+               "mobilenetv2": mobilenetv2_taps}[name]
+    taps = builder(inputs, width=width, **options)
+    outputs = {f"stride{s}": t for s, t in taps.items() if s >= 4}
+    model = keras.Model(inputs, outputs, name=name)
+    load_backbone_weights(model, name, weights)
+    return model
+
+
+def dense_to_conv_kernel(kernel, spatial=(1, 1)):
+    """A ``Dense`` kernel ``(h * w * c, units)`` as the ``Conv2D`` kernel ``(h, w, c, units)``
+    that computes the same thing on an ``h × w × c`` input (channels last, row-major flatten)."""
+    kernel = np.asarray(kernel)
+    h, w = spatial
+    if kernel.shape[0] % (h * w):
+        raise ValueError(f"a Dense kernel with {kernel.shape[0]} inputs cannot come from a "
+                         f"{h}×{w} map: {kernel.shape[0]} is not a multiple of {h * w}.")
+    return kernel.reshape(h, w, kernel.shape[0] // (h * w), kernel.shape[1])

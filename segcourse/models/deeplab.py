@@ -1,0 +1,49 @@
+"""DeepLabV3 (Chen, Papandreou, Schroff & Adam, "Rethinking Atrous Convolution for Semantic
+Image Segmentation", 2017) and the DeepLabV3+ decoder (Chen et al., ECCV 2018, Fig. 2).
+
+Read top to bottom like Fig. 5 of DeepLabV3:
+
+1. ResNet50 whose last stage(s) trade stride for dilation: output stride 16 (conv5 dilated by 2)
+   or 8 (conv4 by 2, conv5 by 4), optionally with Multi-Grid rates in conv5 (§3.2).
+2. ASPP on the stride-16 (or 8) features: 1×1, three 3×3 atrous branches at rates 6/12/18
+   (doubled to 12/24/36 at output stride 8), image pooling; 256 channels; concat and 1×1 (§3.3).
+3. A 1×1 classifier, bilinearly upsampled to the input size.
+
+``decoder=True`` adds the V3+ decoder: ASPP output upsampled 4×, concatenated with the stride-4
+features reduced to 48 channels, two 3×3 convolutions of 256, classifier, upsampled 4×.
+Outputs are logits.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from segcourse.layers import ASPP, AtrousConvBlock, Resize
+from segcourse.models.backbones import load_backbone_weights, resnet50_taps, scaled
+from segcourse.models.registry import check_input_size, register_model
+
+ASPP_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
+
+
+@register_model("deeplabv3", cpu={"width": 0.125})
+def deeplabv3(num_classes, input_shape=(None, None, 3), output_stride=16, decoder=False,
+              multi_grid=(1, 1, 1), width=1.0, weights=None):
+    """DeepLabV3 (ResNet50, atrous, ASPP with image pooling); V3+ decoder optional."""
+    if output_stride not in ASPP_RATES:
+        raise ValueError(f"deeplabv3: output_stride must be 16 or 8; got {output_stride}.")
+    check_input_size(input_shape, 32 if decoder else output_stride, "deeplabv3")
+    inputs = keras.Input(input_shape, name="image")
+    taps = resnet50_taps(inputs, width, output_stride=output_stride, multi_grid=multi_grid)
+    x = ASPP(scaled(256, width), rates=ASPP_RATES[output_stride], name="aspp")(taps[32])
+    if decoder:
+        x = Resize(interpolation="bilinear", name="decoder_upsample")([x, taps[4]])
+        low = AtrousConvBlock(scaled(48, width), 1, name="decoder_reduce")(taps[4])
+        x = layers.Concatenate(name="decoder_concat")([x, low])
+        x = AtrousConvBlock(scaled(256, width), 3, name="decoder_conv1")(x)
+        x = AtrousConvBlock(scaled(256, width), 3, name="decoder_conv2")(x)
+    x = layers.Conv2D(num_classes, 1, name="classifier")(x)
+    outputs = Resize(interpolation="bilinear", name="score")([x, inputs])
+    model = keras.Model(inputs, outputs, name="deeplabv3plus" if decoder else "deeplabv3")
+    load_backbone_weights(model, "resnet50", weights)
+    return model

@@ -1,0 +1,140 @@
+"""FCN-32s, FCN-16s and FCN-8s on VGG16 (Long, Shelhamer & Darrell, "Fully Convolutional
+Networks for Semantic Segmentation", CVPR 2015; the reference Caffe nets voc-fcn{32,16,8}s).
+
+Read top to bottom like the paper's Fig. 3:
+
+1. VGG16's convolutions, with conv1_1 padded by 100 pixels and Caffe's round-up pooling, so that
+   the 7×7 fc6 fits any input (§4.1, reference alignment).
+2. fc6 (7×7, 4096) and fc7 (1×1, 4096) — VGG16's classifier, convolutionalized (§3.1) — with
+   dropout, then ``score_fr``, a 1×1 class scorer.
+3. Upsampling by transposed convolution initialized to bilinear interpolation (§3.3): fixed, as
+   in the reference nets, or learnable. k4 s2 for each 2× step; k64 s32 (32s), k32 s16 (16s),
+   k16 s8 (8s) for the final step.
+4. Skips (§4.2, Fig. 3): 1×1 scorers on pool4 (16s, 8s) and pool3 (8s), cropped and summed
+   with the upsampled coarse scores ("fuse").
+5. Crops back to the input at the reference offsets: 32s 19; 16s 5, 27; 8s 5, 9, 31.
+
+``alignment="same"`` is the variant for sizes divisible by 32: "same" padding everywhere, no
+100-pixel pad and no crops. ``scale_pools=True`` is the "at-once" training variant, which scales
+pool4 by 0.01 and pool3 by 0.0001 before scoring them. Outputs are logits.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from segcourse.layers import BilinearKernel, CropToReference
+from segcourse.models.backbones import (
+    copy_weights,
+    dense_to_conv_kernel,
+    keras_application,
+    scaled,
+    vgg16_taps,
+)
+from segcourse.models.registry import check_input_size, register_model
+
+CROP_OFFSETS = {32: {"score": 19}, 16: {"score_pool4c": 5, "score": 27},
+                8: {"score_pool4c": 5, "score_pool3c": 9, "score": 31}}
+POOL_SCALES = {"pool4": 0.01, "pool3": 0.0001}
+ALIGNMENTS = ("reference", "same")
+
+
+def _upscore(x, num_classes, factor, learnable, alignment, name):
+    """Bilinear-initialized transposed convolution, kernel 2 × factor, stride factor."""
+    return layers.Conv2DTranspose(
+        num_classes, 2 * factor, strides=factor, use_bias=False,
+        padding="valid" if alignment == "reference" else "same",
+        kernel_initializer=BilinearKernel(), trainable=learnable, name=name)(x)
+
+
+def _crop(x, reference, name, stride, alignment):
+    if alignment == "same":
+        return x
+    return CropToReference(CROP_OFFSETS[stride][name], name=name)([x, reference])
+
+
+def _score_skip(pool, num_classes, name, scale_pools):
+    if scale_pools:
+        pool = layers.Rescaling(POOL_SCALES[name], name=f"scale_{name}")(pool)
+    return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=f"score_{name}")(pool)
+
+
+def fcn(num_classes, input_shape=(None, None, 3), stride=8, alignment="reference",
+        learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5, weights=None):
+    """FCN-``stride``s on VGG16 (``stride`` 32, 16 or 8); see the module docstring."""
+    if stride not in CROP_OFFSETS:
+        raise ValueError(f"FCN stride must be 32, 16 or 8; got {stride}.")
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"FCN alignment must be one of {ALIGNMENTS}; got {alignment!r}.")
+    if alignment == "same":
+        check_input_size(input_shape, 32, f"fcn{stride}s (alignment='same')")
+    reference = alignment == "reference"
+
+    # 1. The VGG16 encoder.
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.ZeroPadding2D(100, name="conv1_1_pad")(inputs) if reference else inputs
+    pools = vgg16_taps(x, width, pool_padding="same" if reference else "valid",
+                       first_padding="valid" if reference else "same")
+
+    # 2. fc6 and fc7 as convolutions, then the class scores at stride 32.
+    x = layers.Conv2D(scaled(4096, width), 7, padding="valid" if reference else "same",
+                      activation="relu", name="fc6")(pools[32])
+    x = layers.Dropout(dropout, name="drop6")(x)
+    x = layers.Conv2D(scaled(4096, width), 1, activation="relu", name="fc7")(x)
+    x = layers.Dropout(dropout, name="drop7")(x)
+    score = layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name="score_fr")(x)
+
+    # 3-4. Upsample by 2 and fuse with the finer pools, as many times as the variant asks.
+    skips = {32: [], 16: ["pool4"], 8: ["pool4", "pool3"]}[stride]
+    up_names = ["upscore2", "upscore_pool4"]
+    for step, pool_name in enumerate(skips):
+        up = _upscore(score, num_classes, 2, learnable_upsampling, alignment, up_names[step])
+        skip = _score_skip(pools[32 // 2 ** (step + 1)], num_classes, pool_name, scale_pools)
+        skip = _crop(skip, up, f"score_{pool_name}c", stride, alignment)
+        score = layers.Add(name=f"fuse_{pool_name}")([up, skip])
+
+    # 5. The final upsampling back to the image, cropped at the reference offset.
+    up = _upscore(score, num_classes, stride, learnable_upsampling, alignment, f"upscore{stride}"
+                  if stride != 32 else "upscore")
+    outputs = _crop(up, inputs, "score", stride, alignment)
+    if not reference:
+        outputs = layers.Identity(name="score")(outputs)
+    model = keras.Model(inputs, outputs, name=f"fcn{stride}s")
+    if weights is not None:
+        load_vgg16_classifier_weights(model, weights)
+    return model
+
+
+def load_vgg16_classifier_weights(model, weights):
+    """VGG16's ImageNet weights into an FCN: the 13 convolutions by name, fc1/fc2 reshaped
+    into fc6/fc7 (§3.1)."""
+    vgg = keras_application("vgg16", weights, include_top=True)
+    copy_weights(vgg, model)
+    for dense, conv, spatial in (("fc1", "fc6", (7, 7)), ("fc2", "fc7", (1, 1))):
+        kernel, bias = vgg.get_layer(dense).get_weights()
+        model.get_layer(conv).set_weights([dense_to_conv_kernel(kernel, spatial), bias])
+
+
+@register_model("fcn32s", cpu={"width": 0.125})
+def fcn32s(num_classes, input_shape=(None, None, 3), alignment="reference",
+           learnable_upsampling=False, width=1.0, dropout=0.5, weights=None):
+    """FCN-32s: VGG16, fc6/fc7 as convolutions, one 32× bilinear upsampling (k64 s32)."""
+    return fcn(num_classes, input_shape, 32, alignment, learnable_upsampling, False, width,
+               dropout, weights)
+
+
+@register_model("fcn16s", cpu={"width": 0.125})
+def fcn16s(num_classes, input_shape=(None, None, 3), alignment="reference",
+           learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5, weights=None):
+    """FCN-16s: FCN-32s plus a pool4 skip (2× up, fuse, 16× up)."""
+    return fcn(num_classes, input_shape, 16, alignment, learnable_upsampling, scale_pools, width,
+               dropout, weights)
+
+
+@register_model("fcn8s", cpu={"width": 0.125})
+def fcn8s(num_classes, input_shape=(None, None, 3), alignment="reference",
+          learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5, weights=None):
+    """FCN-8s: FCN-16s plus a pool3 skip (2×, 2×, then 8× up)."""
+    return fcn(num_classes, input_shape, 8, alignment, learnable_upsampling, scale_pools, width,
+               dropout, weights)

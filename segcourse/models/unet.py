@@ -1,0 +1,130 @@
+"""U-Net (Ronneberger, Fischer & Brox, "U-Net: Convolutional Networks for Biomedical Image
+Segmentation", MICCAI 2015, Fig. 1), in the paper's form and the common padded form.
+
+Read top to bottom like Fig. 1:
+
+- Contracting path: at each level two 3×3 convolutions with ReLU, then 2×2 max pooling;
+  the filters double at each level (64, 128, 256, 512, then 1024 at the bottom).
+- Expanding path: a 2×2 "up-convolution" that halves the channels, *copy and crop* of the
+  contracting map at the same level, concatenation, two 3×3 convolutions.
+- A final 1×1 convolution to the classes.
+
+``variant="paper"``: unpadded ("valid") convolutions, so every convolution trims a 1-pixel
+border; the contracting maps are centre-cropped before the concatenation, and a 572×572 tile
+gives a 388×388 map (the paper's count: 31,030,658 parameters for 1 channel in, 2 classes).
+``variant="padded"``: "same" convolutions, output size = input size, with options for batch
+norm (convolutions then drop their biases) and for upsampling by transposed convolution or by
+bilinear resize followed by the first convolution of the block (with bilinear upsampling the
+deepest level and each decoder block have half the channels, as in the widely used PyTorch
+reference, 17,263,042 parameters at 3 → 2). Outputs are logits.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from segcourse.layers import CropToReference, Resize
+from segcourse.models.backbones import scaled
+from segcourse.models.registry import check_input_size, register_model
+
+VARIANTS = ("paper", "padded")
+UPSAMPLINGS = ("transposed", "bilinear")
+
+
+def _double_conv(x, filters, name, padding, batch_norm, mid_filters=None):
+    for i, f in enumerate((mid_filters or filters, filters), start=1):
+        x = layers.Conv2D(f, 3, padding=padding, use_bias=not batch_norm, name=f"{name}_conv{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
+    return x
+
+
+def paper_valid_sizes(depth=4, count=3, start=1):
+    """The first ``count`` input sizes from ``start`` on that a paper (unpadded) U-Net of
+    ``depth`` accepts: every pooled map must be even and no map may vanish (for depth 4 these
+    are 16 m + 124 from 188 on: 188, 204, ..., 572, ...)."""
+    sizes, size = [], max(start, 1)
+    while len(sizes) < count:
+        if paper_output_size(size, depth) is not None:
+            sizes.append(size)
+        size += 1
+    return sizes
+
+
+def paper_output_size(size, depth=4):
+    """The output size of a paper U-Net on a ``size`` input, or None where pooling would need
+    an odd map or a map would vanish."""
+    for _ in range(depth):
+        size -= 4
+        if size <= 0 or size % 2:
+            return None
+        size //= 2
+    size -= 4
+    if size <= 0:
+        return None
+    for _ in range(depth):
+        size = size * 2 - 4
+        if size <= 0:
+            return None
+    return size
+
+
+def _check_paper_size(input_shape, depth):
+    for axis, size in zip(("height", "width"), input_shape[:2], strict=True):
+        if size is not None and paper_output_size(size, depth) is None:
+            below = [s for s in paper_valid_sizes(depth, 50) if s < size][-1:]
+            above = paper_valid_sizes(depth, 1, start=size)
+            raise ValueError(
+                f"unet (variant='paper'): input {axis} {size} does not fit the unpadded "
+                f"network (each pooling needs an even map); the nearest valid sizes are "
+                f"{' or '.join(map(str, below + above))}.")
+
+
+@register_model("unet", cpu={"base_filters": 16})
+def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, base_filters=64,
+         batch_norm=None, upsampling="transposed", width=1.0):
+    """U-Net: contracting path, expanding path with copy-and-crop skips (paper or padded)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unet: variant must be one of {VARIANTS}; got {variant!r}.")
+    if upsampling not in UPSAMPLINGS:
+        raise ValueError(f"unet: upsampling must be one of {UPSAMPLINGS}; got {upsampling!r}.")
+    paper = variant == "paper"
+    if paper and (batch_norm or upsampling != "transposed"):
+        raise ValueError("unet: the paper variant has no batch norm and upsamples by "
+                         "up-convolution; use variant='padded' for those options.")
+    batch_norm = (not paper) if batch_norm is None else batch_norm
+    if paper:
+        _check_paper_size(input_shape, depth)
+    else:
+        check_input_size(input_shape, 2 ** depth, "unet")
+    padding = "valid" if paper else "same"
+    bilinear = upsampling == "bilinear"
+    filters = [scaled(base_filters * 2 ** level, width) for level in range(depth + 1)]
+
+    inputs = keras.Input(input_shape, name="image")
+    x, skips = inputs, []
+    # Contracting path.
+    for level in range(depth):
+        x = _double_conv(x, filters[level], f"down{level + 1}", padding, batch_norm)
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"down{level + 1}_pool")(x)
+    bottom = filters[depth] // 2 if bilinear else filters[depth]
+    x = _double_conv(x, bottom, "bottom", padding, batch_norm)
+    # Expanding path.
+    for level in reversed(range(depth)):
+        name = f"up{level + 1}"
+        if bilinear:
+            x = Resize(2, interpolation="bilinear", name=f"{name}_upsample")(x)
+        else:
+            x = layers.Conv2DTranspose(filters[level], 2, strides=2, name=f"{name}_upconv")(x)
+        skip = skips[level]
+        if paper:
+            skip = CropToReference(name=f"{name}_crop")([skip, x])
+        x = layers.Concatenate(name=f"{name}_concat")([skip, x])
+        out_filters = filters[level - 1] if bilinear and level > 0 else filters[level]
+        mid = filters[level] if bilinear else None
+        x = _double_conv(x, out_filters, name, padding, batch_norm, mid_filters=mid)
+    outputs = layers.Conv2D(num_classes, 1, name="score")(x)
+    return keras.Model(inputs, outputs, name=f"unet_{variant}")

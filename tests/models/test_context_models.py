@@ -1,0 +1,37 @@
+"""DeepLabV3 (+) and PSPNet: output stride, ASPP rates, pyramid bins, auxiliary head."""
+
+import numpy as np
+import pytest
+
+from segcourse import models
+
+
+@pytest.mark.parametrize("output_stride, rates", [(16, (6, 12, 18)), (8, (12, 24, 36))])
+def test_deeplabv3_rates_double_at_output_stride_8(output_stride, rates):
+    model = models.build("deeplabv3", 21, (64, 64, 3), output_stride=output_stride,
+                         preset="cpu")
+    aspp = model.get_layer("aspp")
+    assert aspp.rates == rates
+    assert aspp.input.shape[1:3] == (64 // output_stride,) * 2
+    assert model.output_shape == (None, 64, 64, 21)
+
+
+def test_deeplabv3_full_size_has_256_channel_aspp_on_resnet50():
+    model = models.build("deeplabv3", 21)
+    assert model.get_layer("aspp").filters == 256
+    assert model.get_layer("aspp").input.shape[-1] == 2048
+
+
+def test_deeplabv3plus_decoder_fuses_stride_4_features():
+    model = models.build("deeplabv3", 5, (64, 96, 3), decoder=True, preset="cpu")
+    assert model.get_layer("decoder_concat").output.shape[1:3] == (16, 24)
+    assert model(np.zeros((2, 64, 96, 3), "float32")).shape == (2, 64, 96, 5)
+
+
+def test_pspnet_pools_bins_1_2_3_6_at_output_stride_8_with_an_auxiliary_head():
+    model = models.build("pspnet", 7, (64, 64, 3), aux_head=True, preset="cpu")
+    pyramid = model.get_layer("pyramid_pooling")
+    assert pyramid.bins == (1, 2, 3, 6)
+    assert pyramid.input.shape[1:3] == (8, 8)
+    main, aux = model(np.zeros((1, 64, 64, 3), "float32"))
+    assert main.shape == aux.shape == (1, 64, 64, 7)

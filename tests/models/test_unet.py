@@ -1,0 +1,47 @@
+"""U-Net against the paper (Fig. 1) and the widely used PyTorch reference's parameter counts."""
+
+import numpy as np
+import pytest
+
+from segcourse import models
+from segcourse.models.unet import paper_output_size, paper_valid_sizes
+from tests.models.helpers import trainable_count
+
+
+def test_the_paper_network_572_in_388_out_and_its_parameters():
+    model = models.build("unet", 2, (572, 572, 1), variant="paper")
+    assert model.output_shape == (None, 388, 388, 2)
+    assert trainable_count(model) == 31_030_658
+    assert model.get_layer("up4_crop").compute_output_shape(
+        [model.get_layer("down4_relu2").output.shape, (None, 56, 56, 512)])[1:3] == (56, 56)
+    assert model.get_layer("down1_conv1").padding == "valid"
+
+
+@pytest.mark.parametrize("upsampling, expected", [("transposed", 31_037_698),
+                                                  ("bilinear", 17_263_042)])
+def test_the_padded_network_matches_the_pytorch_reference(upsampling, expected):
+    model = models.build("unet", 2, (None, None, 3), upsampling=upsampling)
+    assert trainable_count(model) == expected
+    assert model.get_layer("down1_conv1").bias is None  # batch norm replaces the biases
+
+
+def test_paper_valid_sizes_follow_the_16m_plus_124_rule():
+    sizes = paper_valid_sizes(4, 5)
+    assert sizes == [188, 204, 220, 236, 252] and all((s - 124) % 16 == 0 for s in sizes)
+    assert paper_output_size(572) == 388 and paper_output_size(570) is None
+    with pytest.raises(ValueError, match="the nearest valid sizes are 556 or 572"):
+        models.build("unet", 2, (570, 572, 1), variant="paper")
+
+
+@pytest.mark.parametrize("depth, size", [(4, (48, 80)), (3, (24, 40)), (2, (12, 20))])
+def test_padded_output_equals_input_for_any_depth(depth, size):
+    model = models.build("unet", 3, depth=depth, preset="cpu")
+    assert model(np.zeros((1, *size, 3), "float32")).shape == (1, *size, 3)
+    assert len([layer for layer in model.layers if layer.name.endswith("_concat")]) == depth
+    with pytest.raises(ValueError, match=f"not a multiple of its total stride {2 ** depth}"):
+        models.build("unet", 3, (2 ** depth + 2, 2 ** depth, 3), depth=depth)
+
+
+def test_the_paper_variant_refuses_options_it_does_not_have():
+    with pytest.raises(ValueError, match="no batch norm"):
+        models.build("unet", 2, (572, 572, 1), variant="paper", batch_norm=True)
