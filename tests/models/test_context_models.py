@@ -1,9 +1,11 @@
 """DeepLabV3 (+) and PSPNet: output stride, ASPP rates, pyramid bins, auxiliary head."""
 
+import keras
 import numpy as np
 import pytest
 
 from segcourse import models
+from segcourse.models import backbones
 
 
 @pytest.mark.parametrize("output_stride, rates", [(16, (6, 12, 18)), (8, (12, 24, 36))])
@@ -35,3 +37,22 @@ def test_pspnet_pools_bins_1_2_3_6_at_output_stride_8_with_an_auxiliary_head():
     assert pyramid.input.shape[1:3] == (8, 8)
     main, aux = model(np.zeros((1, 64, 64, 3), "float32"))
     assert main.shape == aux.shape == (1, 64, 64, 7)
+
+
+@pytest.mark.parametrize("name, options, stride", [
+    ("deeplabv3", {}, 16), ("deeplabv3", {"output_stride": 8}, 8),
+    ("deeplabv3", {"decoder": True}, 32), ("pspnet", {}, 8)])
+def test_sizes_the_output_stride_does_not_divide_are_refused(name, options, stride):
+    with pytest.raises(ValueError, match=f"width {stride + 4} is not a multiple of its total "
+                                         f"stride {stride}"):
+        models.build(name, 3, (stride * 2, stride + 4, 3), **options)
+
+
+def test_resnet50_imagenet_weights_are_copied_by_layer_name(monkeypatch):
+    resnet = keras.applications.ResNet50(include_top=False, weights=None)  # the download's stand-in
+    monkeypatch.setattr(backbones, "keras_application", lambda *args, **kwargs: resnet)
+    model = models.build("deeplabv3", 21, weights="imagenet", output_stride=8)
+    for name in ("conv1_conv", "conv4_block6_2_conv", "conv5_block3_3_bn"):
+        for ours, theirs in zip(model.get_layer(name).get_weights(),
+                                resnet.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(ours, theirs)
