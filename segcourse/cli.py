@@ -1,6 +1,10 @@
 """The ``segcourse`` command.
 
     segcourse info                       environment, profile and the labs
+    segcourse train MODEL [options]      train on shapes (default), pets or folder:PATH
+    segcourse evaluate RUN_OR_MODEL      scores on a dataset's test split
+    segcourse predict MODEL IMAGES...    label maps for image files, written as PNGs
+    segcourse bench                      speed figures, written to benchmarks/report.md
     segcourse lab run NOTEBOOK...        execute labs in place, storing their outputs
     segcourse lab check NOTEBOOK...      check reference labs against the conventions
     segcourse lab student NOTEBOOK...    build the student versions (into notebooks/student)
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _info(args) -> int:
@@ -21,6 +26,69 @@ def _info(args) -> int:
     for lab in LABS:
         status = lab.notebook if lab.available else "(planned)"
         print(f"  {lab.number:02d}  {lab.title:<58} {status}")
+    return 0
+
+
+def _train(args) -> int:
+    from segcourse.labs import detect_profile
+    from segcourse.train import TrainConfig, train
+
+    profile = args.profile or detect_profile().name
+    options = dict(option.split("=", 1) for option in args.option)
+    config = TrainConfig(model=args.model, dataset=args.dataset, profile=profile,
+                         epochs=args.epochs, image_size=args.image_size,
+                         batch_size=args.batch_size, learning_rate=args.learning_rate,
+                         seed=args.seed, train_count=args.train_count, out_dir=args.out,
+                         model_options={k: _literal(v) for k, v in options.items()},
+                         distribute=args.distribute)
+    print(f"training {config.model} on {config.dataset} ({profile} profile)")
+    result = train(config)
+    print(f"\ntest split, best checkpoint ({result.seconds / 60:.1f} min):")
+    print(result.scores.table())
+    print(f"\nrun folder: {result.run_dir}")
+    return 0
+
+
+def _literal(text):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _evaluate(args) -> int:
+    from segcourse.data.sources import open_dataset
+    from segcourse.train import TrainConfig, evaluate, load_run
+
+    model, run_config = load_run(args.model)
+    config = TrainConfig(**run_config) if run_config else TrainConfig()
+    if args.dataset:
+        config.dataset = args.dataset
+    config.image_size = model.input_shape[1] or config.image_size
+    data = open_dataset(config.resolved())
+    split = {"test": data.test, "val": data.val}[args.split]
+    result = evaluate(model, split, data.num_classes, data.class_names, data.ignore_index)
+    print(f"{args.split} split of {config.dataset}:")
+    print(result.table())
+    if args.json:
+        Path(args.json).write_text(result.to_json())
+    return 0
+
+
+def _predict(args) -> int:
+    from segcourse.predict import predict_files
+
+    for path in predict_files(args.model, args.images, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def _bench(args) -> int:
+    from segcourse.bench import report
+
+    print(report(args.models, args.out))
     return 0
 
 
@@ -62,6 +130,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segcourse", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="environment, profile and the labs").set_defaults(run=_info)
+
+    train = commands.add_parser("train", help="train a model; writes a run folder")
+    train.add_argument("model", help="a registered model: unet, fcn8s, segnet, deeplabv3, ...")
+    train.add_argument("--dataset", default="shapes", help="shapes, pets or folder:PATH")
+    train.add_argument("--profile", choices=("cpu", "gpu"), help="default: detected")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--learning-rate", type=float, default=3e-3)
+    train.add_argument("--train-count", type=int, help="shapes: training pictures")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a model option, e.g. --option upsampling=bilinear (repeatable)")
+    train.add_argument("--distribute", choices=("auto", "mirrored", "none"), default="auto")
+    train.add_argument("--out", default="runs", help="where run folders go")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a trained model on a test split")
+    evaluate.add_argument("model", help="a run folder or a .keras file")
+    evaluate.add_argument("--dataset", help="default: the run's dataset")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test")
+    evaluate.add_argument("--json", help="also write the scores to this JSON file")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="label maps for images, as PNG files")
+    predict.add_argument("model", help="a run folder or a .keras file")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--out", required=True, help="folder for the PNGs")
+    predict.set_defaults(run=_predict)
+
+    bench = commands.add_parser("bench", help="speed figures as a readable report")
+    bench.add_argument("--models", nargs="+", default=["unet", "fcn8s", "segnet"])
+    bench.add_argument("--out", default="benchmarks/report.md")
+    bench.set_defaults(run=_bench)
 
     lab = commands.add_parser("lab", help="work on the lab notebooks")
     lab_commands = lab.add_subparsers(dest="lab_command", required=True)

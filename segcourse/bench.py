@@ -1,0 +1,75 @@
+"""``segcourse bench``: speed figures, measured side by side in one run, as a readable report.
+
+Reports medians over repeats: the machine's ceiling (a large float32 matmul, GFLOP/s), the
+``shapes`` generator (pictures per second), and training throughput of a model's CPU preset
+(pictures per second). Timings vary with the machine; ratios within one report are what to read.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+
+
+def _median_seconds(work, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(n=2048, repeats=5) -> float:
+    import numpy as np
+    import tensorflow as tf
+
+    a = tf.constant(np.random.default_rng(0).random((n, n), np.float32))
+    tf.linalg.matmul(a, a).numpy()  # warm up
+    return 2 * n**3 / _median_seconds(lambda: tf.linalg.matmul(a, a).numpy(), repeats) / 1e9
+
+
+def shapes_rate(size=64, count=200, repeats=5) -> float:
+    from segcourse.data import shapes
+
+    return count / _median_seconds(lambda: shapes.load("train", count, size), repeats)
+
+
+def training_rate(model="unet", size=64, batch=32, steps=10, repeats=3) -> float:
+    import keras
+    import numpy as np
+
+    from segcourse import losses, models
+    from segcourse.data import shapes
+
+    images, masks = shapes.load("train", batch, size)
+    net = models.build(model, 6, (size, size, 3), preset="cpu")
+    net.compile(keras.optimizers.Adam(1e-3), losses.MaskedCrossEntropy())
+    net.train_on_batch(images, masks.astype(np.int32))  # compile and warm up
+
+    def run():
+        for _ in range(steps):
+            net.train_on_batch(images, masks.astype(np.int32))
+
+    return steps * batch / _median_seconds(run, repeats)
+
+
+def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md") -> str:
+    from tqdm.auto import tqdm
+
+    rows = [("machine ceiling: float32 matmul 2048²", f"{matmul_gflops():.0f} GFLOP/s")]
+    for size in tqdm((64, 128), desc="shapes generator", leave=False):
+        rows.append((f"shapes generator, {size}×{size}", f"{shapes_rate(size):.0f} pictures/s"))
+    for name in tqdm(models_to_time, desc="training", leave=False):
+        rows.append((f"training {name} (cpu preset), 64×64, batch 32",
+                     f"{training_rate(name):.0f} pictures/s"))
+    text = "\n".join([
+        "# segcourse benchmark", "",
+        f"{platform.platform(terse=True)}, {platform.processor() or platform.machine()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}; medians of repeated runs.", "",
+        "| what | median |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows), ""])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    return text

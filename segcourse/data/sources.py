@@ -1,0 +1,103 @@
+"""One entry point from a dataset name to train / validation / test pipelines.
+
+``shapes`` (the embedded default), ``pets`` (Oxford-IIIT Pet through tensorflow-datasets) and
+``folder:PATH`` (a VOC-style tree or an images/masks folder) all come out the same way: batched
+``tf.data`` pipelines of ``(image float32 in [0, 1], mask int32)`` at the configured size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from segcourse.metrics import IGNORE_INDEX
+
+
+@dataclass
+class DataBundle:
+    train: object
+    val: object
+    test: object
+    num_classes: int
+    class_names: tuple[str, ...]
+    palette: np.ndarray
+    train_steps: int
+    ignore_index: int = IGNORE_INDEX
+
+    def sample(self, count: int):
+        """The first ``count`` test images and masks, as NumPy (for figures)."""
+        images, masks = [], []
+        for batch_images, batch_masks in self.test:
+            images.extend(np.asarray(batch_images))
+            masks.extend(np.asarray(batch_masks))
+            if len(images) >= count:
+                break
+        return np.stack(images[:count]), np.stack(masks[:count])
+
+
+def _shapes(config) -> DataBundle:
+    from segcourse import viz
+    from segcourse.data import shapes
+
+    def split(name, count):
+        # Training sees new pictures every epoch: the dataset is procedural, hence unlimited.
+        return shapes.dataset(name, count, config.image_size, config.batch_size, config.seed,
+                              progress=True, fresh_each_epoch=name == "train")
+
+    return DataBundle(split("train", config.train_count), split("val", config.val_count),
+                      split("test", config.test_count), shapes.NUM_CLASSES, shapes.CLASS_NAMES,
+                      viz.shapes_palette(), -(-config.train_count // config.batch_size))
+
+
+def _pets(config, border="ignore") -> DataBundle:
+    from segcourse import viz
+    from segcourse.data import augment, pets
+
+    def split(name):
+        return pets.dataset(name, config.image_size, config.batch_size, border,
+                            seed=config.seed,
+                            augment=augment.JointAugment() if name == "train" else None)
+
+    names = pets.class_names(border)
+    return DataBundle(split("train"), split("val"), split("test"), len(names), names,
+                      viz.voc_palette(), -(-3312 // config.batch_size))
+
+
+def _folder(config, root) -> DataBundle:
+    from segcourse import viz
+    from segcourse.data import augment, folders
+
+    train = folders.find_split(root, "train")
+    val = folders.find_split(root, "val")
+    test = folders.find_split(root, "test") if _has_split(root, "test") else val
+
+    def pipeline(split, training):
+        return folders.dataset(split, config.image_size, config.batch_size, shuffle=training,
+                               seed=config.seed,
+                               augment=augment.JointAugment() if training else None)
+
+    return DataBundle(pipeline(train, True), pipeline(val, False), pipeline(test, False),
+                      train.num_classes, train.class_names, viz.voc_palette(),
+                      -(-len(train.images) // config.batch_size))
+
+
+def _has_split(root, split) -> bool:
+    from pathlib import Path
+
+    root = Path(root)
+    return (root / "ImageSets" / "Segmentation" / f"{split}.txt").exists() or (
+        root / split).is_dir()
+
+
+def open_dataset(config) -> DataBundle:
+    """The pipelines named by ``config.dataset`` (a resolved ``TrainConfig``): ``shapes``,
+    ``pets`` (``pets:class`` keeps the trimap border as a class), or ``folder:PATH``."""
+    name = config.dataset
+    if name == "shapes":
+        return _shapes(config)
+    if name in ("pets", "pets:ignore", "pets:class"):
+        return _pets(config, name.partition(":")[2] or "ignore")
+    if name.startswith("folder:"):
+        return _folder(config, name.partition(":")[2])
+    raise ValueError(f"unknown dataset {name!r}; use shapes, pets, pets:class or folder:PATH.")

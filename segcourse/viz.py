@@ -1,0 +1,135 @@
+"""Figures for the labs and the runs: palettes, overlays, prediction grids, learning curves,
+confusion matrices and per-class IoU bars (matplotlib; each function returns its figure)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+IGNORE_COLOUR = (255, 255, 255)
+
+
+def voc_palette(num_colours: int = 256) -> np.ndarray:
+    """The PASCAL VOC palette ``(num_colours, 3)`` uint8: class ``c``'s bits spread over the
+    high bits of R, G and B (background black, aeroplane (128, 0, 0), ..., 255 near white)."""
+    palette = np.zeros((num_colours, 3), np.uint8)
+    for index in range(num_colours):
+        label, colour = index, [0, 0, 0]
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                colour[channel] |= ((label >> channel) & 1) << shift
+            label >>= 3
+        palette[index] = colour
+    return palette
+
+
+def shapes_palette() -> np.ndarray:
+    """Colours for the ``shapes`` classes: background grey, then one clear hue per shape."""
+    return np.array([(40, 40, 40), (230, 159, 0), (86, 180, 233), (0, 158, 115),
+                     (240, 228, 66), (204, 121, 167)], np.uint8)
+
+
+def colorize(mask, palette=None, ignore_index: int = 255) -> np.ndarray:
+    """A label map ``(H, W)`` as an RGB image; the ignore label is drawn white."""
+    mask = np.asarray(mask).astype(np.int64)
+    palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
+    out = palette[np.clip(mask, 0, len(palette) - 1)]
+    out[mask == ignore_index] = IGNORE_COLOUR
+    return out
+
+
+def overlay(image, mask, palette=None, alpha: float = 0.5, ignore_index: int = 255):
+    """The image with the colourized mask blended over it (``image`` in [0, 1] or 0..255)."""
+    image = np.asarray(image, np.float32)
+    image = image / 255.0 if image.max() > 1.5 else image
+    colours = colorize(mask, palette, ignore_index) / 255.0
+    return (1 - alpha) * image + alpha * colours
+
+
+def _figure(rows, cols, size=2.2):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
+    return fig, axes
+
+
+def prediction_grid(images, truths, predictions=None, palette=None, class_names=None,
+                    max_rows: int = 6):
+    """Rows of image | truth | prediction, with a legend of the class colours."""
+    import matplotlib.patches as mpatches
+
+    columns = 2 if predictions is None else 3
+    rows = min(len(images), max_rows)
+    fig, axes = _figure(rows, columns)
+    titles = ["image", "truth", "prediction"]
+    for r in range(rows):
+        pictures = [images[r], colorize(truths[r], palette)]
+        if predictions is not None:
+            pictures.append(colorize(predictions[r], palette))
+        for c, picture in enumerate(pictures):
+            picture = np.asarray(picture)
+            axes[r, c].imshow(picture / 255.0 if picture.max() > 1.5 else picture)
+            axes[r, c].set_axis_off()
+            if r == 0:
+                axes[r, c].set_title(titles[c])
+    if class_names:
+        colours = voc_palette() if palette is None else np.asarray(palette)
+        handles = [mpatches.Patch(color=colours[k] / 255.0, label=name)
+                   for k, name in enumerate(class_names)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6),
+                   fontsize="small", frameon=False)
+        fig.subplots_adjust(bottom=0.08)
+    return fig
+
+
+def learning_curves(history: dict):
+    """Each metric of a Keras ``History.history`` dict against the epoch; ``val_`` twins share
+    a panel with their training curve."""
+    keys = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    fig, axes = _figure(1, len(keys), size=3.2)
+    for ax, key in zip(axes[0], keys, strict=True):
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(confusion, class_names, normalize: bool = True):
+    """The confusion matrix as a heat map (rows: truth, normalized per row by default)."""
+    confusion = np.asarray(confusion, np.float64)
+    shown = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1) if normalize \
+        else confusion
+    size = max(3.5, 0.45 * len(class_names))
+    fig, axes = _figure(1, 1, size=size)
+    ax = axes[0, 0]
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=60, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("truth")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def class_iou_figure(scores):
+    """Per-class IoU bars with the mIoU as a line; absent classes are marked, not drawn."""
+    fig, axes = _figure(1, 1, size=max(3.5, 0.5 * len(scores.class_names)))
+    ax = axes[0, 0]
+    iou = np.nan_to_num(scores.iou, nan=0.0)
+    bars = ax.bar(range(len(iou)), iou, color="tab:blue")
+    for bar, present in zip(bars, scores.present, strict=True):
+        if not present:
+            bar.set_hatch("//")
+            bar.set_alpha(0.3)
+    ax.axhline(scores.miou, color="tab:red", linestyle="--", label=f"mIoU {scores.miou:.3f}")
+    ax.set_xticks(range(len(iou)), scores.class_names, rotation=60, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("IoU")
+    ax.legend()
+    fig.tight_layout()
+    return fig

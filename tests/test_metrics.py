@@ -1,0 +1,114 @@
+"""Metrics against hand-computed examples, keras.metrics.MeanIoU and an independent numpy loop."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segcourse.metrics import ConfusionMatrixMetric, confusion_matrix, scores
+
+
+def loop_iou(truth, prediction, num_classes, ignore=255):
+    """Per-class IoU by set counting, class by class (nan where a class is nowhere)."""
+    keep = truth != ignore
+    out = []
+    for k in range(num_classes):
+        t, p = (truth == k) & keep, (prediction == k) & keep
+        union = np.sum(t | p)
+        out.append(np.sum(t & p) / union if union else np.nan)
+    return np.array(out)
+
+
+def test_a_hand_computed_example():
+    truth = np.array([[0, 0, 1, 1], [0, 0, 1, 255], [2, 2, 2, 2]])
+    prediction = np.array([[0, 1, 1, 1], [0, 0, 0, 2], [2, 2, 2, 1]])
+    cm = confusion_matrix(truth, prediction, 4)
+    np.testing.assert_array_equal(cm, [[3, 1, 0, 0], [1, 2, 0, 0], [0, 1, 3, 0], [0, 0, 0, 0]])
+    s = scores(cm, ["a", "b", "c", "d"])
+    assert s.pixel_accuracy == pytest.approx(8 / 11)
+    np.testing.assert_allclose(s.iou[:3], [3 / 5, 2 / 5, 3 / 4])
+    assert np.isnan(s.iou[3]) and s.absent == ["d"]
+    assert s.miou == pytest.approx((3 / 5 + 2 / 5 + 3 / 4) / 3)
+    assert s.mean_class_accuracy == pytest.approx((3 / 4 + 2 / 3 + 3 / 4) / 3)
+    assert s.frequency_weighted_iou == pytest.approx((4 * 3 / 5 + 3 * 2 / 5 + 4 * 3 / 4) / 11)
+    np.testing.assert_allclose(s.dice[:3], [6 / 8, 4 / 7, 6 / 7])
+    assert re.search(r"^d +absent +0$", s.table(), re.MULTILINE)
+
+
+def test_a_class_predicted_but_never_true_counts_as_zero():
+    s = scores(confusion_matrix(np.array([0, 0, 0]), np.array([0, 0, 1]), 2))
+    assert s.iou[1] == 0 and s.miou == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_dataset_level_is_not_the_mean_of_per_image_ious():
+    big_truth, big_prediction = np.ones((10, 10), int), np.ones((10, 10), int)
+    small_truth, small_prediction = np.zeros((10, 10), int), np.zeros((10, 10), int)
+    small_truth[0, 0] = 1  # one pixel of class 1, missed
+    truth, prediction = np.stack([big_truth, small_truth]), np.stack([big_prediction,
+                                                                      small_prediction])
+    dataset = scores(confusion_matrix(truth, prediction, 2)).iou[1]
+    per_image = np.nanmean([loop_iou(t, p, 2)[1] for t, p in zip(truth, prediction,
+                                                                 strict=True)])
+    assert dataset == pytest.approx(100 / 101) and per_image == pytest.approx(0.5)
+
+
+@given(seed=st.integers(0, 10_000), num_classes=st.integers(2, 7))
+@settings(max_examples=30, deadline=None)
+def test_agrees_with_keras_mean_iou_and_a_numpy_loop(seed, num_classes):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, num_classes, (3, 9, 7))
+    truth[rng.random(truth.shape) < 0.1] = 255
+    truth[truth == num_classes - 1] = 0  # the last class: absent from the truth...
+    logits = rng.normal(size=(*truth.shape, num_classes)).astype("float32")
+    logits[..., num_classes - 1] -= 100  # ... and from the predictions
+    s = scores(confusion_matrix(truth, logits, num_classes))
+    prediction = logits.argmax(-1)
+    np.testing.assert_allclose(s.iou, loop_iou(truth, prediction, num_classes))
+    keras_miou = keras.metrics.MeanIoU(num_classes, ignore_class=255, sparse_y_pred=False)
+    keras_miou.update_state(truth, logits)
+    assert s.miou == pytest.approx(float(keras_miou.result()), rel=1e-6)
+    assert s.confusion.sum() == np.sum(truth != 255)
+    assert s.absent == [f"class {num_classes - 1}"]
+
+
+def test_labels_logits_and_probabilities_give_the_same_matrix(rng):
+    truth = rng.integers(0, 3, (2, 5, 5))
+    logits = rng.normal(size=(2, 5, 5, 3))
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    reference = confusion_matrix(truth, logits.argmax(-1), 3)
+    np.testing.assert_array_equal(confusion_matrix(truth, logits, 3), reference)
+    np.testing.assert_array_equal(confusion_matrix(truth, probabilities, 3), reference)
+
+
+def test_bad_labels_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"values \[7\] outside the 3 classes \(0..2 or 255"):
+        confusion_matrix(np.array([0, 7, 1]), np.array([0, 1, 1]), 3)
+    with pytest.raises(ValueError, match="fractional values such as 0.5.*nearest"):
+        confusion_matrix(np.array([0.0, 0.5, 1.0]), np.array([0, 1, 1]), 3)
+    with pytest.raises(ValueError, match="must be an integer array"):
+        confusion_matrix(np.array(["a", "b"]), np.array([0, 1]), 3)
+    with pytest.raises(ValueError, match="do not match the truth"):
+        confusion_matrix(np.zeros((2, 4), int), np.zeros((2, 3), int), 3)
+
+
+def test_the_keras_metric_streams_over_batches_inside_fit(rng):
+    images = rng.random((8, 8, 8, 3)).astype("float32")
+    masks = rng.integers(0, 3, (8, 8, 8))
+    masks[:, 0] = 255
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same")(inp))
+    metric = ConfusionMatrixMetric(3)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                   ignore_class=255),
+                  metrics=[metric], jit_compile=True)
+    logged = model.evaluate(images, masks, batch_size=3, verbose=0, return_dict=True)
+    expected = scores(confusion_matrix(masks, model.predict(images, verbose=0), 3))
+    assert logged["miou"] == pytest.approx(expected.miou, rel=1e-5)
+    np.testing.assert_array_equal(metric.scores().confusion, expected.confusion)
+    metric.reset_state()
+    assert metric.scores().confusion.sum() == 0
+    with pytest.raises(ValueError, match="report must be one of"):
+        ConfusionMatrixMetric(3, report="accuracy")
