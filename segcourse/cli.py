@@ -137,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", choices=("cpu", "gpu"), help="default: detected")
     train.add_argument("--epochs", type=int)
     train.add_argument("--image-size", type=int)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--learning-rate", type=float, default=3e-3)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--learning-rate", type=float, help="peak of a cosine decay")
     train.add_argument("--train-count", type=int, help="shapes: training pictures")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",

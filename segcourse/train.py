@@ -26,10 +26,10 @@ import numpy as np
 from segcourse.metrics import IGNORE_INDEX, SegmentationScores, confusion_matrix, scores
 
 PROFILE_DEFAULTS = {
-    "cpu": {"epochs": 12, "image_size": 64, "train_count": 3000, "val_count": 300,
-            "test_count": 500, "preset": "cpu"},
-    "gpu": {"epochs": 40, "image_size": 128, "train_count": 20000, "val_count": 1000,
-            "test_count": 2000, "preset": "full"},
+    "cpu": {"epochs": 20, "image_size": 64, "batch_size": 32, "learning_rate": 5e-3,
+            "train_count": 4000, "val_count": 500, "test_count": 1000, "preset": "cpu"},
+    "gpu": {"epochs": 40, "image_size": 128, "batch_size": 32, "learning_rate": 3e-3,
+            "train_count": 20000, "val_count": 1000, "test_count": 2000, "preset": "full"},
 }
 
 
@@ -42,8 +42,8 @@ class TrainConfig:
     profile: str = "cpu"
     epochs: int | None = None
     image_size: int | None = None
-    batch_size: int = 16
-    learning_rate: float = 3e-3
+    batch_size: int | None = None
+    learning_rate: float | None = None
     seed: int = 0
     train_count: int | None = None
     val_count: int | None = None
@@ -180,7 +180,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(data.train, validation_data=data.val, epochs=config.epochs,
-                        callbacks=callbacks, verbose=verbose).history
+                        callbacks=callbacks, verbose=verbose, shuffle=False).history
 
     best = keras.saving.load_model(run_dir / "checkpoints" / "best.keras")
     best.save(run_dir / "model.keras")

@@ -30,11 +30,13 @@ class ShapesConfig:
 
     size: int = 64
     objects: tuple[int, int] = (1, 3)         # objects per image, inclusive
-    radius: tuple[float, float] = (0.18, 0.38)  # object radius range
+    radius: tuple[float, float] = (0.2, 0.38)  # object radius range
     clutter_strokes: tuple[int, int] = (0, 2)
     noise: float = 0.03
     texture_strength: float = 0.2
     min_contrast: float = 0.35  # least RGB distance between an object and the background
+    max_occlusion: float = 0.3  # the most of an object's area the later ones may cover
+    placement_tries: int = 20
 
 
 def _inside(kind: str, u, v):
@@ -89,6 +91,26 @@ def _stroke(rng, rows, cols, size):
     return distance <= rng.uniform(0.5, 1.5)
 
 
+def _place(rng, kind, rows, cols, config, owner, areas):
+    """The pixels of a new object of ``kind``, placed so that it hides at most
+    ``max_occlusion`` of any earlier object (occlusion, but never a vanished shape); ``None``
+    when no such place turned up."""
+    size = config.size
+    for _ in range(config.placement_tries):
+        radius = rng.uniform(*config.radius) * size
+        centre = rng.uniform(0.1, 0.9, 2) * size
+        angle = rng.uniform(0, 2 * np.pi)
+        dy, dx = (rows - centre[0]) / radius, (cols - centre[1]) / radius
+        u, v = dx * np.cos(angle) + dy * np.sin(angle), -dx * np.sin(angle) + dy * np.cos(angle)
+        inside = _inside(kind, u, v)
+        if not inside.any():
+            continue
+        visible = np.bincount(owner[~inside & (owner >= 0)], minlength=len(areas))
+        if np.all(visible >= (1 - config.max_occlusion) * np.asarray(areas)):
+            return inside
+    return None
+
+
 def render(rng: np.random.Generator, config: ShapesConfig = ShapesConfig()):
     """One picture: ``(image float32 (S, S, 3) in [0, 1], mask uint8 (S, S))``."""
     size = config.size
@@ -97,16 +119,15 @@ def render(rng: np.random.Generator, config: ShapesConfig = ShapesConfig()):
     for _ in range(rng.integers(config.clutter_strokes[0], config.clutter_strokes[1] + 1)):
         image[_stroke(rng, rows, cols, size)] = rng.uniform(0, 1, 3)
     mask = np.zeros((size, size), np.uint8)
-    for _ in range(rng.integers(config.objects[0], config.objects[1] + 1)):
+    owner = np.full((size, size), -1)  # which object each pixel shows
+    areas = []
+    for index in range(rng.integers(config.objects[0], config.objects[1] + 1)):
         label = int(rng.integers(1, NUM_CLASSES))
-        radius = rng.uniform(*config.radius) * size
-        centre = rng.uniform(0.1, 0.9, 2) * size
-        angle = rng.uniform(0, 2 * np.pi)
-        dy, dx = (rows - centre[0]) / radius, (cols - centre[1]) / radius
-        u, v = dx * np.cos(angle) + dy * np.sin(angle), -dx * np.sin(angle) + dy * np.cos(angle)
-        inside = _inside(CLASS_NAMES[label], u, v)
-        if not inside.any():
+        inside = _place(rng, CLASS_NAMES[label], rows, cols, config, owner, areas)
+        if inside is None:
             continue
+        owner[inside] = index
+        areas.append(int(inside.sum()))
         kind = TEXTURES[rng.integers(len(TEXTURES))]
         texture = _texture(rng, kind, rows, cols, size, config.texture_strength)
         colour = _visible_colour(rng, image[inside].mean(axis=0), config.min_contrast)

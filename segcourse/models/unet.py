@@ -82,7 +82,7 @@ def _check_paper_size(input_shape, depth):
                 f"{' or '.join(map(str, below + above))}.")
 
 
-@register_model("unet", cpu={"base_filters": 16})
+@register_model("unet", cpu={"base_filters": 8})
 def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, base_filters=64,
          batch_norm=None, upsampling="transposed", width=1.0):
     """U-Net: contracting path, expanding path with copy-and-crop skips (paper or padded)."""

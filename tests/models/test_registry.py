@@ -27,6 +27,6 @@ def test_registry_errors_name_the_choices():
 
 def test_the_cpu_preset_is_narrower_and_explicit_options_win():
     small = models.build("unet", 2, preset="cpu")
-    assert small.get_layer("down1_conv1").filters == 16
-    wider = models.build("unet", 2, preset="cpu", base_filters=8)
-    assert wider.get_layer("down1_conv1").filters == 8
+    assert small.get_layer("down1_conv1").filters == 8
+    wider = models.build("unet", 2, preset="cpu", base_filters=16)
+    assert wider.get_layer("down1_conv1").filters == 16
