@@ -86,9 +86,11 @@ def _predict(args) -> int:
 
 
 def _bench(args) -> int:
-    from segcourse.bench import report
+    from segcourse.bench import architecture_report, report
 
     print(report(args.models, args.out))
+    if args.architectures:
+        print(architecture_report())
     return 0
 
 
@@ -163,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="speed figures as a readable report")
     bench.add_argument("--models", nargs="+", default=["unet", "fcn8s", "segnet"])
     bench.add_argument("--out", default="benchmarks/report.md")
+    bench.add_argument("--architectures", action="store_true",
+                       help="also train plain conv / U-Net without skips / U-Net on the CPU "
+                            "profile's budget (about 20 minutes on 2 cores): "
+                            "benchmarks/architectures.md")
     bench.set_defaults(run=_bench)
 
     lab = commands.add_parser("lab", help="work on the lab notebooks")

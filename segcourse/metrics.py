@@ -178,6 +178,26 @@ def scores(confusion, class_names=None) -> SegmentationScores:
     return SegmentationScores(confusion, names)
 
 
+def boundary_band(masks, width: int = 2) -> np.ndarray:
+    """Pixels within ``width`` of a label change, as a boolean array like ``masks (N, H, W)``:
+    the "trimap" band on which boundary quality is measured (scores restricted to it, as in
+    DeepLab's trimap experiment, Chen et al. TPAMI 2018, Fig. 5)."""
+    masks = np.asarray(masks)
+    band = np.zeros(masks.shape, bool)
+    for axis in (-2, -1):
+        change = np.diff(masks, axis=axis) != 0
+        lead = [(0, 0)] * masks.ndim
+        trail = [(0, 0)] * masks.ndim
+        lead[axis], trail[axis] = (1, 0), (0, 1)
+        band |= np.pad(change, lead) | np.pad(change, trail)
+    for _ in range(width - 1):
+        grown = band.copy()
+        for axis in (-2, -1):
+            grown |= np.roll(band, 1, axis) | np.roll(band, -1, axis)
+        band = grown
+    return band
+
+
 def streaming_confusion_update(y_true, y_pred, num_classes, ignore_index):
     """One batch's confusion matrix with ``keras.ops`` (XLA-friendly: a one-hot matrix
     product, no bincount). Returns float32 counts, exact below 2**24 per cell and batch."""

@@ -120,9 +120,8 @@ def _run_dir(config: TrainConfig) -> Path:
 
 
 def _save_figures(run_dir, model, data, history, test_scores, palette):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # No backend switch: matplotlib picks a headless one by itself where there is no display,
+    # and a notebook's inline backend must stay as it is.
     import matplotlib.pyplot as plt
 
     from segcourse import viz

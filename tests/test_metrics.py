@@ -112,3 +112,14 @@ def test_the_keras_metric_streams_over_batches_inside_fit(rng):
     assert metric.scores().confusion.sum() == 0
     with pytest.raises(ValueError, match="report must be one of"):
         ConfusionMatrixMetric(3, report="accuracy")
+
+
+def test_the_boundary_band_surrounds_label_changes():
+    from segcourse.metrics import boundary_band
+
+    mask = np.zeros((1, 8, 8), int)
+    mask[0, :, 4:] = 1
+    band = boundary_band(mask, width=1)[0]
+    assert band[:, 3:5].all() and not band[:, :3].any() and not band[:, 5:].any()
+    wide = boundary_band(mask, width=2)[0]
+    assert wide[:, 2:6].all() and not wide[:, :2].any()

@@ -16,7 +16,9 @@ gives a 388×388 map (the paper's count: 31,030,658 parameters for 1 channel in,
 norm (convolutions then drop their biases) and for upsampling by transposed convolution or by
 bilinear resize followed by the first convolution of the block (with bilinear upsampling the
 deepest level and each decoder block have half the channels, as in the widely used PyTorch
-reference, 17,263,042 parameters at 3 → 2). Outputs are logits.
+reference, 17,263,042 parameters at 3 → 2). ``skips=False`` drops the copy-and-crop
+connections (a plain encoder-decoder: the ablation that shows what the skips are for).
+Outputs are logits.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def _check_paper_size(input_shape, depth):
 
 @register_model("unet", cpu={"base_filters": 8})
 def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, base_filters=64,
-         batch_norm=None, upsampling="transposed", width=1.0):
+         batch_norm=None, upsampling="transposed", skips=True, width=1.0):
     """U-Net: contracting path, expanding path with copy-and-crop skips (paper or padded)."""
     if variant not in VARIANTS:
         raise ValueError(f"unet: variant must be one of {VARIANTS}; got {variant!r}.")
@@ -104,11 +106,11 @@ def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, ba
     filters = [scaled(base_filters * 2 ** level, width) for level in range(depth + 1)]
 
     inputs = keras.Input(input_shape, name="image")
-    x, skips = inputs, []
+    x, features = inputs, []
     # Contracting path.
     for level in range(depth):
         x = _double_conv(x, filters[level], f"down{level + 1}", padding, batch_norm)
-        skips.append(x)
+        features.append(x)
         x = layers.MaxPooling2D(2, name=f"down{level + 1}_pool")(x)
     bottom = filters[depth] // 2 if bilinear else filters[depth]
     x = _double_conv(x, bottom, "bottom", padding, batch_norm)
@@ -119,10 +121,11 @@ def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, ba
             x = Resize(2, interpolation="bilinear", name=f"{name}_upsample")(x)
         else:
             x = layers.Conv2DTranspose(filters[level], 2, strides=2, name=f"{name}_upconv")(x)
-        skip = skips[level]
-        if paper:
-            skip = CropToReference(name=f"{name}_crop")([skip, x])
-        x = layers.Concatenate(name=f"{name}_concat")([skip, x])
+        if skips:
+            skip = features[level]
+            if paper:
+                skip = CropToReference(name=f"{name}_crop")([skip, x])
+            x = layers.Concatenate(name=f"{name}_concat")([skip, x])
         out_filters = filters[level - 1] if bilinear and level > 0 else filters[level]
         mid = filters[level] if bilinear else None
         x = _double_conv(x, out_filters, name, padding, batch_norm, mid_filters=mid)

@@ -11,7 +11,7 @@ CONFIGS = {  # every model in its CPU preset, plus the variants worth covering
     "unet": {}, "unet_bilinear": {"upsampling": "bilinear"},
     "segnet": {}, "segnet_basic": {"variant": "basic"},
     "deeplabv3": {}, "deeplabv3plus": {"decoder": True},
-    "pspnet": {},
+    "pspnet": {}, "plain": {},
 }
 
 

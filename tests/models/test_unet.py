@@ -45,3 +45,9 @@ def test_padded_output_equals_input_for_any_depth(depth, size):
 def test_the_paper_variant_refuses_options_it_does_not_have():
     with pytest.raises(ValueError, match="no batch norm"):
         models.build("unet", 2, (572, 572, 1), variant="paper", batch_norm=True)
+
+
+def test_without_skips_it_is_a_plain_encoder_decoder():
+    model = models.build("unet", 3, (32, 32, 3), skips=False, preset="cpu")
+    assert not [layer for layer in model.layers if layer.name.endswith("_concat")]
+    assert model.output_shape == (None, 32, 32, 3)
