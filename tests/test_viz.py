@@ -1,0 +1,36 @@
+import numpy as np
+
+from segcourse import viz
+from segcourse.metrics import confusion_matrix, scores
+
+
+def test_voc_palette_has_the_known_colours():
+    palette = viz.voc_palette()
+    assert palette.shape == (256, 3)
+    assert palette[0].tolist() == [0, 0, 0] and palette[1].tolist() == [128, 0, 0]
+    assert palette[15].tolist() == [192, 128, 128]  # person
+    assert palette[20].tolist() == [0, 64, 128]  # tvmonitor
+
+
+def test_colorize_and_overlay_draw_ignore_white():
+    mask = np.array([[0, 1], [255, 2]])
+    colours = viz.colorize(mask, viz.shapes_palette())
+    assert colours[1, 0].tolist() == [255, 255, 255]
+    assert colours[0, 1].tolist() == viz.shapes_palette()[1].tolist()
+    blended = viz.overlay(np.zeros((2, 2, 3)), mask, viz.shapes_palette(), alpha=1.0)
+    np.testing.assert_allclose(blended * 255, colours)
+
+
+def test_figures_are_made_for_every_kind(tmp_path):
+    rng = np.random.default_rng(0)
+    truth, prediction = rng.integers(0, 3, (4, 8, 8)), rng.integers(0, 3, (4, 8, 8))
+    s = scores(confusion_matrix(truth, prediction, 4), ["a", "b", "c", "d"])
+    figures = [
+        viz.prediction_grid(rng.random((4, 8, 8, 3)), truth, prediction, class_names=["a", "b"]),
+        viz.learning_curves({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "miou": [0.1, 0.4]}),
+        viz.confusion_figure(s.confusion, s.class_names),
+        viz.class_iou_figure(s),
+    ]
+    for i, figure in enumerate(figures):
+        figure.savefig(tmp_path / f"{i}.png")
+        assert (tmp_path / f"{i}.png").stat().st_size > 1000
