@@ -7,7 +7,6 @@ Reports medians over repeats: the machine's ceiling (a large float32 matmul, GFL
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
@@ -93,6 +92,8 @@ def architecture_report(epochs=None, train_count=None, out="benchmarks/architect
     from segcourse.metrics import boundary_band, confusion_matrix, scores
     from segcourse.train import TrainConfig, load_run, predict_labels, train
 
+    budget = TrainConfig(epochs=epochs, train_count=train_count).resolved()  # CPU profile
+    epochs, train_count = budget.epochs, budget.train_count
     images, masks = shapes.load("test", 1000, 64)
     band = boundary_band(masks, 2)
     rows = []
@@ -104,8 +105,6 @@ def architecture_report(epochs=None, train_count=None, out="benchmarks/architect
             predicted = predict_labels(net, images)
             on_band = scores(confusion_matrix(masks[band], predicted[band], shapes.NUM_CLASSES))
             rows.append((title, result.scores.miou, on_band.miou, result.seconds / 60))
-            epochs, train_count = (json.loads((result.run_dir / "config.json").read_text())[k]
-                                   for k in ("epochs", "train_count"))
     text = "\n".join([
         "# Does architecture matter on shapes?", "",
         f"CPU profile, {epochs} epochs × {train_count} fresh pictures, 64×64, test split of "

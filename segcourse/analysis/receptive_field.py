@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import keras
 
+from segcourse.layers import CropToReference
+
 _ELEMENTWISE = (keras.layers.Activation, keras.layers.BatchNormalization, keras.layers.ReLU,
                 keras.layers.Dropout, keras.layers.Rescaling, keras.layers.Identity,
                 keras.layers.LayerNormalization)
@@ -64,7 +66,7 @@ def _through(layer, field: Field) -> Field:
         return Field(field.size, field.jump, field.start - layer.padding[0][0] * field.jump)
     if isinstance(layer, keras.layers.Cropping2D):
         return Field(field.size, field.jump, field.start + layer.cropping[0][0] * field.jump)
-    if type(layer).__name__ == "CropToReference" and layer.offset is not None:
+    if isinstance(layer, CropToReference) and layer.offset is not None:
         return Field(field.size, field.jump, field.start + layer.offset * field.jump)
     if isinstance(layer, _WINDOWED):
         kernel, stride, dilation = _window(layer)
@@ -92,9 +94,9 @@ def receptive_fields(model: keras.Model) -> dict[str, Field]:
             for other in sources[1:]:
                 merged = merged.union(other)
             fields[layer.name] = merged
-        elif type(layer).__name__ == "CropToReference":
-            fields[layer.name] = _through(layer, sources[0])
         else:
+            if isinstance(layer, CropToReference):
+                sources = sources[:1]  # the second input only gives the size
             if len(sources) != 1:
                 raise ValueError(f"layer {layer.name!r} has {len(sources)} inputs; "
                                  "receptive_fields knows merges and single-input layers.")

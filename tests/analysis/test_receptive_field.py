@@ -79,3 +79,15 @@ def test_unknown_layers_are_refused_by_name():
     model = models.build("deeplabv3", 2, (32, 32, 3), preset="cpu")
     with pytest.raises(ValueError, match="does not handle layer .*ASPP"):
         receptive_fields(model)
+
+
+def test_padding_and_an_fcn_style_crop_shift_the_start_back():
+    from segcourse.layers import CropToReference
+
+    inp = keras.Input((16, 16, 1))
+    padded = keras.layers.ZeroPadding2D(5, name="pad")(inp)
+    conv = keras.layers.Conv2D(1, 3, name="conv")(padded)
+    model = keras.Model(inp, CropToReference(4, name="crop")([conv, inp]))
+    fields = receptive_fields(model)
+    assert fields["pad"].start == -5 and fields["conv"].start == -4
+    assert fields["crop"].start == 0 and fields["crop"].size == 3  # aligned with the input

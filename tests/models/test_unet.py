@@ -12,8 +12,8 @@ def test_the_paper_network_572_in_388_out_and_its_parameters():
     model = models.build("unet", 2, (572, 572, 1), variant="paper")
     assert model.output_shape == (None, 388, 388, 2)
     assert trainable_count(model) == 31_030_658
-    assert model.get_layer("up4_crop").compute_output_shape(
-        [model.get_layer("down4_relu2").output.shape, (None, 56, 56, 512)])[1:3] == (56, 56)
+    crop = model.get_layer("up4_crop")  # Fig. 1: the deepest skip, 64×64 cropped to 56×56
+    assert crop.input[0].shape[1:3] == (64, 64) and crop.output.shape[1:3] == (56, 56)
     assert model.get_layer("down1_conv1").padding == "valid"
 
 
