@@ -1,13 +1,21 @@
 """Receptive fields against the reference facts (DESIGN §9) and a gradient probe."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from segcourse import models
-from segcourse.analysis import receptive_field, receptive_fields
-from segcourse.layers import ContextModule
+from segcourse.analysis.receptive_field import (
+    field_table,
+    plot_receptive_fields,
+    receptive_field,
+    receptive_fields,
+    unit_fields,
+)
+from segcourse.layers import BedOfNails, ContextModule, Resize
 
 
 def test_three_stacked_3x3_convolutions_see_7x7():
@@ -53,7 +61,7 @@ def test_branches_merge_by_the_union_of_their_fields():
     model = keras.Model(inp, keras.layers.Add(name="sum")([small, large]))
     assert receptive_field(model, "sum").size == 7
     shifted = keras.layers.Conv2D(1, 3, strides=2, padding="same", name="strided")(inp)
-    with pytest.raises(ValueError, match="same stride"):
+    with pytest.raises(ValueError, match="do not line up"):
         receptive_fields(keras.Model(inp, keras.layers.Add()([small, shifted])))
 
 
@@ -76,9 +84,88 @@ def test_the_field_bounds_what_a_gradient_probe_can_reach():
 
 
 def test_unknown_layers_are_refused_by_name():
-    model = models.build("deeplabv3", 2, (32, 32, 3), preset="cpu")
-    with pytest.raises(ValueError, match="does not handle layer .*ASPP"):
+    inp = keras.Input((8, 8, 1))
+    model = keras.Model(inp, keras.layers.Dense(2, name="dense")(keras.layers.Flatten()(inp)))
+    with pytest.raises(ValueError, match="'flatten' .*Flatten.* is not handled"):
         receptive_fields(model)
+
+
+def _one_layer(layer, size=8):
+    inp = keras.Input((size, size, 1), name="image")
+    return keras.Model(inp, layer(inp))
+
+
+def test_a_stride_2_transposed_convolution_alternates_one_and_two_inputs():
+    # k = 3, s = 2: output u = 2 i + t reads i = ceil((u - 2) / 2) .. floor(u / 2) (unit -1,
+    # like padding, lies outside the picture)
+    model = _one_layer(keras.layers.Conv2DTranspose(1, 3, strides=2, name="up"))
+    first, last = unit_fields(model, "up", np.arange(6))
+    np.testing.assert_array_equal(first, [-1, 0, 0, 1, 1, 2])
+    np.testing.assert_array_equal(last, [0, 0, 1, 1, 2, 2])
+    field = receptive_field(model, "up")
+    assert field.size == 2 and field.jump == 0.5
+    # k = 4 = 2 s: every output reads exactly two inputs, no checkerboard in the field
+    model = _one_layer(keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same", name="up"))
+    first, last = unit_fields(model, "up", np.arange(1, 7))
+    assert set(last - first) == {1}
+
+
+def test_resizing_reads_one_two_or_four_neighbours_and_clamps_at_the_edge():
+    nearest = _one_layer(keras.layers.UpSampling2D(2, name="up"))
+    np.testing.assert_array_equal(unit_fields(nearest, "up", [0, 1, 2, 3])[0], [0, 0, 1, 1])
+    bilinear = _one_layer(Resize(2, interpolation="bilinear", name="up"))
+    first, last = unit_fields(bilinear, "up", [0, 1, 2, 15])
+    # samples at -0.25 (clamped to pixel 0), 0.25, 0.75, 7.25 (clamped to 7)
+    np.testing.assert_array_equal(first, [0, 0, 0, 7])
+    np.testing.assert_array_equal(last, [0, 1, 1, 7])
+    bicubic = _one_layer(Resize(2, interpolation="bicubic", name="up"))
+    assert receptive_field(bicubic, "up").size == 4
+    to_size = _one_layer(Resize(size=(24, 24), interpolation="bilinear", name="up"))
+    assert receptive_field(to_size, "up").jump == pytest.approx(1 / 3)
+
+
+def test_bed_of_nails_leaves_the_other_units_without_a_field():
+    model = _one_layer(BedOfNails(2, name="nails"))
+    first, last = unit_fields(model, "nails", [0, 1, 2, 3])
+    assert list(first <= last) == [True, False, True, False]
+
+
+def test_global_context_is_the_whole_map():
+    inp = keras.Input((16, 16, 1), name="image")
+    x = keras.layers.Conv2D(1, 3, strides=2, padding="same", name="conv")(inp)
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="gap")(x)
+    model = keras.Model(inp, Resize(interpolation="bilinear", name="back")([pooled, x]))
+    # 'same' with stride 2 pads one pixel after the 16: the 8 units cover pixels 0 .. 16
+    np.testing.assert_array_equal(np.concatenate(unit_fields(model, "back", [3])), [0, 16])
+    unknown = keras.Input((None, None, 1))
+    model = keras.Model(unknown, keras.layers.GlobalMaxPooling2D(keepdims=True, name="g")(unknown))
+    assert receptive_field(model, "g").whole_input
+
+
+def test_fcn8s_crop_offsets_align_every_fused_map_with_the_picture():
+    # reference offsets 5, 9, 31 (DESIGN §9): the two maps summed at each fuse have the same
+    # start, and the final score's unit i is centred on pixel i
+    fields = receptive_fields(models.build("fcn8s", 21, (64, 64, 3), preset="cpu"))
+    assert fields["score_pool4c"].start == fields["upscore2"].start
+    assert fields["score_pool3c"].start == fields["upscore_pool4"].start
+    assert fields["score"].start == 0 and fields["score"].jump == 1
+    assert fields["fc7"].size == 404 and fields["score"].size == 468
+
+
+def test_composite_layers_deeplab_and_pspnet():
+    fields = receptive_fields(models.build("deeplabv3", 2, (64, 64, 3), preset="cpu"))
+    assert math.isfinite(fields["aspp"].size) and fields["aspp"].size > 64  # the whole map
+    pspnet = receptive_fields(models.build("pspnet", 2, (64, 64, 3), preset="cpu"))
+    assert pspnet["pyramid_pooling"].size > 64
+
+
+def test_the_table_and_the_plot():
+    model = models.build("unet", 2, (64, 64, 3), preset="cpu", depth=2)
+    table = field_table(model).splitlines()
+    assert table[0].split() == ["layer", "type", "output", "field", "jump", "start"]
+    assert table[-1].split()[:6] == ["score", "Conv2D", "64x64", "44", "1", "0"]
+    figure = plot_receptive_fields(model)
+    assert len(figure.axes[0].get_xticklabels()) > 10
 
 
 def test_padding_and_an_fcn_style_crop_shift_the_start_back():
