@@ -1,0 +1,87 @@
+"""Checkerboard artifacts: overlap counts (DESIGN §9), the phase score, and the upsamplers."""
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segcourse.analysis.checkerboard import (
+    checkerboard_score,
+    compare_upsamplers,
+    flat_field_response,
+    format_scores,
+    gradient_checkerboard,
+    interior,
+    is_uneven,
+    overlap_counts,
+    overlap_counts_1d,
+    plot_overlap,
+)
+
+
+def test_k3_s2_paints_the_slides_pattern():
+    np.testing.assert_array_equal(overlap_counts_1d(3, 2, 4), [1, 1, 2, 1, 2, 1, 2, 1, 1])
+    np.testing.assert_array_equal(interior(overlap_counts(3, 2, 6), 3)[:2, :4],
+                                  [[4, 2, 4, 2], [2, 1, 2, 1]])
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 9), s=st.integers(1, 5))
+def test_interior_overlap_is_floor_or_ceil_of_k_over_s_and_uneven_iff_s_does_not_divide_k(k, s):
+    counts = overlap_counts_1d(k, s, length=3 * k + 4)[k - 1:-(k - 1) or None]
+    assert set(counts) <= {k // s, -(-k // s)}
+    assert (len(set(counts)) > 1) == is_uneven(k, s) == (k % s != 0)
+
+
+@pytest.mark.parametrize(("k", "s"), [(3, 2), (4, 2), (5, 3)])
+def test_the_counts_are_what_keras_conv2d_transpose_adds_up(k, s):
+    layer = keras.layers.Conv2DTranspose(1, k, s, kernel_initializer="ones", use_bias=False)
+    painted = np.asarray(layer(np.ones((1, 5, 5, 1), "float32")))[0, :, :, 0]
+    np.testing.assert_array_equal(painted, overlap_counts(k, s, 5))
+
+
+def test_the_score_is_zero_for_flat_one_for_a_pure_checkerboard_and_small_for_a_ramp():
+    assert checkerboard_score(np.full((8, 8), 3.0)) == 0
+    board = np.where(np.add.outer(np.arange(8), np.arange(8)) % 2, 1.0, -1.0)
+    assert checkerboard_score(board) == pytest.approx(1.0)
+    ramp = np.tile(np.arange(64.0), (64, 1))
+    assert checkerboard_score(ramp) < 0.02
+    with pytest.raises(ValueError, match="too small"):
+        checkerboard_score(np.ones((4, 4)), margin=2)
+
+
+def test_strided_convolutions_have_checkerboard_gradients_unless_s_divides_k():
+    def conv(k, s):
+        return keras.layers.Conv2D(2, k, s, padding="same", kernel_initializer="ones")
+
+    # k3 s2: the interior gradient is the 4 2 / 2 1 pattern; phase means 4, 2, 2, 1
+    expected = np.std([4, 2, 2, 1]) / np.sqrt(np.mean(np.square([4, 2, 2, 1])))
+    assert gradient_checkerboard(conv(3, 2)) == pytest.approx(expected)
+    assert gradient_checkerboard(conv(5, 2)) > 0.1
+    for k, s in [(4, 2), (2, 2), (3, 1)]:
+        assert gradient_checkerboard(conv(k, s)) == pytest.approx(0, abs=1e-7)
+
+
+def test_flat_field_response_of_a_random_transposed_convolution_is_a_checkerboard():
+    keras.utils.set_random_seed(1)
+    layer = keras.layers.Conv2DTranspose(3, 4, 2, padding="same")
+    assert checkerboard_score(flat_field_response(layer), 2, margin=4) > 0.3
+
+
+def test_upsamplers_at_initialization_and_after_training():
+    rows = {r.name: r for r in compare_upsamplers(steps=200, verbose=0)}
+    for clean in ("nearest + conv", "bilinear + conv"):
+        assert rows[clean].at_init < 1e-6 and rows[clean].trained < 1e-6
+    assert rows["transposed bilinear init"].at_init < 1e-6
+    for name in ("transposed k3 s2", "transposed k4 s2"):
+        assert rows[name].at_init > 0.3  # each phase sums its own random weights
+        assert rows[name].trained < rows[name].at_init  # training irons most of it out ...
+        assert rows[name].trained > 1e-4  # ... but not all, unlike resize-conv
+    assert all(r.final_loss < 0.05 for r in rows.values())  # every one learned the task
+    assert format_scores(list(rows.values())).splitlines()[0].split()[0] == "upsampler"
+
+
+def test_the_overlap_plot():
+    figure = plot_overlap(3, 2, 4)
+    assert "uneven" in figure.axes[0].get_title()
