@@ -11,6 +11,14 @@ from segcourse.analysis.arithmetic import (
     symbolic_transposed_convolution,
     transposed_output_length,
 )
+from segcourse.analysis.checkerboard import (
+    checkerboard_score,
+    compare_upsamplers,
+    flat_field_response,
+    gradient_checkerboard,
+    overlap_counts,
+    plot_overlap,
+)
 from segcourse.analysis.effective_field import (
     EffectiveField,
     effective_receptive_field,
@@ -28,24 +36,34 @@ from segcourse.analysis.receptive_field import (
     receptive_fields,
     unit_fields,
 )
+from segcourse.analysis.summary import ModelSummary, plot_summary, summarize
 
 __all__ = [
     "EffectiveField",
     "Field",
+    "ModelSummary",
     "check_output_shape",
+    "checkerboard_score",
+    "compare_upsamplers",
     "conv_matrix",
     "conv_output_length",
     "effective_receptive_field",
     "field_table",
+    "flat_field_response",
+    "gradient_checkerboard",
     "gradient_support",
     "input_gradient",
     "linearized",
+    "overlap_counts",
     "plot_conv_matrix",
     "plot_effective_field",
+    "plot_overlap",
     "plot_receptive_fields",
+    "plot_summary",
     "pool_output_length",
     "receptive_field",
     "receptive_fields",
+    "summarize",
     "symbolic_convolution",
     "symbolic_transposed_convolution",
     "theoretical_support",
