@@ -5,6 +5,7 @@
     segcourse evaluate RUN_OR_MODEL      scores on a dataset's test split
     segcourse predict MODEL IMAGES...    label maps for image files, written as PNGs
     segcourse bench                      speed figures, written to benchmarks/report.md
+    segcourse analyze MODEL [options]    receptive fields and per-layer memory / params / MACs
     segcourse lab run NOTEBOOK...        execute labs in place, storing their outputs
     segcourse lab check NOTEBOOK...      check reference labs against the conventions
     segcourse lab student NOTEBOOK...    build the student versions (into notebooks/student)
@@ -46,6 +47,33 @@ def _train(args) -> int:
     print(f"\ntest split, best checkpoint ({result.seconds / 60:.1f} min):")
     print(result.scores.table())
     print(f"\nrun folder: {result.run_dir}")
+    return 0
+
+
+def _analyze(args) -> int:
+    from segcourse.analysis import field_table, summarize
+
+    if args.model.endswith(".keras"):
+        import keras
+
+        import segcourse.layers  # noqa: F401  (registers the custom layers)
+
+        model = keras.saving.load_model(args.model, compile=False)
+    else:
+        from segcourse import models
+
+        options = {k: _literal(v) for k, v in (o.split("=", 1) for o in args.option)}
+        model = models.build(args.model, args.num_classes,
+                             (args.image_size, args.image_size, 3), preset=args.preset,
+                             **options)
+    if not args.summary_only:
+        print(f"receptive fields of {model.name} (rows; in input pixels)\n")
+        print(field_table(model))
+    if not args.fields_only:
+        summary = summarize(model)
+        print(f"\nper-layer summary of {model.name}\n")
+        print(summary.table())
+        print(f"\n{summary}")
     return 0
 
 
@@ -170,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "profile's budget (about 20 minutes on 2 cores): "
                             "benchmarks/architectures.md")
     bench.set_defaults(run=_bench)
+
+    analyze = commands.add_parser("analyze", help="receptive fields and per-layer summary")
+    analyze.add_argument("model", help="a registered model or a .keras file")
+    analyze.add_argument("--image-size", type=int, default=224)
+    analyze.add_argument("--num-classes", type=int, default=21)
+    analyze.add_argument("--preset", choices=("full", "cpu"), default="full")
+    analyze.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                         help="a model option, e.g. --option depth=3 (repeatable)")
+    only = analyze.add_mutually_exclusive_group()
+    only.add_argument("--fields-only", action="store_true")
+    only.add_argument("--summary-only", action="store_true")
+    analyze.set_defaults(run=_analyze)
 
     lab = commands.add_parser("lab", help="work on the lab notebooks")
     lab_commands = lab.add_subparsers(dest="lab_command", required=True)
