@@ -148,10 +148,17 @@ def _resample(interval, n_in, n_out, interpolation, antialias=False, length=None
     radius = Fraction(_RADIUS[interpolation])
     if antialias and n_out < n_in:  # the kernel is stretched when shrinking
         radius *= Fraction(n_in, n_out)
-    # |i - x| < radius, with 2 n_out x = (2m + 1) n_in - n_out kept in integers
-    reach = 2 * n_out * radius
-    first = _floor_div((2 * lo + 1) * n_in - n_out - float(reach), 2 * n_out) + 1
-    last = _ceil_div((2 * hi + 1) * n_in - n_out + float(reach), 2 * n_out) - 1
+    # |i - x| < radius, with 2 n_out x = (2m + 1) n_in - n_out kept in integers. Lanczos
+    # weights at |i - x| = radius are sin(k pi) in floating point: tiny but not zero, so the
+    # closed interval is what the arithmetic really reads.
+    reach = float(2 * n_out * radius)
+    centre_lo, centre_hi = (2 * lo + 1) * n_in - n_out, (2 * hi + 1) * n_in - n_out
+    if interpolation.startswith("lanczos"):
+        first, last = _ceil_div(centre_lo - reach, 2 * n_out), _floor_div(centre_hi + reach,
+                                                                            2 * n_out)
+    else:
+        first = _floor_div(centre_lo - reach, 2 * n_out) + 1
+        last = _ceil_div(centre_hi + reach, 2 * n_out) - 1
     return _clamp((first, last), length)
 
 
@@ -288,6 +295,10 @@ def _backward(layer, interval, inputs, outputs, axis):
         result = _context_back(layer, interval)
     elif isinstance(layer, PyramidPooling):
         result = _pyramid_back(layer, interval, length, axis)
+    elif isinstance(layer, keras.Model):
+        raise ValueError(f"receptive fields: layer {layer.name!r} is a nested model; build the "
+                         "outer model on its layers instead, e.g. keras.Model(inner.input, "
+                         "head(inner.output)).")
     else:
         raise ValueError(f"receptive fields: layer {layer.name!r} ({type(layer).__name__}) is "
                          "not handled; supported are convolutions, pooling, padding, cropping, "
@@ -302,6 +313,9 @@ def _backward(layer, interval, inputs, outputs, axis):
 
 
 def _node(layer):
+    if len(layer._inbound_nodes) > 1:
+        raise ValueError(f"layer {layer.name!r} is used {len(layer._inbound_nodes)} times "
+                         "(shared weights); receptive fields handle layers used once.")
     node = layer._inbound_nodes[0]
     return list(node.input_tensors), list(node.output_tensors)
 
@@ -333,20 +347,25 @@ def unit_fields(model: keras.Model, layer_name: str, units, axis: int = 0):
         interval = None
         for key in [k for k in pending if k[0] == layer.name]:
             interval = _hull(interval, pending.pop(key))
-        if layer.name == input_name and interval is not None:
-            return interval
-        if interval is None:
+        if interval is None or layer.name == input_name:
+            if interval is not None:
+                pending[(input_name, None)] = interval
             continue
         inputs, outputs = _node(layer)
         for position, reached in _backward(layer, interval, inputs, outputs, axis):
             key = _source(inputs[position])
             pending[key] = _hull(pending.get(key), reached)
-    raise ValueError(f"layer {layer_name!r} does not depend on the model input.")
+    interval = None  # (a Sequential model does not list its input layer)
+    for key in [k for k in pending if k[0] == input_name]:
+        interval = _hull(interval, pending.pop(key))
+    if interval is None:
+        raise ValueError(f"layer {layer_name!r} does not depend on the model input.")
+    return interval
 
 
 def _jumps(model: keras.Model, axis: int) -> dict[str, Fraction | None]:
     """The spacing of each layer's units in input pixels (None: a single global unit)."""
-    jumps: dict[str, Fraction | None] = {}
+    jumps: dict[str, Fraction | None] = {_input_name(model): Fraction(1)}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             jumps[layer.name] = Fraction(1)

@@ -12,7 +12,7 @@ from segcourse.analysis.effective_field import (
     linearized,
     theoretical_support,
 )
-from segcourse.layers import ContextModule
+from segcourse.layers import BedOfNails, ContextModule, Resize, ResizeConv
 
 
 def _dilated_stack():
@@ -76,3 +76,33 @@ def test_fields_not_clipped_by_the_picture_are_tested_somewhere():
     model = CASES["segnet"][0]()
     (top, bottom), _ = theoretical_support(model, (0, 0), "block3_unpool")
     assert top == 0 and bottom < 223
+
+
+def _upsampler_model(upsampler):
+    inp = keras.Input((40, 40, 1))
+    x = keras.layers.Conv2D(1, 3, strides=2, padding="same", name="down")(inp)
+    x = upsampler(x)
+    return keras.Model(inp, keras.layers.Conv2D(1, 3, padding="same", name="after")(x))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras.layers.UpSampling2D(2),
+    lambda: keras.layers.UpSampling2D(3, interpolation="bilinear"),
+    lambda: Resize(2, interpolation="bicubic"),
+    lambda: Resize(3, interpolation="lanczos3"),
+    lambda: Resize(3, interpolation="mitchellcubic"),
+    lambda: Resize(size=(50, 50), interpolation="bilinear"),
+    lambda: keras.layers.Conv2DTranspose(1, 3, 2),
+    lambda: keras.layers.Conv2DTranspose(1, 5, 3, padding="same"),
+    lambda: keras.layers.Conv2DTranspose(1, 3, 1, dilation_rate=2),
+    lambda: BedOfNails(2),
+    lambda: ResizeConv(1, 2, 3, interpolation="bilinear"),
+], ids=["nearest", "bilinear3", "bicubic", "lanczos3", "mitchell", "to_size", "convT_k3s2",
+        "convT_k5s3_same", "convT_dilated", "bed_of_nails", "resize_conv"])
+def test_every_upsampler_unit_by_unit(make):
+    model = _upsampler_model(make())
+    linear = linearized(model)
+    size = model.outputs[0].shape[1]
+    for i in range(0, size, max(1, size // 13)):
+        position = (i, size - 1 - i)
+        assert gradient_support(linear, position) == theoretical_support(model, position), i

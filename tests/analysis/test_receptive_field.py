@@ -178,3 +178,31 @@ def test_padding_and_an_fcn_style_crop_shift_the_start_back():
     fields = receptive_fields(model)
     assert fields["pad"].start == -5 and fields["conv"].start == -4
     assert fields["crop"].start == 0 and fields["crop"].size == 3  # aligned with the input
+
+
+def test_sequential_models_and_refusals_of_nested_or_shared_layers():
+    sequential = keras.Sequential([keras.Input((32, 32, 1)),
+                                   keras.layers.Conv2D(1, 3, name="a"),
+                                   keras.layers.MaxPooling2D(name="p"),
+                                   keras.layers.Conv2D(1, 3, name="b")])
+    assert receptive_field(sequential, "b").size == 3 + 1 + 2 * 2  # conv, pool, conv at jump 2
+    inner = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Conv2D(1, 3)])
+    inp = keras.Input((32, 32, 1))
+    with pytest.raises(ValueError, match="nested model"):
+        receptive_fields(keras.Model(inp, inner(inp)))
+    shared = keras.layers.Conv2D(1, 3, padding="same", name="shared")
+    with pytest.raises(ValueError, match="used 2 times"):
+        receptive_fields(keras.Model(inp, shared(shared(inp))))
+
+
+def test_area_resizing_reads_every_cell_it_overlaps():
+    # TensorFlow has no gradient for area resizing, so this one is checked by hand:
+    # 8 -> 12 (x1.5): output m covers [m / 1.5, (m + 1) / 1.5) of the input
+    up = _one_layer(Resize(size=(12, 12), interpolation="area", name="up"))
+    first, last = unit_fields(up, "up", [0, 1, 2, 3])
+    np.testing.assert_array_equal(first, [0, 0, 1, 2])
+    np.testing.assert_array_equal(last, [0, 1, 1, 2])
+    down = _one_layer(Resize(size=(4, 4), interpolation="area", name="down"))
+    first, last = unit_fields(down, "down", [0, 3])
+    np.testing.assert_array_equal(first, [0, 6])
+    np.testing.assert_array_equal(last, [1, 7])
