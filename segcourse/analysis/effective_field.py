@@ -233,6 +233,6 @@ def plot_effective_field(field: EffectiveField, title: str | None = None, ax=Non
     ax.add_patch(patches.Rectangle((cx - r - 0.5, cy - r - 0.5), 2 * r + 1, 2 * r + 1,
                                    fill=False, ec="white", label=f"{field.mass:.0%} of gradient"))
     ax.legend(loc="lower right", fontsize=7)
-    ax.set_title(title or str(field), fontsize=8)
+    ax.set_title(title or str(field).replace("; ", "\n"), fontsize=8)
     ax.set_axis_off()
     return ax.figure

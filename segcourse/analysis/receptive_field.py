@@ -462,8 +462,9 @@ def plot_receptive_fields(model: keras.Model, layer_names=None, axis: int = 0, a
     sizes = [fields[n].size for n in names]
     finite = [s for s in sizes if math.isfinite(s)]
     top = 2 * max(finite, default=1)
+    label = "receptive field" + ("" if len(finite) == len(sizes) else " (whole input: top)")
     ax.plot(range(len(names)), [s if math.isfinite(s) else top for s in sizes], "o-",
-            label="receptive field (inf drawn at the top)")
+            label=label)
     ax.plot(range(len(names)), [fields[n].jump for n in names], "s--", label="jump")
     length = model.inputs[0].shape[1 + axis]
     if length:

@@ -41,7 +41,7 @@ LABS = (
         "checkerboard artifacts, resize-convolution", False),
     Lab(3, "receptive_fields", "Receptive fields and dilated convolutions",
         "receptive field arithmetic, effective receptive field, atrous convolutions, "
-        "context module", False),
+        "context module", True),
     Lab(4, "encoder_decoder", "Encoder-decoders: U-Net and SegNet",
         "crop-and-concat, pooling indices, training on shapes", False),
     Lab(5, "context", "Multi-scale context: DeepLab and PSPNet",
