@@ -38,7 +38,7 @@ LABS = (
         "convolutionalization, FCN-32s/16s/8s, skip fusion, crop offsets", False),
     Lab(2, "upsampling", "Upsampling and checkerboard artifacts",
         "nearest, bilinear, bicubic, bed of nails, max unpooling, transposed convolution, "
-        "checkerboard artifacts, resize-convolution", False),
+        "checkerboard artifacts, resize-convolution", True),
     Lab(3, "receptive_fields", "Receptive fields and dilated convolutions",
         "receptive field arithmetic, effective receptive field, atrous convolutions, "
         "context module", True),
