@@ -12,7 +12,15 @@ from segcourse.analysis.effective_field import (
     linearized,
     theoretical_support,
 )
-from segcourse.layers import BedOfNails, ContextModule, Resize, ResizeConv
+from segcourse.layers import (
+    ASPP,
+    AtrousConvBlock,
+    BedOfNails,
+    ContextModule,
+    PyramidPooling,
+    Resize,
+    ResizeConv,
+)
 
 
 def _dilated_stack():
@@ -105,4 +113,20 @@ def test_every_upsampler_unit_by_unit(make):
     size = model.outputs[0].shape[1]
     for i in range(0, size, max(1, size // 13)):
         position = (i, size - 1 - i)
+        assert gradient_support(linear, position) == theoretical_support(model, position), i
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ASPP(4, rates=(2, 5)),
+    lambda: PyramidPooling(bins=(2, 3), filters=2),
+    lambda: AtrousConvBlock(3, 3, dilation_rate=3),
+    lambda: ContextModule((1, 2, 4), identity_init=False),
+], ids=["aspp", "pyramid", "atrous_block", "context"])
+def test_composite_layers_unit_by_unit(make):
+    inp = keras.Input((48, 48, 2))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="down")(inp)
+    model = keras.Model(inp, make()(x))
+    linear = linearized(model)
+    for i in (0, 3, 12, 23):
+        position = (i, 23 - i)
         assert gradient_support(linear, position) == theoretical_support(model, position), i
