@@ -35,7 +35,7 @@ LABS = (
     Lab(0, "welcome", "Welcome: semantic segmentation and the course map",
         "environment check, semantic vs instance segmentation, benchmarks, the course map", True),
     Lab(1, "fully_convolutional", "From classifier to fully convolutional network",
-        "convolutionalization, FCN-32s/16s/8s, skip fusion, crop offsets", False),
+        "convolutionalization, FCN-32s/16s/8s, skip fusion, crop offsets", True),
     Lab(2, "upsampling", "Upsampling and checkerboard artifacts",
         "nearest, bilinear, bicubic, bed of nails, max unpooling, transposed convolution, "
         "checkerboard artifacts, resize-convolution", True),
