@@ -47,7 +47,7 @@ LABS = (
     Lab(5, "context", "Multi-scale context: DeepLab and PSPNet",
         "ASPP, image pooling, pyramid pooling, output stride", False),
     Lab(6, "metrics_losses", "Measuring segmentation: accuracy, IoU, mIoU, soft IoU loss",
-        "confusion matrix, pixel accuracy vs IoU vs mIoU, soft IoU and Dice losses", False),
+        "confusion matrix, pixel accuracy vs IoU vs mIoU, soft IoU and Dice losses", True),
 )
 
 
