@@ -43,7 +43,7 @@ LABS = (
         "receptive field arithmetic, effective receptive field, atrous convolutions, "
         "context module", True),
     Lab(4, "encoder_decoder", "Encoder-decoders: U-Net and SegNet",
-        "crop-and-concat, pooling indices, training on shapes", False),
+        "valid-convolution sizes, copy-and-crop, pooling indices, skip memory", True),
     Lab(5, "context", "Multi-scale context: DeepLab and PSPNet",
         "ASPP, image pooling, pyramid pooling, output stride", False),
     Lab(6, "metrics_losses", "Measuring segmentation: accuracy, IoU, mIoU, soft IoU loss",
