@@ -45,7 +45,7 @@ LABS = (
     Lab(4, "encoder_decoder", "Encoder-decoders: U-Net and SegNet",
         "valid-convolution sizes, copy-and-crop, pooling indices, skip memory", True),
     Lab(5, "context", "Multi-scale context: DeepLab and PSPNet",
-        "ASPP, image pooling, pyramid pooling, output stride", False),
+        "ASPP, image pooling, pyramid pooling, output stride", True),
     Lab(6, "metrics_losses", "Measuring segmentation: accuracy, IoU, mIoU, soft IoU loss",
         "confusion matrix, pixel accuracy vs IoU vs mIoU, soft IoU and Dice losses", True),
 )
