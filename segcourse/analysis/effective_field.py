@@ -106,6 +106,29 @@ def _tap(model: keras.Model, layer_name: str | None) -> keras.Model:
     return keras.Model(model.inputs, model.get_layer(layer_name).output)
 
 
+def _name(model: keras.Model, layer_name: str | None) -> str:
+    """The layer a probe looks at: ``layer_name``, or the layer that makes the model's output."""
+    return layer_name or model.outputs[0]._keras_history.operation.name
+
+
+def _clipped(model: keras.Model, bounds):
+    """Per-axis (first, last) input pixels clipped to the picture; None if outside it."""
+    clipped = []
+    for axis, (first, last) in enumerate(bounds):
+        first, last = max(first, 0), min(last, model.inputs[0].shape[1 + axis] - 1)
+        if first > last:
+            return None
+        clipped.append((int(first), int(last)))
+    return tuple(clipped)
+
+
+def _bounds(model: keras.Model, position, layer_name: str | None):
+    """Per-axis theoretical (first, last) input pixels of one unit, before clipping."""
+    name = _name(model, layer_name)
+    return [tuple(float(v[0]) for v in unit_fields(model, name, [position[axis]], axis))
+            for axis in (0, 1)]
+
+
 def input_gradient(model: keras.Model, inputs, position, layer_name: str | None = None,
                    channel: int | None = None) -> np.ndarray:
     """``d unit / d inputs`` for the unit at ``position`` (row, column) of ``layer_name``
@@ -139,15 +162,7 @@ def gradient_support(model: keras.Model, position, layer_name: str | None = None
 def theoretical_support(model: keras.Model, position, layer_name: str | None = None):
     """The theoretical field of one unit, clipped to the input: (first, last) row and column;
     None when it lies wholly outside the picture (in the padding)."""
-    name = layer_name or model.layers[-1].name
-    bounds = []
-    for axis in (0, 1):
-        lo, hi = unit_fields(model, name, [position[axis]], axis)
-        first, last = max(lo[0], 0), min(hi[0], model.inputs[0].shape[1 + axis] - 1)
-        if first > last:
-            return None
-        bounds.append((int(first), int(last)))
-    return tuple(bounds)
+    return _clipped(model, _bounds(model, position, layer_name))
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,9 +222,9 @@ def effective_receptive_field(model: keras.Model, layer_name: str | None = None,
         raise ValueError(f"unit {position} has a zero input gradient (dead ReLUs?); try another "
                          "position or layer.")
     heatmap = gradient / gradient.max()
-    theoretical = theoretical_support(model, position, layer_name)
-    name = layer_name or model.layers[-1].name
-    centre = tuple(float(np.mean(unit_fields(model, name, [position[a]], a))) for a in (0, 1))
+    bounds = _bounds(model, position, layer_name)
+    centre = tuple((first + last) / 2 for first, last in bounds)
+    theoretical = _clipped(model, bounds)
     weights = heatmap / heatmap.sum()
     std = tuple(float(np.sqrt((weights.sum(axis=1 - a) * (np.arange(heatmap.shape[a])
                                                             - centre[a]) ** 2).sum()))

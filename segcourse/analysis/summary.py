@@ -111,7 +111,7 @@ def _conv_macs(layer, in_shape, out_shape) -> int:
     return _spatial(out_shape) * kernel
 
 
-def _composite_macs(layer, in_shape, out_shape) -> int | None:
+def _composite_macs(layer, out_shape) -> int | None:
     pixels = _spatial(out_shape)
     if isinstance(layer, AtrousConvBlock):
         return pixels * int(np.prod(layer.conv.kernel.shape))
@@ -138,7 +138,7 @@ _CONVS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Separa
 def _macs(layer, in_shape, out_shape) -> int | None:
     if isinstance(layer, _CONVS):
         return _conv_macs(layer, in_shape, out_shape)
-    composite = _composite_macs(layer, in_shape, out_shape)
+    composite = _composite_macs(layer, out_shape)
     if composite is not None:
         return composite
     if not layer.count_params() or isinstance(layer, _NORMALIZATIONS):
