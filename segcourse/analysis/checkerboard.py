@@ -101,16 +101,19 @@ def gradient_checkerboard(conv: keras.layers.Layer, size: int = 32, channels: in
 
 
 def upsamplers(channels: int = 3, factor: int = 2) -> dict[str, Callable[[], keras.layers.Layer]]:
-    """Factories for the five ×``factor`` upsamplers the course compares."""
+    """Factories for the five ×``factor`` upsamplers the course compares: resize-conv
+    (nearest, bilinear), transposed convolutions whose kernel the stride does not divide
+    (k = s + 1) and does divide (k = 2s), and the latter with FCN's bilinear initialization."""
+    uneven, even = factor + 1, 2 * factor
     return {
         "nearest + conv": lambda: ResizeConv(channels, factor, 3, interpolation="nearest"),
         "bilinear + conv": lambda: ResizeConv(channels, factor, 3, interpolation="bilinear"),
-        "transposed k3 s2": lambda: keras.layers.Conv2DTranspose(
-            channels, 3 if factor == 2 else factor + 1, factor, padding="same"),
-        "transposed k4 s2": lambda: keras.layers.Conv2DTranspose(
-            channels, 2 * factor, factor, padding="same"),
+        f"transposed k{uneven} s{factor}": lambda: keras.layers.Conv2DTranspose(
+            channels, uneven, factor, padding="same"),
+        f"transposed k{even} s{factor}": lambda: keras.layers.Conv2DTranspose(
+            channels, even, factor, padding="same"),
         "transposed bilinear init": lambda: keras.layers.Conv2DTranspose(
-            channels, 2 * factor, factor, padding="same", kernel_initializer=BilinearKernel()),
+            channels, even, factor, padding="same", kernel_initializer=BilinearKernel()),
     }
 
 
