@@ -407,33 +407,38 @@ def _scale(layer, inputs, outputs, axis) -> Fraction:
     return Fraction(1)
 
 
+def _field(model, layer, jump, coarsest, axis) -> Field:
+    # fields repeat once every unit of the coarsest grid has come round again; measure one
+    # period in the middle of the map, away from the borders
+    period = 1 if jump is None else min(512, math.ceil(coarsest / jump))
+    length = _length(_node(layer)[1][0], axis)
+    units = np.arange(period) + (max(0, length // 2 - period // 2) if length else 0)
+    lo, hi = unit_fields(model, layer.name, units, axis)
+    sizes = np.where(lo > hi, 0, hi - lo + 1)
+    with np.errstate(invalid="ignore"):  # the centre of a whole-input field is undefined
+        start = float(np.mean((lo + hi) / 2 - units * float(jump or 0)))
+    return Field(float(sizes.max()), math.nan if jump is None else float(jump), start)
+
+
+def _coarsest(jumps) -> Fraction:
+    return max((j for j in jumps.values() if j is not None), default=Fraction(1))
+
+
 def receptive_fields(model: keras.Model, axis: int = 0) -> dict[str, Field]:
     """``{layer name: Field}`` for every layer of a functional model, in graph order."""
     jumps = _jumps(model, axis)
-    coarsest = max((j for j in jumps.values() if j is not None), default=Fraction(1))
-    fields = {}
-    for layer in model.layers:
-        jump = jumps[layer.name]
-        # fields repeat once every unit of the coarsest grid has come round again; measure
-        # one period in the middle of the map, away from the borders
-        period = 1 if jump is None else min(512, math.ceil(coarsest / jump))
-        length = _length(_node(layer)[1][0], axis)
-        units = np.arange(period) + (max(0, length // 2 - period // 2) if length else 0)
-        lo, hi = unit_fields(model, layer.name, units, axis)
-        sizes = np.where(lo > hi, 0, hi - lo + 1)
-        with np.errstate(invalid="ignore"):  # the centre of a whole-input field is undefined
-            start = float(np.mean((lo + hi) / 2 - units * float(jump or 0)))
-        fields[layer.name] = Field(float(sizes.max()), math.nan if jump is None else float(jump),
-                                   start)
-    return fields
+    coarsest = _coarsest(jumps)
+    return {layer.name: _field(model, layer, jumps[layer.name], coarsest, axis)
+            for layer in model.layers}
 
 
 def receptive_field(model: keras.Model, layer_name: str, axis: int = 0) -> Field:
     """The field of one named layer."""
-    fields = receptive_fields(model, axis)
-    if layer_name not in fields:
+    layers = {layer.name: layer for layer in model.layers}
+    if layer_name not in layers:
         raise ValueError(f"model {model.name!r} has no layer {layer_name!r}.")
-    return fields[layer_name]
+    jumps = _jumps(model, axis)
+    return _field(model, layers[layer_name], jumps[layer_name], _coarsest(jumps), axis)
 
 
 def field_table(model: keras.Model, axis: int = 0) -> str:
@@ -442,7 +447,7 @@ def field_table(model: keras.Model, axis: int = 0) -> str:
     lines = [f"{'layer':<28} {'type':<22} {'output':>8} {'field':>7} {'jump':>7} {'start':>8}"]
     for layer in model.layers:
         field = fields[layer.name]
-        shape = tuple(_node(layer)[1][0].shape) if _node(layer)[1] else ()
+        shape = tuple(_node(layer)[1][0].shape)
         output = "x".join("?" if s is None else str(s) for s in shape[1:3])
         size = "all" if field.whole_input else f"{field.size:g}"
         lines.append(f"{layer.name[:28]:<28} {type(layer).__name__[:22]:<22} {output:>8} "

@@ -83,11 +83,12 @@ class ModelSummary:
 
 
 def _bytes(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+    if count < 1000:
+        return f"{count:.0f} B"
+    for unit in ("KB", "MB", "GB"):
         count /= 1000
-    return ""
+        if count < 1000 or unit == "GB":
+            return f"{count:.1f} {unit}"
 
 
 def _spatial(shape) -> int:
