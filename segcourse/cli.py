@@ -9,6 +9,10 @@
     segcourse lab run NOTEBOOK...        execute labs in place, storing their outputs
     segcourse lab check NOTEBOOK...      check reference labs against the conventions
     segcourse lab student NOTEBOOK...    build the student versions (into notebooks/student)
+    segcourse grade REFERENCE SUBMISSION... --out DIR [-j N] [--timeout S] [--shard I/N]
+                                         grade submissions against a reference lab
+    segcourse grade merge DIR... [--out DIR]
+                                         join the folders of sharded grading runs
 """
 
 from __future__ import annotations
@@ -140,7 +144,7 @@ def _lab_check(args) -> int:
 
     failed = 0
     for path in args.notebooks:
-        problems = reference_problems(nbformat.read(path, as_version=4))
+        problems = reference_problems(nbformat.read(path, as_version=4), Path(path).stem)
         print(f"{path}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
         for problem in problems:
             print(f"  - {problem}")
@@ -154,6 +158,91 @@ def _lab_student(args) -> int:
     for path in build_student_versions(args.notebooks, args.out):
         print(f"wrote {path}")
     return 0
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (e.g. 2/4)") from None
+    if count < 1 or not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: I must be 1..N (with a Slurm array from 0, pass "
+            "$((SLURM_ARRAY_TASK_ID + 1))/N)")
+    return index, count
+
+
+def _grade(args) -> int:
+    import tempfile
+
+    from segcourse.grading.batch import GradingError, Options, grade
+    from segcourse.grading.report import table
+
+    out = args.out or tempfile.mkdtemp(prefix="segcourse-grade-")
+    options = Options(jobs=args.jobs, timeout=args.timeout,
+                      submission_timeout=args.submission_timeout, shard=args.shard,
+                      seed=args.seed, sandbox=not args.no_sandbox, progress=not args.quiet)
+    try:
+        records = grade(args.reference, args.submissions, out, options)
+    except GradingError as error:
+        print(f"segcourse grade: {error}", file=sys.stderr)
+        return 2
+    if len(records) == 1 or not args.out:
+        for record in records.values():
+            print(table(record) + "\n")
+    total = sum(r.points for r in records.values())
+    print(f"{len(records)} submission(s) graded, {total} points in all; "
+          f"{Path(out) / 'summary.md'} and {Path(out) / 'grades.csv'}; "
+          f"feedback in {Path(out) / 'feedback'}")
+    return 0
+
+
+def _grade_merge(args) -> int:
+    from segcourse.grading.batch import GradingError, merge
+
+    out = args.out or str(Path(args.folders[0]).resolve().parent / "merged")
+    try:
+        records = merge(args.folders, out)
+    except GradingError as error:
+        print(f"segcourse grade merge: {error}", file=sys.stderr)
+        return 2
+    print(f"merged {len(records)} submission(s) from {len(args.folders)} folder(s) into {out}")
+    return 0
+
+
+def build_grade_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segcourse grade",
+        description="Grade lab submissions against a reference notebook: the reference's hidden "
+                    "checks run on each submission's exercise cells in a sandbox, and their "
+                    "values are compared with the reference solution's. Writes DIR/grades.csv, "
+                    "grades.json, summary.md and feedback/STUDENT.md. `segcourse grade merge "
+                    "DIR...` joins sharded runs.")
+    parser.add_argument("reference", help="the reference lab notebook (notebooks/NN_name.ipynb)")
+    parser.add_argument("submissions", nargs="+", help=".ipynb files or folders of them")
+    parser.add_argument("--out", help="the grading folder (re-run with it to resume); "
+                                      "default: a temporary folder, results printed")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="submissions at once")
+    parser.add_argument("--timeout", type=float,
+                        help="seconds per cell (default: 5x the reference's time + 10, ≥ 20)")
+    parser.add_argument("--submission-timeout", type=float, help="seconds per submission")
+    parser.add_argument("--shard", type=_shard, metavar="I/N", help="grade the I-th of N slices")
+    parser.add_argument("--seed", type=int, help="the hidden inputs' seed (default: drawn)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="no namespaces even where allowed (rows say sandbox: none)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_grade)
+    return parser
+
+
+def build_merge_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segcourse grade merge",
+                                     description="Join the folders of sharded grading runs.")
+    parser.add_argument("folders", nargs="+", help="grading folders (one per shard)")
+    parser.add_argument("--out", help="where the joined results go (default: merged/ beside "
+                                      "the first folder)")
+    parser.set_defaults(run=_grade_merge)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("notebooks", nargs="+")
     student.add_argument("--out", default="notebooks/student", help="folder for the results")
     student.set_defaults(run=_lab_student)
+    commands.add_parser("grade", help="grade submissions (segcourse grade --help)", add_help=False)
     return parser
 
 
@@ -232,6 +322,12 @@ def main(argv=None) -> int:
     from segcourse.labs.environment import quiet_tensorflow
 
     quiet_tensorflow()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["grade"]:  # its own parsers: `grade merge DIR...` and `grade REF SUB...`
+        rest = argv[1:]
+        parser = build_merge_parser() if rest[:1] == ["merge"] else build_grade_parser()
+        args = parser.parse_args(rest[1:] if rest[:1] == ["merge"] else rest)
+        return args.run(args)
     args = build_parser().parse_args(argv)
     return args.run(args)
 

@@ -2,8 +2,12 @@
 
 - The first cell is the Colab-aware setup cell, exactly :func:`setup_source`.
 - Cells that matter carry ``metadata["segcourse"] = {"id", "role", "points"}``; roles are
-  ``setup``, ``solution`` (code between the solution markers) and ``check`` (tagged
-  ``nbval-check-output``, with a stored output that is the expected answer).
+  ``setup``, ``solution`` (code between the solution markers), ``check`` (tagged
+  ``nbval-check-output``, with a stored output that is the expected answer) and ``hidden``
+  (a point-bearing check's graded counterpart, ``"check": <its id>``; see
+  :mod:`segcourse.labs.hidden`), which the student version leaves out.
+- The notebook's own metadata names its lab: ``metadata["segcourse"]["lab"] = "06_metrics_losses"``
+  (the file's stem), so the grader can tell a notebook of another lab.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from segcourse.labs.catalog import REPOSITORY
 
 CHECK_TAG = "nbval-check-output"
-ROLES = ("setup", "solution", "check")
+ROLES = ("setup", "solution", "check", "hidden")
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 
@@ -43,10 +47,19 @@ def _source(cell) -> str:
     return "".join(source) if isinstance(source, list) else source
 
 
-def reference_problems(nb) -> list[str]:
-    """Everything in a reference notebook that breaks the conventions; empty when it is sound."""
+def lab_name(nb) -> str | None:
+    """The lab a notebook belongs to (``metadata.segcourse.lab``), if it says."""
+    return nb.get("metadata", {}).get("segcourse", {}).get("lab")
+
+
+def reference_problems(nb, stem: str | None = None) -> list[str]:
+    """Everything in a reference notebook that breaks the conventions; empty when it is sound.
+    ``stem``: the file's name without ``.ipynb``, which the notebook's lab name must equal."""
     problems = []
     cells = nb.get("cells", [])
+    if not lab_name(nb) or (stem is not None and lab_name(nb) != stem):
+        problems.append(f"the notebook metadata must name its lab: metadata.segcourse.lab = "
+                        f"{stem or 'the file stem'!r} (found {lab_name(nb)!r})")
     first = cells[0] if cells else {}
     if _source(first) != setup_source() or cell_info(first).get("role") != "setup":
         problems.append("the first cell must be the setup cell (segcourse.labs.notebook."
@@ -77,9 +90,48 @@ def reference_problems(nb) -> list[str]:
             if not any(out.get("output_type") == "stream" for out in outputs):
                 problems.append(f"{where}: a check cell needs its stored output (the expected "
                                 "text); run `segcourse lab run` on the notebook")
+        if info.get("role") == "hidden":
+            if CHECK_TAG in tags or info.get("points", 0):
+                problems.append(f"{where}: a hidden cell carries no points and no {CHECK_TAG} "
+                                "tag (its check does)")
+            if "submit(" not in _source(cell):
+                problems.append(f"{where}: a hidden cell must submit its values "
+                                "(segcourse.labs.hidden.submit)")
+            if not outputs:
+                problems.append(f"{where}: a hidden cell needs its stored output (proof that it "
+                                "runs on the reference); run `segcourse lab run` on the notebook")
         if info.get("role") == "solution":
             source = _source(cell)
             if BEGIN_SOLUTION not in source or END_SOLUTION not in source:
                 problems.append(f"{where}: a solution cell needs the {BEGIN_SOLUTION} / "
                                 f"{END_SOLUTION} markers")
+    problems += _hidden_counterpart_problems(cells)
+    return problems
+
+
+def _hidden_counterpart_problems(cells) -> list[str]:
+    """Every check that gives points has exactly one hidden counterpart, after it."""
+    problems = []
+    position = {cell_info(c).get("id"): i for i, c in enumerate(cells) if cell_info(c)}
+    counterparts: dict[str, list[int]] = {}
+    for index, cell in enumerate(cells):
+        info = cell_info(cell)
+        if info.get("role") == "hidden":
+            counterparts.setdefault(info.get("check"), []).append(index)
+    for index, cell in enumerate(cells):
+        info = cell_info(cell)
+        if info.get("role") != "check" or not info.get("points", 0):
+            continue
+        found = counterparts.pop(info.get("id"), [])
+        if len(found) != 1:
+            problems.append(f"cell {index} ({info.get('id')}): a check that gives points needs "
+                            f"exactly one hidden counterpart (role 'hidden', check "
+                            f"{info.get('id')!r}); found {len(found)}")
+        elif found[0] < index:
+            problems.append(f"cell {found[0]}: the hidden counterpart of {info.get('id')} must "
+                            "come after its check")
+    for check_id, indices in counterparts.items():
+        target = position.get(check_id)
+        problems.append(f"cell {indices[0]}: hidden cell for {check_id!r}, which is not a check "
+                        f"that gives points" + ("" if target is not None else " (no such id)"))
     return problems

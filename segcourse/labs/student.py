@@ -1,9 +1,10 @@
 """Build the student version of a reference lab (DESIGN §7).
 
 Every span between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
-``raise NotImplementedError()`` at the marker's indentation; every output and execution count
-is cleared (students produce their own); the ``segcourse`` cell metadata stays, so the grader can
-match each cell of a submission to the reference by its id.
+``raise NotImplementedError()`` at the marker's indentation; the hidden check counterparts
+(role ``hidden``) are left out; every output and execution count is cleared (students produce
+their own); the ``segcourse`` cell metadata stays, so the grader can match each cell of a
+submission to the reference by its id.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import copy
 import re
 from pathlib import Path
 
-from segcourse.labs.notebook import BEGIN_SOLUTION, END_SOLUTION
+from segcourse.labs.notebook import BEGIN_SOLUTION, END_SOLUTION, cell_info
 
 _SPAN = re.compile(
     rf"^(?P<indent>[ \t]*){re.escape(BEGIN_SOLUTION)}[^\n]*\n.*?^[ \t]*{re.escape(END_SOLUTION)}"
@@ -32,12 +33,14 @@ def strip_solutions(source: str) -> str:
 def student_notebook(reference):
     """The student version of a reference notebook (an ``nbformat`` node); the input is kept."""
     nb = copy.deepcopy(reference)
+    nb.cells = [cell for cell in nb.cells if cell_info(cell).get("role") != "hidden"]
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         cell.source = strip_solutions(cell.source)
         cell.outputs = []
         cell.execution_count = None
+        cell.metadata.pop("execution", None)  # the reference run's timestamps
     nb.metadata.setdefault("segcourse", {})["version"] = "student"
     return nb
 

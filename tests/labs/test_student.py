@@ -34,7 +34,9 @@ def test_student_version_is_built_from_the_reference_and_up_to_date(lab):
     reference = nbformat.read(ROOT / lab.notebook, as_version=4)
     student = student_notebook(reference)
     assert all(BEGIN_SOLUTION not in c.source for c in student.cells)
-    assert [cell_info(c) for c in student.cells] == [cell_info(c) for c in reference.cells]
+    assert [cell_info(c) for c in student.cells] == [
+        cell_info(c) for c in reference.cells if cell_info(c).get("role") != "hidden"]
+    assert not any(cell_info(c).get("role") == "hidden" for c in student.cells)
     assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
     committed = nbformat.read(ROOT / lab.student_notebook, as_version=4)
     assert committed == student, f"run: segcourse lab student {lab.notebook}"
@@ -44,7 +46,8 @@ def test_student_version_is_built_from_the_reference_and_up_to_date(lab):
 def test_an_untouched_student_version_passes_no_check_that_gives_points(lab, tmp_path):
     student = nbformat.read(ROOT / lab.student_notebook, as_version=4)
     reference = nbformat.read(ROOT / lab.notebook, as_version=4)
-    for mine, theirs in zip(student.cells, reference.cells, strict=True):
+    shown = [c for c in reference.cells if cell_info(c).get("role") != "hidden"]
+    for mine, theirs in zip(student.cells, shown, strict=True):
         if mine.cell_type == "code":  # the expected outputs, as the grader will use them
             mine.outputs, mine.execution_count = theirs.outputs, theirs.execution_count
     path = tmp_path / "student.ipynb"

@@ -1,0 +1,333 @@
+"""Grade a class: the reference run, N workers, results as each submission finishes, resume.
+
+    grade(reference, [submission files or folders], out, jobs=2)
+
+1. The reference's grading plan runs once, sandboxed like every submission, with a seed drawn
+   for this grading folder; its hidden cells' values are the expected ones
+   (``DIR/reference.json``: kept for a resumed run, out of every kernel's reach).
+2. Each worker owns one zygote (a pre-imported, sandboxed process) and grades submissions from a
+   shared queue; every finished submission is appended to ``DIR/results.jsonl`` (fsynced) and
+   the tables and its feedback are rewritten, so Ctrl-C or a crash loses only the submissions
+   in flight, and a re-run with the same DIR grades only what is left (or what changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import secrets
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segcourse.grading import plan as plans
+from segcourse.grading import report
+from segcourse.grading.executor import StepResult, Zygote, ZygoteFailed, execute
+from segcourse.grading.outcome import Record, judge, unreadable_record
+from segcourse.grading.submission import Submission, load, student_id
+
+DEFAULT_LIMITS = {"memory_bytes": 4 << 30, "processes": 256, "scratch_bytes": 256 << 20,
+                  "open_files": 512, "cpu_seconds": 3600}
+
+
+class GradingError(RuntimeError):
+    """The grading run cannot go on; the message says what to fix."""
+
+
+@dataclass
+class Options:
+    jobs: int = 1
+    timeout: float | None = None  # seconds per cell; None: from the reference's own times
+    submission_timeout: float | None = None
+    shard: tuple[int, int] | None = None  # (I, N), I from 1
+    seed: int | None = None
+    sandbox: bool = True
+    progress: bool = True
+    limits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+
+
+def collect(paths) -> list[Path]:
+    """Every ``.ipynb`` named or inside the named folders (recursively; checkpoints skipped),
+    sorted by student id; two files with one student id are refused."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += [p for p in sorted(path.rglob("*.ipynb"))
+                      if ".ipynb_checkpoints" not in p.parts and p.is_file()]
+        elif path.exists():
+            found.append(path)
+        else:
+            raise GradingError(f"submission {path} does not exist; give .ipynb files or folders.")
+    by_student: dict[str, list[Path]] = {}
+    for path in found:
+        by_student.setdefault(student_id(path), []).append(path)
+    twice = {k: v for k, v in by_student.items() if len(set(map(os.path.realpath, v))) > 1}
+    if twice:
+        listing = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in sorted(twice.items()))
+        raise GradingError(f"two submissions share a student id (the file's stem): {listing}. "
+                           "Rename them or grade the folders separately.")
+    return [by_student[k][0] for k in sorted(by_student)]
+
+
+def take_shard(paths: list[Path], shard: tuple[int, int] | None) -> list[Path]:
+    if shard is None:
+        return paths
+    index, count = shard
+    if not 1 <= index <= count:
+        raise GradingError(f"--shard {index}/{count}: shards are numbered 1..{count} "
+                           "(with a Slurm array from 0, pass $((SLURM_ARRAY_TASK_ID + 1))).")
+    return paths[index - 1::count]
+
+
+def _git_root(path: Path) -> Path | None:
+    try:
+        root = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Path(root.stdout.strip()) if root.returncode == 0 and root.stdout.strip() else None
+
+
+def hidden_paths(reference: Path, submissions: list[Path], extra: list[Path], out: Path
+                 ) -> list[Path]:
+    """What no kernel may see: the reference's folder and its git tree, the output folder,
+    every submission's folder and the folders named on the command line."""
+    hide = {reference.resolve().parent, out.resolve()}
+    root = _git_root(reference.resolve().parent)
+    if root:
+        hide.add(root)
+    hide.update(p.resolve().parent for p in submissions)
+    hide.update(p.resolve() for p in extra if p.is_dir())
+    return sorted(hide)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _timeouts(options: Options, seconds: list[float]) -> tuple[list[float], float]:
+    if options.timeout:
+        per_step = [float(options.timeout)] * len(seconds)
+    else:
+        per_step = [min(900.0, max(20.0, 5 * s + 10)) for s in seconds]
+    total = options.submission_timeout or max(180.0, 10 * sum(seconds), max(per_step) * 3)
+    return per_step, total
+
+
+class ReferenceRun:
+    """The expected values: the reference's hidden cells, run once per grading folder."""
+
+    def __init__(self, expected: dict, seconds: list[float], seed: int, sandbox: str):
+        self.expected, self.seconds, self.seed, self.sandbox = expected, seconds, seed, sandbox
+
+    @classmethod
+    def load_or_run(cls, out: Path, reference: Path, plan: plans.Plan, zygote: Zygote,
+                    options: Options) -> ReferenceRun:
+        cache = out / "reference.json"
+        digest = _digest(reference)
+        if cache.exists():
+            saved = json.loads(cache.read_text())
+            if saved.get("sha256") == digest and (options.seed in (None, saved["seed"])):
+                return cls(saved["expected"], saved["seconds"], saved["seed"], saved["sandbox"])
+        seed = options.seed if options.seed is not None else secrets.randbelow(2 ** 31)
+        results = execute(zygote, plan.sources(), seed, options.limits,
+                          [900.0] * len(plan.steps), 3600.0)
+        problems = _reference_problems(plan, results)
+        if problems:
+            raise GradingError("the reference does not pass its own grading run, so nothing can "
+                               "be graded against it:\n  " + "\n  ".join(problems) +
+                               f"\nRun `segcourse lab run {reference}` and fix the cells named.")
+        expected = {c.check_id: results[c.hidden_step].values[0] for c in plan.checks}
+        seconds = [r.seconds for r in results]
+        run = cls(expected, seconds, seed, zygote.sandbox)
+        cache.write_text(json.dumps({"reference": str(reference), "sha256": digest, "seed": seed,
+                                     "sandbox": zygote.sandbox, "seconds": seconds,
+                                     "expected": expected}))
+        return run
+
+
+def _reference_problems(plan: plans.Plan, results: list[StepResult]) -> list[str]:
+    problems = []
+    for index, (step, result) in enumerate(zip(plan.steps, results, strict=True)):
+        if step.kind in ("solution", "hidden", "setup") and result.status != "ok":
+            problems.append(f"step {index} ({step.kind} {step.cell_id}): {result.status} "
+                            f"{result.error or ''}".strip())
+        if step.kind == "hidden" and result.status == "ok" and len(result.values) != 1:
+            problems.append(f"hidden cell for {step.cell_id} submitted {len(result.values)} "
+                            "times (once is right)")
+    return problems
+
+
+def grade_one(path: Path, reference_nb, reference_plan: plans.Plan, run: ReferenceRun,
+              zygote: Zygote, options: Options) -> Record:
+    """Grade one submission file on ``zygote``."""
+    from segcourse.labs.notebook import lab_name
+
+    lab = lab_name(reference_nb) or "lab"
+    started = time.monotonic()
+    submission: Submission = load(path, reference_nb)
+    if submission.problem:
+        return unreadable_record(submission, reference_plan, lab, zygote.sandbox)
+    solutions = {k: m.source for k, m in submission.matches.items()}
+    plan = plans.build(reference_nb, solutions)
+    results = None
+    if any(m.source is not None and not m.stub for m in submission.matches.values()):
+        per_step, total = _timeouts(options, run.seconds)
+        results = execute(zygote, plan.sources(), run.seed, options.limits, per_step, total)
+    return judge(submission, plan, reference_plan, run.expected, results, lab, zygote.sandbox,
+                 time.monotonic() - started)
+
+
+def grade(reference, submissions, out, options: Options | None = None,
+          on_record=None) -> dict[str, Record]:
+    """Grade every submission into ``out``; returns all records in the folder."""
+    import nbformat
+
+    from segcourse.labs.notebook import lab_name
+
+    options = options or Options()
+    reference, out = Path(reference), Path(out)
+    if not reference.is_file():
+        raise GradingError(f"reference {reference} does not exist; give a reference lab "
+                           "notebook such as notebooks/06_metrics_losses.ipynb.")
+    reference_nb = nbformat.read(reference, as_version=4)
+    try:
+        reference_plan = plans.build(reference_nb)
+    except ValueError as error:
+        raise GradingError(f"{reference}: {error}") from None
+    if not reference_plan.checks:
+        raise GradingError(f"{reference} has no check that gives points: is it a student "
+                           "version? Give the reference notebook.")
+    paths = take_shard(collect(submissions), options.shard)
+    out.mkdir(parents=True, exist_ok=True)
+    records = report.load_records(out)
+    todo = [p for p in paths if p.stem not in records or records[p.stem].sha256 != _digest(p)]
+    lab = lab_name(reference_nb) or reference.stem
+    hide = hidden_paths(reference, paths, [Path(s) for s in submissions], out)
+    jobs = max(1, min(options.jobs, len(todo))) if todo else 0
+    zygotes: list[Zygote] = []
+    lock = threading.Lock()
+    try:
+        if todo:
+            zygotes = _start_zygotes(max(jobs, 1), hide, options, out)
+            run = ReferenceRun.load_or_run(out, reference, reference_plan, zygotes[0], options)
+            _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options, out,
+                         records, lock, on_record)
+    finally:
+        for zygote in zygotes:
+            zygote.close()
+        with lock:
+            report.write_tables(out, records)
+            report.write_summary(out, records, lab)
+    return records
+
+
+def _start_zygotes(count: int, hide, options: Options, out: Path) -> list[Zygote]:
+    made: list[Zygote | Exception] = [None] * count
+
+    def start(i):
+        try:
+            made[i] = Zygote(hide=hide, sandbox=options.sandbox,
+                             log_path=str(out / f"worker-{i}.log"))
+        except Exception as error:
+            made[i] = error
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failed = [m for m in made if isinstance(m, Exception)]
+    if failed:
+        for m in made:
+            if isinstance(m, Zygote):
+                m.close()
+        raise GradingError(f"a grading process could not start: {failed[0]}")
+    return made
+
+
+def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options, out, records,
+                 lock, on_record) -> None:
+    from tqdm import tqdm
+
+    pending: queue.Queue = queue.Queue()
+    for path in todo:
+        pending.put(path)
+    bar = tqdm(total=len(todo), unit="submission", desc="grading", disable=not options.progress)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def work(slot: int):
+        while not stop.is_set():
+            try:
+                path = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                record = grade_one(path, reference_nb, reference_plan, run, zygotes[slot],
+                                   options)
+            except ZygoteFailed:
+                zygotes[slot].close()
+                zygotes[slot] = Zygote(hide=hide, sandbox=options.sandbox,
+                                       log_path=str(out / f"worker-{slot}.log"))
+                pending.put(path)
+                continue
+            except BaseException as error:
+                errors.append(error)
+                stop.set()
+                return
+            with lock:
+                records[record.student] = record
+                report.append_record(out, record)
+                report.write_tables(out, records)
+                report.write_feedback(out, record)
+                bar.update(1)
+                bar.set_postfix_str(f"{record.student}: {record.points}/{record.max_points}")
+                if on_record:
+                    on_record(record)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True)
+               for i in range(len(zygotes))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for zygote in zygotes:
+            zygote.close()
+        raise
+    finally:
+        bar.close()
+    if errors:
+        raise errors[0]
+
+
+def merge(folders, out) -> dict[str, Record]:
+    """Join the results of shard folders into ``out`` (tables, feedback, summary)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, Record] = {}
+    labs = set()
+    for folder in map(Path, folders):
+        if not (folder / report.RESULTS).exists():
+            raise GradingError(f"{folder} holds no {report.RESULTS}: is it a grading folder?")
+        for student, record in report.load_records(folder).items():
+            records[student] = record
+            labs.add(record.lab)
+    if len(labs) > 1:
+        raise GradingError(f"the folders grade different labs ({', '.join(sorted(labs))}); "
+                           "merge the shards of one lab at a time.")
+    results = out / report.RESULTS
+    results.write_text("".join(json.dumps(r.to_json()) + "\n" for r in records.values()))
+    for record in records.values():
+        report.write_feedback(out, record)
+    report.write_tables(out, records)
+    report.write_summary(out, records, labs.pop() if labs else "lab")
+    return records

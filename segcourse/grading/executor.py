@@ -1,0 +1,235 @@
+"""Run a grading notebook's steps in a sandboxed process, surviving whatever the steps do.
+
+Grader side (no TensorFlow here). A :class:`Zygote` is one pre-imported, sandboxed process per
+worker (:mod:`segcourse.grading.zygote`); :func:`execute` runs a list of steps there with a
+timeout per step and one per submission. A step that times out or kills its process is recorded
+(``timeout`` / ``kernel died``) and the run starts again in a fresh process that re-runs the
+earlier steps, skips the failed one and goes on, so one exercise's crash costs only that
+exercise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+RESULT_LIMIT = 64 << 20  # bytes of events one run may send: beyond that it is cut off
+OUTPUT_KEEP = 16 << 10  # bytes of raw process output kept (the rest is read and dropped)
+
+
+class ZygoteFailed(RuntimeError):
+    """The pre-imported grading process could not start."""
+
+
+@dataclass
+class StepResult:
+    """What happened to one step. ``status``: ok, error, timeout, died, skipped."""
+
+    status: str
+    error: str | None = None
+    error_type: str | None = None
+    output: str = ""
+    seconds: float = 0.0
+    values: list = field(default_factory=list)
+
+
+class Zygote:
+    """One pre-imported grading process (see :mod:`segcourse.grading.zygote`)."""
+
+    def __init__(self, hide=(), sandbox: bool = True, env: dict | None = None,
+                 log_path: str | None = None, start_timeout: float = 300):
+        ours, theirs = socket.socketpair()
+        plan = json.dumps({"hide": [os.path.abspath(p) for p in hide], "sandbox": sandbox})
+        environment = dict(os.environ if env is None else env)
+        environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        environment["MPLBACKEND"] = "Agg"
+        environment.pop("SEGCOURSE_GRADING_SEED", None)
+        self._log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (lives with the process)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "segcourse.grading.zygote", "--control-fd",
+             str(theirs.fileno()), "--plan", plan],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=self._log, env=environment, start_new_session=True)
+        theirs.close()
+        self._control = ours
+        self._lines = self._control.makefile("r")
+        self._lock = threading.Lock()
+        self._control.settimeout(start_timeout)
+        try:
+            ready = json.loads(self._lines.readline() or "{}")
+        except (OSError, ValueError) as error:
+            ready = {"error": str(error)}
+        if not ready.get("ready"):
+            self.close()
+            raise ZygoteFailed(f"the grading process did not start ({ready}); see "
+                               f"{log_path or 'its log (pass log_path)'}")
+        self._control.settimeout(None)
+        self.sandbox = ready["sandbox"]
+        self.scratch_root = tempfile.gettempdir()
+
+    def start(self, job: dict) -> tuple[int, int, int]:
+        """Fork a run for ``job``; return (its process id, events fd, output fd)."""
+        job_r, job_w = os.pipe()
+        events_r, events_w = os.pipe()
+        output_r, output_w = os.pipe()
+        with self._lock:
+            socket.send_fds(self._control, [b'{"op": "run"}'], [job_r, events_w, output_w])
+            for fd in (job_r, events_w, output_w):
+                os.close(fd)
+            reply = json.loads(self._lines.readline() or "{}")
+        if "pid" not in reply:
+            for fd in (job_w, events_r, output_r):
+                os.close(fd)
+            raise ZygoteFailed("the grading process stopped answering")
+        data = json.dumps({**job, "scratch_root": self.scratch_root}).encode()
+        threading.Thread(target=_write_all, args=(job_w, data), daemon=True).start()
+        return reply["pid"], events_r, output_r
+
+    def close(self) -> None:
+        try:
+            self._control.close()
+        finally:
+            if self.process.poll() is None:
+                _kill_group(self.process.pid)
+                self.process.wait()
+            self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+    except OSError:
+        pass  # the run died before reading its job: its events say so
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill()
+
+
+def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: float
+              ) -> tuple[dict[int, StepResult], int | None, str | None]:
+    """One process's run. Returns the step results it reported, and the step it crashed on
+    (with ``timeout`` or ``died``) or None when it finished."""
+    pid, events_fd, output_fd = zygote.start(job)
+    results: dict[int, StepResult] = {}
+    selector = selectors.DefaultSelector()
+    for fd in (events_fd, output_fd):
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ)
+    buffer, received, current, step_deadline = b"", 0, None, deadline
+    finished, crash = False, None
+    try:
+        while selector.get_map():
+            wait = min(step_deadline, deadline) - time.monotonic()
+            if wait <= 0:
+                crash = "timeout"
+                break
+            for key, _ in selector.select(timeout=wait):
+                chunk = os.read(key.fd, 1 << 20)
+                if not chunk:
+                    selector.unregister(key.fd)
+                    continue
+                if key.fd == output_fd:
+                    continue  # raw output of the process and its children: read and dropped
+                received += len(chunk)
+                if received > RESULT_LIMIT:
+                    crash = "died"
+                    break
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    event = _parse(line)
+                    kind = event.get("event")
+                    step = event.get("step")
+                    if kind == "start" and isinstance(step, int) and 0 <= step < len(step_timeouts):
+                        current = step
+                        step_deadline = time.monotonic() + step_timeouts[step]
+                    elif kind == "values" and step == current and current is not None:
+                        results.setdefault(current, StepResult("running")).values.append(
+                            event.get("payload"))
+                    elif kind == "end" and step == current and current is not None:
+                        result = results.setdefault(current, StepResult("running"))
+                        result.status = "ok" if event.get("ok") is True else "error"
+                        result.error = _text(event.get("error"))
+                        result.error_type = _text(event.get("error_type"))
+                        result.output = _text(event.get("output")) or ""
+                        result.seconds = _number(event.get("seconds"))
+                        current, step_deadline = None, deadline
+                    elif kind == "done":
+                        finished = True
+            if crash:
+                break
+        if not crash and not finished:
+            crash = "died"
+    finally:
+        _kill_group(pid)
+        selector.close()
+        os.close(events_fd)
+        os.close(output_fd)
+    if crash and current is None:
+        # died between steps: blame the next step that has no result
+        current = next((i for i in range(len(step_timeouts))
+                        if i not in results and i not in job.get("skip", [])), None)
+    if crash and current is not None:
+        results[current] = StepResult(crash, error="timeout" if crash == "timeout"
+                                      else "the process died")
+    return results, (current if crash else None), crash
+
+
+def _parse(line: bytes) -> dict:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def _text(value) -> str | None:
+    return value[:4000] if isinstance(value, str) else None
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def execute(zygote: Zygote, steps: list[dict], seed: int, limits: dict,
+            step_timeouts: list[float], submission_timeout: float) -> list[StepResult]:
+    """Run every step, restarting after a crash without the crashed step; one result a step."""
+    deadline = time.monotonic() + submission_timeout
+    results: dict[int, StepResult] = {}
+    skip: list[int] = []
+    while True:
+        job = {"steps": steps, "seed": seed, "limits": limits, "skip": list(skip)}
+        reported, crashed_at, _ = _run_once(zygote, job, step_timeouts, deadline)
+        for index, result in reported.items():  # earlier steps were re-run for their state
+            if index == crashed_at or index not in results:
+                results[index] = result
+        if crashed_at is None or time.monotonic() >= deadline:
+            break
+        skip.append(crashed_at)
+        if len(skip) >= len(steps):
+            break
+    out_of_time = time.monotonic() >= deadline
+    return [results.get(i) or StepResult(
+        "timeout" if out_of_time else "skipped",
+        error="the submission's time ran out" if out_of_time else None)
+        for i in range(len(steps))]

@@ -1,0 +1,204 @@
+"""From a submission's run to its grades: one row per graded check, its feedback and its flags.
+
+A check's points are earned only when its hidden cell's values equal the reference's
+(:mod:`segcourse.grading.values`). Everything else the run reports (the public checks' ``ok``
+lines and messages) is feedback, never points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from segcourse.grading.executor import StepResult
+from segcourse.grading.plan import Plan
+from segcourse.grading.shortcuts import shortcut_flags
+from segcourse.grading.submission import Submission
+from segcourse.grading.values import payload_matches
+
+COLUMNS = ("student", "lab", "check", "points", "max_points", "passed", "reason", "seconds",
+           "flags", "sandbox")
+
+
+@dataclass
+class Row:
+    student: str
+    lab: str
+    check: str
+    points: int
+    max_points: int
+    passed: bool
+    reason: str
+    seconds: float
+    flags: str = ""
+    sandbox: str = ""
+
+
+@dataclass
+class Feedback:
+    check: str
+    points: int
+    max_points: int
+    passed: bool
+    reason: str
+    public: str  # the public check's result on the inputs the student has seen
+    exercises: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Record:
+    """Everything about one graded submission (one line of results.jsonl)."""
+
+    student: str
+    file: str
+    sha256: str
+    lab: str
+    sandbox: str
+    seconds: float
+    rows: list[Row]
+    feedback: list[Feedback]
+    flags: list[str]
+    notes: list[str]
+
+    @property
+    def points(self) -> int:
+        return sum(row.points for row in self.rows)
+
+    @property
+    def max_points(self) -> int:
+        return sum(row.max_points for row in self.rows)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Record:
+        data = dict(data)
+        data["rows"] = [Row(**row) for row in data["rows"]]
+        data["feedback"] = [Feedback(**item) for item in data["feedback"]]
+        return cls(**data)
+
+
+def _short(text: str | None, limit: int = 120) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _crash(result: StepResult | None) -> str | None:
+    if result is None:
+        return None
+    return {"timeout": "timeout", "died": "kernel died"}.get(result.status)
+
+
+def _own_reason(check, submission: Submission) -> str | None:
+    """``missing cell`` / ``not attempted`` when none of the check's own exercise cells holds
+    an answer (nothing is run for it then)."""
+    matches = [submission.matches.get(s) for s in check.solutions]
+    if matches and all(m is None or m.source is None for m in matches):
+        return "missing cell"
+    if matches and all(m is None or m.source is None or m.stub for m in matches):
+        return "not attempted"
+    return None
+
+
+def _dependency_reason(check, submission: Submission, plan: Plan, results) -> str | None:
+    """What went wrong in an exercise cell the check's code relies on, if anything did."""
+    for identifier in check.depends_on:
+        match = submission.matches.get(identifier)
+        if match is None or match.source is None:
+            return f"missing cell {identifier}"
+        if match.stub:
+            return f"cell {identifier} not attempted"
+        result = results[plan.solution_steps[identifier]] if results else None
+        if result is not None and _crash(result):
+            return f"{_crash(result)} (cell {identifier})"
+        if result is not None and result.status == "error":
+            return f"error in cell {identifier}: {_short(result.error, 80)}"
+    return None
+
+
+def _hidden_reason(result: StepResult, flags: list[str], check_id: str) -> str:
+    if result.status in ("timeout", "died"):
+        return _crash(result)
+    if result.error_type == "NotImplementedError":
+        return "not attempted"
+    if result.status == "error":
+        return f"error: {_short(result.error, 80)}"
+    if len(result.values) > 1:
+        flags.append(f"{check_id}: its hidden cell reported {len(result.values)} times "
+                     "(output tampering?)")
+        return "wrong values"
+    if not result.values:
+        return "no values reported"
+    return "wrong values"
+
+
+def _public_text(result: StepResult | None) -> str:
+    if result is None or result.status == "skipped":
+        return "not run"
+    if result.status == "ok":
+        return result.output.strip() or "ok"
+    if result.status in ("timeout", "died"):
+        return {"timeout": "timed out", "died": "the kernel died"}[result.status]
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    shown = "\n".join(lines[:6]) if result.error_type == "CheckFailed" else ""
+    printed = [line for line in lines if line.endswith(": ok")]
+    message = result.error or "an error"
+    return "\n".join(filter(None, ["\n".join(printed) if not shown else "", message]))
+
+
+def unreadable_record(submission: Submission, plan: Plan, lab: str, sandbox: str) -> Record:
+    rows = [Row(submission.student, lab, c.check_id, 0, c.points, False, submission.problem,
+                0.0, "", sandbox) for c in plan.checks]
+    feedback = [Feedback(c.check_id, 0, c.points, False, submission.problem, "not run")
+                for c in plan.checks]
+    return Record(submission.student, str(submission.path), submission.sha256, lab, sandbox,
+                  0.0, rows, feedback, [submission.problem], [])
+
+
+def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: dict,
+          results: list[StepResult] | None, lab: str, sandbox: str, seconds: float) -> Record:
+    """Rows, feedback and flags for a submission whose plan ran (``results``: one per step;
+    ``None`` when nothing needed running) against the reference's ``expected`` payloads."""
+    flags, notes = [], []
+    solution_sources = {step.cell_id: step.source for step in reference_plan.steps
+                        if step.kind == "solution"}
+    for identifier, match in submission.matches.items():
+        if match.method not in ("id", "missing"):
+            notes.append(f"exercise cell {identifier} matched by {match.method}")
+        if match.source and not match.stub:
+            related = [c for c in plan.checks if identifier in c.solutions]
+            sources = [reference_plan.steps[i].source for c in related
+                       for i in (c.public_step, c.hidden_step)]
+            flags += [f"{identifier}: {flag}" for flag in
+                      shortcut_flags(match.source, solution_sources.get(identifier, ""), sources)]
+    rows, feedback = [], []
+    for check in reference_plan.checks:  # the same cells and steps as the submission's plan
+        for identifier in check.solutions:
+            result = results[plan.solution_steps[identifier]] if results else None
+            if result is not None and _crash(result):
+                notes.append(f"exercise cell {identifier}: {_crash(result)}; it was skipped and "
+                             "the other cells run again in a fresh kernel")
+        passed, reason = False, _own_reason(check, submission)
+        hidden = results[check.hidden_step] if results else None
+        if reason is None and hidden is not None:
+            if hidden.status == "ok" and len(hidden.values) == 1:
+                passed = payload_matches(expected[check.check_id], hidden.values[0])
+            if not passed:
+                reason = (_dependency_reason(check, submission, plan, results)
+                          or _hidden_reason(hidden, flags, check.check_id))
+        elif reason is None:
+            reason = "not run"
+        reason = "" if passed else reason
+        spent = 0.0
+        if results:
+            spent = sum(results[plan.solution_steps[s]].seconds for s in check.solutions)
+            spent += results[check.hidden_step].seconds
+        row_flags = "; ".join(f for f in flags if f.split(":")[0] in check.solutions
+                              or f.startswith(check.check_id))
+        rows.append(Row(submission.student, lab, check.check_id, check.points if passed else 0,
+                        check.points, passed, reason, round(spent, 3), row_flags, sandbox))
+        public = _public_text(results[check.public_step] if results else None)
+        feedback.append(Feedback(check.check_id, check.points if passed else 0, check.points,
+                                 passed, reason, public, list(check.solutions)))
+    return Record(submission.student, str(submission.path), submission.sha256, lab, sandbox,
+                  round(seconds, 3), rows, feedback, flags, sorted(set(notes)))

@@ -1,0 +1,117 @@
+"""The grading notebook: the reference's cells with a submission's exercise cells put in.
+
+Built from the *reference* (DESIGN §8), in its order: its setup and context cells, the
+submission's matched exercise cells in place of the solutions, the reference's public check
+cells (run for the student's feedback only), and, after everything else, the hidden
+counterparts (:mod:`segcourse.labs.hidden`), whose submitted values are the grade. The same plan
+with the reference's own solutions gives the expected values. Cells whose metadata says
+``"skip_when_grading": true`` (costly illustrations no graded check needs) are left out.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from segcourse.grading.submission import defined_names
+from segcourse.labs.notebook import cell_info
+
+
+@dataclass
+class Step:
+    kind: str  # setup, context, solution, check, hidden
+    cell_id: str | None
+    source: str
+
+
+@dataclass
+class GradedCheck:
+    """A check that gives points: its public cell, its hidden cell, the exercises it grades."""
+
+    check_id: str
+    points: int
+    public_step: int
+    hidden_step: int
+    solutions: list[str] = field(default_factory=list)  # the exercise cells it grades
+    depends_on: list[str] = field(default_factory=list)  # and those their code calls
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+    checks: list[GradedCheck]
+    solution_steps: dict[str, int]
+
+    def sources(self) -> list[dict]:
+        return [{"source": step.source} for step in self.steps]
+
+
+def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
+    """The grading plan of ``reference`` with ``solutions`` (id -> source; ``None``: missing)
+    in place of its own; without ``solutions``, the reference's own (the expected run)."""
+    steps: list[Step] = []
+    hidden: list[Step] = []
+    checks: list[GradedCheck] = []
+    solution_steps: dict[str, int] = {}
+    pending: list[str] = []
+    for cell in reference.cells:
+        if cell.cell_type != "code":
+            continue
+        info = cell_info(cell)
+        role = info.get("role", "context")
+        if info.get("skip_when_grading"):
+            continue
+        if role == "hidden":
+            hidden.append(Step("hidden", info.get("check"), cell.source))
+            continue
+        source = cell.source
+        if role == "solution":
+            if solutions is not None:
+                source = solutions.get(info["id"]) or ""
+            solution_steps[info["id"]] = len(steps)
+            pending.append(info["id"])
+        steps.append(Step(role, info.get("id"), source))
+        if role == "check" and info.get("points", 0) > 0:
+            checks.append(GradedCheck(info["id"], int(info["points"]), len(steps) - 1, -1,
+                                      list(pending)))
+            pending = []
+    by_check = {check.check_id: check for check in checks}
+    for step in hidden:
+        if step.cell_id in by_check:
+            by_check[step.cell_id].hidden_step = len(steps)
+            steps.append(step)
+    _dependencies(checks, steps)
+    missing = [check.check_id for check in checks if check.hidden_step < 0]
+    if missing:
+        raise ValueError(f"the reference has no hidden counterpart for {', '.join(missing)}: "
+                         "every check that gives points needs one (run `segcourse lab check`).")
+    return Plan(steps, checks, solution_steps)
+
+
+def used_names(source: str) -> set[str]:
+    """Every name a cell reads (a word-level guess when it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return set(re.findall(r"[A-Za-z_]\w*", source))
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def _dependencies(checks: list[GradedCheck], steps: list[Step]) -> None:
+    """The exercise cells whose definitions a check's hidden cell uses, directly or through
+    other exercise cells (a later exercise built on an earlier one inherits its errors)."""
+    solutions = {s.cell_id: s.source for s in steps if s.kind == "solution"}
+    defines = {identifier: defined_names(source) for identifier, source in solutions.items()}
+    for check in checks:
+        if check.hidden_step < 0:
+            continue
+        needed = set(check.solutions)
+        frontier = used_names(steps[check.hidden_step].source).union(
+            *(used_names(solutions[i]) for i in needed))
+        while frontier:
+            found = {i for i, names in defines.items() if names & frontier} - needed
+            needed |= found
+            frontier = set().union(*(used_names(solutions[i]) for i in found)) if found else set()
+        order = list(solutions)
+        check.depends_on = sorted(needed, key=order.index)

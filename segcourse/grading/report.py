@@ -1,0 +1,181 @@
+"""What a grading run writes: grades.csv / grades.json, feedback/STUDENT.md, summary.md + PNG.
+
+Each file is rewritten whole and atomically (a temporary file, then a rename) after every
+submission, so a crash or Ctrl-C leaves the last complete state, never half a file.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import io
+import json
+import os
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+from segcourse.grading.outcome import COLUMNS, Record
+
+RESULTS = "results.jsonl"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def load_records(out: Path) -> dict[str, Record]:
+    """The records of a grading folder (the last line wins for a student); a torn last line
+    (a crash while writing) is ignored."""
+    records = {}
+    path = Path(out) / RESULTS
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = Record.from_json(json.loads(line))
+            except (ValueError, TypeError, KeyError):
+                continue
+            records[record.student] = record
+    return records
+
+
+def append_record(out: Path, record: Record) -> None:
+    with open(Path(out) / RESULTS, "a", encoding="utf-8") as results:
+        results.write(json.dumps(record.to_json()) + "\n")
+        results.flush()
+        os.fsync(results.fileno())
+
+
+def write_tables(out: Path, records: dict[str, Record]) -> None:
+    rows = [row for student in sorted(records) for row in records[student].rows]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row))
+    _atomic_write(Path(out) / "grades.csv", text.getvalue())
+    _atomic_write(Path(out) / "grades.json", json.dumps([asdict(r) for r in rows], indent=1))
+
+
+def safe_name(student: str) -> str:
+    return re.sub(r"[^\w.-]", "_", student) or "_"
+
+
+def feedback_markdown(record: Record) -> str:
+    lines = [f"# {record.lab}: feedback for {record.student}", "",
+             f"**{record.points} / {record.max_points} points**", ""]
+    for item in record.feedback:
+        mark = "passed" if item.passed else "not passed"
+        lines.append(f"## {item.check}: {item.points} / {item.max_points} ({mark})")
+        lines.append("")
+        if item.exercises:
+            lines.append(f"Exercise cell(s): {', '.join(item.exercises)}.")
+        if not item.passed:
+            lines.append(f"Reason: **{item.reason}**.")
+            if item.reason == "wrong values":
+                lines.append("Your code gave other values than the reference solution on inputs "
+                             "you have not seen (the hidden check). The public check below shows "
+                             "what is expected on the inputs you have.")
+        lines += ["", "Public check (the inputs in your notebook):", "", "```",
+                  item.public.strip() or "(no output)", "```", ""]
+    if record.notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in record.notes] + [""]
+    lines += ["Only the exercise cells of your notebook were run (the rest comes from the "
+              "reference); put any helper you wrote inside an exercise cell.", ""]
+    return "\n".join(lines)
+
+
+def write_feedback(out: Path, record: Record) -> None:
+    folder = Path(out) / "feedback"
+    folder.mkdir(exist_ok=True)
+    _atomic_write(folder / f"{safe_name(record.student)}.md", feedback_markdown(record))
+
+
+def _histogram(out: Path, totals: list[int], max_points: int) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, axes = plt.subplots(figsize=(6, 3.2))
+    axes.hist(totals, bins=range(0, max_points + 2), align="left", rwidth=0.85)
+    axes.set_xlabel("points")
+    axes.set_ylabel("students")
+    axes.set_title(f"points (of {max_points}), {len(totals)} submissions")
+    axes.set_xticks(range(0, max_points + 1))
+    figure.tight_layout()
+    figure.savefig(Path(out) / "summary_points.png", dpi=100)
+    plt.close(figure)
+    return "summary_points.png"
+
+
+def summary_markdown(records: dict[str, Record], lab: str, picture: str | None) -> str:
+    ordered = [records[s] for s in sorted(records)]
+    if not ordered:
+        return f"# {lab}: grading summary\n\nNo submission graded yet.\n"
+    max_points = max(r.max_points for r in ordered)
+    totals = [r.points for r in ordered]
+    lines = [f"# {lab}: grading summary", "",
+             f"{len(ordered)} submissions; mean {sum(totals) / len(totals):.2f} of {max_points} "
+             f"points; median {sorted(totals)[len(totals) // 2]}; "
+             f"{sum(t == max_points for t in totals)} full marks, "
+             f"{sum(t == 0 for t in totals)} with none.", ""]
+    sandboxes = collections.Counter(r.sandbox for r in ordered)
+    lines.append("Sandbox: " + "; ".join(f"{k} ({v})" for k, v in sandboxes.items()) + ".")
+    lines.append("")
+    if picture:
+        lines += [f"![points histogram]({picture})", ""]
+    lines += ["## Checks", "", "| check | points | passed | rate | most common reasons |",
+              "|---|---|---|---|---|"]
+    checks = [row.check for row in ordered[0].rows]
+    for check in checks:
+        rows = [row for r in ordered for row in r.rows if row.check == check]
+        passed = sum(row.passed for row in rows)
+        reasons = collections.Counter(row.reason for row in rows if not row.passed)
+        common = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common(3))
+        lines.append(f"| {check} | {rows[0].max_points} | {passed} / {len(rows)} | "
+                     f"{passed / len(rows):.0%} | {common} |")
+    lines += ["", "## Slowest submissions", "", "| student | seconds | points |", "|---|---|---|"]
+    for record in sorted(ordered, key=lambda r: -r.seconds)[:5]:
+        lines.append(f"| {record.student} | {record.seconds:.1f} | {record.points} |")
+    flagged = [r for r in ordered if r.flags]
+    lines += ["", "## Flagged for the instructor", ""]
+    if not flagged:
+        lines.append("Nothing flagged.")
+    for record in flagged:
+        lines.append(f"- **{record.student}**: " + "; ".join(record.flags))
+    lines += ["", "## Students", "", "| student | points | reasons |", "|---|---|---|"]
+    for record in ordered:
+        reasons = sorted({row.reason for row in record.rows if not row.passed})
+        lines.append(f"| {record.student} | {record.points} / {record.max_points} | "
+                     f"{', '.join(reasons)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(out: Path, records: dict[str, Record], lab: str) -> None:
+    picture = None
+    if records:
+        max_points = max(r.max_points for r in records.values())
+        picture = _histogram(out, [r.points for r in records.values()], max_points)
+    _atomic_write(Path(out) / "summary.md", summary_markdown(records, lab, picture))
+
+
+def table(record: Record) -> str:
+    """A submission's result as a terminal table (the student-side preview)."""
+    width = max([len(item.check) for item in record.feedback] + [5])
+    lines = [f"{record.student} ({record.lab}): {record.points} / {record.max_points} points",
+             "", f"{'check':<{width}}  points  result"]
+    for item in record.feedback:
+        result = "passed" if item.passed else item.reason
+        lines.append(f"{item.check:<{width}}  {item.points:>2} / {item.max_points:<2}  {result}")
+        for line in item.public.strip().splitlines()[:8]:
+            lines.append(f"{'':<{width}}    | {line[:150]}")
+    if record.notes:
+        lines += [""] + [f"note: {note}" for note in record.notes]
+    if record.flags:
+        lines += [""] + [f"flag: {flag}" for flag in record.flags]
+    return "\n".join(lines)

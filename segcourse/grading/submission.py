@@ -1,0 +1,190 @@
+"""Read a submitted notebook whatever its shape, and find its exercise cells.
+
+A submission may be any file. It is read as JSON, converted from nbformat 3 when it is old, and
+refused with a short reason (``empty file``, ``unreadable notebook``, ``not a notebook``,
+``wrong lab``) when it cannot be graded. Its exercise cells are matched to the reference's
+solution cells, in this order (the method is recorded for each cell):
+
+1. ``id``: the ``metadata.segcourse.id`` of the reference cell (the last one if duplicated);
+2. ``position``: the k-th cell whose role is ``solution`` (ids renamed, roles kept), when the
+   submission has as many of them as the reference;
+3. ``names``: the last code cell that defines every name the reference cell defines
+   (functions, classes, assigned variables; metadata stripped, cells moved);
+4. ``code position``: the code cell at the same index, when the submission has exactly as many
+   code cells as the student version.
+
+Only the matched exercise cells of a submission run; its own check cells, markers, tags,
+points, kernelspec and outputs are ignored.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segcourse.labs.notebook import cell_info, lab_name
+from segcourse.labs.student import strip_solutions
+
+MAX_BYTES = 64 << 20
+
+
+class Unreadable(ValueError):
+    """The submission cannot be graded; the message is the reason for the grades."""
+
+
+@dataclass
+class Match:
+    source: str | None
+    method: str  # id, position, names, code position, missing
+    stub: bool = False
+
+
+@dataclass
+class Submission:
+    student: str
+    path: Path
+    sha256: str
+    notebook: object | None = None
+    problem: str | None = None
+    matches: dict[str, Match] = field(default_factory=dict)
+
+
+def student_id(path: Path) -> str:
+    return Path(path).stem
+
+
+def read_notebook(path: Path):
+    """The notebook at ``path`` as nbformat 4, or :class:`Unreadable` with the reason."""
+    import nbformat
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise Unreadable("empty file")
+    if size > MAX_BYTES:
+        raise Unreadable(f"file too large ({size >> 20} MB)")
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, RecursionError):
+        raise Unreadable("unreadable notebook (not JSON)") from None
+    if not isinstance(data, dict) or not ("cells" in data or "worksheets" in data):
+        raise Unreadable("not a notebook")
+    try:
+        with warnings.catch_warnings():  # nbformat warns about (and mends) missing cell ids
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(json.dumps(data), as_version=4)
+    except Exception as error:
+        raise Unreadable(f"unreadable notebook ({type(error).__name__})") from None
+    for cell in notebook.get("cells", []):
+        if not isinstance(cell, dict) or not isinstance(cell.get("source", ""), (str, list)):
+            raise Unreadable("unreadable notebook (malformed cell)")
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(map(str, cell["source"]))
+        if not isinstance(cell.get("metadata", {}), dict):
+            cell["metadata"] = {}
+    return notebook
+
+
+def defined_names(source: str) -> set[str]:
+    """Top-level names a cell defines (functions, classes, assignments, imports excluded)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return set(re.findall(r"^(?:def|class)\s+(\w+)", source, re.MULTILINE))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def _normal(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+def is_stub(source: str, reference_source: str) -> bool:
+    """The cell is the student version's stub, untouched (whitespace aside)."""
+    return _normal(source) == _normal(strip_solutions(reference_source))
+
+
+def solution_cells(notebook) -> list:
+    return [c for c in notebook.cells if cell_info(c).get("role") == "solution"]
+
+
+def match_solutions(reference, notebook) -> dict[str, Match]:
+    """For each reference solution cell id, the submitted source that stands for it."""
+    ours = solution_cells(reference)
+    code = [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+    by_id: dict[str, str] = {}
+    for cell in code:
+        identifier = cell_info(cell).get("id")
+        if isinstance(identifier, str):
+            by_id[identifier] = cell.get("source", "")
+    theirs = [c for c in code if cell_info(c).get("role") == "solution"]
+    reference_code = [c for c in reference.cells
+                      if c.cell_type == "code" and cell_info(c).get("role") != "hidden"]
+    matches = {}
+    for index, cell in enumerate(ours):
+        identifier = cell_info(cell)["id"]
+        names = defined_names(cell.source)
+        if identifier in by_id:
+            match = Match(by_id[identifier], "id")
+        elif len(theirs) == len(ours):
+            match = Match(theirs[index].get("source", ""), "position")
+        elif names and (found := [c for c in code if names <= defined_names(c.get("source", ""))]):
+            match = Match(found[-1].get("source", ""), "names")
+        elif len(code) == len(reference_code):
+            match = Match(code[reference_code.index(cell)].get("source", ""), "code position")
+        else:
+            match = Match(None, "missing")
+        if match.source is not None:
+            match.stub = is_stub(match.source, cell.source)
+        matches[identifier] = match
+    return matches
+
+
+def _lab_number(name) -> int | None:
+    """6 for ``"06_metrics_losses"`` (or an older notebook's plain ``6``)."""
+    if isinstance(name, int) and not isinstance(name, bool):
+        return name
+    found = re.match(r"(\d+)_", name) if isinstance(name, str) else None
+    return int(found.group(1)) if found else None
+
+
+def _heading_lab(notebook) -> int | None:
+    for cell in notebook.get("cells", [])[:5]:
+        if cell.get("cell_type") == "markdown":
+            found = re.search(r"^#\s*Lab\s+(\d+)", cell.get("source", ""), re.MULTILINE)
+            if found:
+                return int(found.group(1))
+    return None
+
+
+def load(path: Path, reference) -> Submission:
+    """Read and match one submission against the reference notebook."""
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    submission = Submission(student_id(path), path, digest)
+    try:
+        notebook = read_notebook(path)
+    except (Unreadable, OSError) as problem:
+        submission.problem = str(problem) if isinstance(problem, Unreadable) else "unreadable file"
+        return submission
+    submission.notebook = notebook
+    theirs, ours = _lab_number(lab_name(notebook)), _lab_number(lab_name(reference))
+    theirs = _heading_lab(notebook) if theirs is None else theirs
+    ours = _heading_lab(reference) if ours is None else ours
+    if theirs is not None and ours is not None and theirs != ours:
+        submission.problem = "wrong lab"
+        return submission
+    submission.matches = match_solutions(reference, notebook)
+    return submission
