@@ -70,8 +70,8 @@ def reference_problems(nb, stem: str | None = None) -> list[str]:
         where = f"cell {index} ({info.get('id', 'no id')})"
         if CHECK_TAG in tags and info.get("role") != "check":
             problems.append(f"{where}: tagged {CHECK_TAG} but its role is not 'check'")
-        if not info:
-            continue
+        if not set(info) - {"skip_when_grading"}:
+            continue  # a plain cell (the grader may leave it out: see segcourse.grading.plan)
         if cell.get("cell_type") != "code":
             problems.append(f"{where}: segcourse metadata belongs on code cells")
         if info.get("id") in seen or not info.get("id"):
