@@ -182,17 +182,22 @@ def _grade(args) -> int:
     options = Options(jobs=args.jobs, timeout=args.timeout,
                       submission_timeout=args.submission_timeout, shard=args.shard,
                       seed=args.seed, sandbox=not args.no_sandbox, progress=not args.quiet)
+    graded_now = []
     try:
-        records = grade(args.reference, args.submissions, out, options)
+        records = grade(args.reference, args.submissions, out, options,
+                        on_record=graded_now.append)
     except GradingError as error:
         print(f"segcourse grade: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {len(graded_now)} submission(s) graded in this run are saved in "
+              f"{out}; run the same command again to grade the rest.", file=sys.stderr)
+        return 130
     if len(records) == 1 or not args.out:
         for record in records.values():
             print(table(record) + "\n")
-    total = sum(r.points for r in records.values())
-    print(f"{len(records)} submission(s) graded, {total} points in all; "
-          f"{Path(out) / 'summary.md'} and {Path(out) / 'grades.csv'}; "
+    print(f"{len(graded_now)} submission(s) graded now, {len(records) - len(graded_now)} "
+          f"already in {out}. Results: {Path(out) / 'grades.csv'}, {Path(out) / 'summary.md'}, "
           f"feedback in {Path(out) / 'feedback'}")
     return 0
 

@@ -121,19 +121,32 @@ def _timeouts(options: Options, seconds: list[float]) -> tuple[list[float], floa
 class ReferenceRun:
     """The expected values: the reference's hidden cells, run once per grading folder."""
 
-    def __init__(self, expected: dict, seconds: list[float], seed: int, sandbox: str):
-        self.expected, self.seconds, self.seed, self.sandbox = expected, seconds, seed, sandbox
+    def __init__(self, expected: dict, seconds: list[float], seed: int, sandbox: str,
+                 sha256: str):
+        self.expected, self.seconds, self.seed = expected, seconds, seed
+        self.sandbox, self.sha256 = sandbox, sha256
 
     @classmethod
     def load_or_run(cls, out: Path, reference: Path, plan: plans.Plan, zygote: Zygote,
                     options: Options) -> ReferenceRun:
+        """Run the reference with this folder's seed (drawn on its first run). Only the seed
+        is kept on disk, never the expected values: a resumed run computes them again."""
         cache = out / "reference.json"
         digest = _digest(reference)
+        seed = options.seed
         if cache.exists():
             saved = json.loads(cache.read_text())
-            if saved.get("sha256") == digest and (options.seed in (None, saved["seed"])):
-                return cls(saved["expected"], saved["seconds"], saved["seed"], saved["sandbox"])
-        seed = options.seed if options.seed is not None else secrets.randbelow(2 ** 31)
+            if saved.get("sha256") != digest:
+                raise GradingError(
+                    f"{out} was graded against another version of {reference.name}; grade "
+                    "into a new --out folder (or delete this one) so that every student is "
+                    "graded against the same reference.")
+            if seed is not None and seed != saved["seed"]:
+                raise GradingError(f"{out} was graded with --seed {saved['seed']}, not {seed}; "
+                                   "leave --seed out to resume, or use a new --out folder.")
+            seed = saved["seed"]
+        if seed is None:
+            seed = secrets.randbelow(2 ** 31)
         results = execute(zygote, plan.sources(), seed, options.limits,
                           [900.0] * len(plan.steps), 3600.0)
         problems = _reference_problems(plan, results)
@@ -143,11 +156,10 @@ class ReferenceRun:
                                f"\nRun `segcourse lab run {reference}` and fix the cells named.")
         expected = {c.check_id: results[c.hidden_step].values[0] for c in plan.checks}
         seconds = [r.seconds for r in results]
-        run = cls(expected, seconds, seed, zygote.sandbox)
-        cache.write_text(json.dumps({"reference": str(reference), "sha256": digest, "seed": seed,
-                                     "sandbox": zygote.sandbox, "seconds": seconds,
-                                     "expected": expected}))
-        return run
+        cache.write_text(json.dumps({"reference": str(reference), "sha256": digest,
+                                     "seed": seed, "sandbox": zygote.sandbox,
+                                     "seconds": seconds}))
+        return cls(expected, seconds, seed, zygote.sandbox, digest)
 
 
 def _reference_problems(plan: plans.Plan, results: list[StepResult]) -> list[str]:
@@ -171,15 +183,33 @@ def grade_one(path: Path, reference_nb, reference_plan: plans.Plan, run: Referen
     started = time.monotonic()
     submission: Submission = load(path, reference_nb)
     if submission.problem:
-        return unreadable_record(submission, reference_plan, lab, zygote.sandbox)
-    solutions = {k: m.source for k, m in submission.matches.items()}
-    plan = plans.build(reference_nb, solutions)
-    results = None
-    if any(m.source is not None and not m.stub for m in submission.matches.values()):
-        per_step, total = _timeouts(options, run.seconds)
-        results = execute(zygote, plan.sources(), run.seed, options.limits, per_step, total)
-    return judge(submission, plan, reference_plan, run.expected, results, lab, zygote.sandbox,
-                 time.monotonic() - started)
+        record = unreadable_record(submission, reference_plan, lab, zygote.sandbox)
+    else:
+        solutions = {k: m.source for k, m in submission.matches.items()}
+        plan = plans.build(reference_nb, solutions)
+        results = None
+        if any(m.source is not None and not m.stub for m in submission.matches.values()):
+            per_step, total = _timeouts(options, run.seconds)
+            results = execute(zygote, plan.sources(), run.seed, options.limits, per_step, total)
+        record = judge(submission, plan, reference_plan, run.expected, results, lab,
+                       zygote.sandbox, time.monotonic() - started)
+    record.reference = run.sha256
+    return record
+
+
+def failed_record(path: Path, reference_plan: plans.Plan, lab: str, run: ReferenceRun,
+                  error: BaseException, log: Path) -> Record:
+    """A submission the grader itself failed on: no points, flagged, the batch goes on."""
+    import traceback
+
+    with open(log, "a", encoding="utf-8") as errors:
+        errors.write(f"== {path}\n{''.join(traceback.format_exception(error))}\n")
+    digest = _digest(path) if path.is_file() else ""
+    submission = Submission(student_id(path), path, digest,
+                            problem=f"grader error ({type(error).__name__}; see {log.name})")
+    record = unreadable_record(submission, reference_plan, lab, run.sandbox)
+    record.reference = run.sha256
+    return record
 
 
 def grade(reference, submissions, out, options: Options | None = None,
@@ -195,6 +225,10 @@ def grade(reference, submissions, out, options: Options | None = None,
         raise GradingError(f"reference {reference} does not exist; give a reference lab "
                            "notebook such as notebooks/06_metrics_losses.ipynb.")
     reference_nb = nbformat.read(reference, as_version=4)
+    if reference_nb.metadata.get("segcourse", {}).get("version") == "student":
+        raise GradingError(f"{reference} is a student version (it has no solutions and no "
+                           "hidden checks); give the reference notebook, e.g. "
+                           f"notebooks/{reference.name}.")
     try:
         reference_plan = plans.build(reference_nb)
     except ValueError as error:
@@ -227,32 +261,25 @@ def grade(reference, submissions, out, options: Options | None = None,
 
 
 def _start_zygotes(count: int, hide, options: Options, out: Path) -> list[Zygote]:
-    made: list[Zygote | Exception] = [None] * count
-
-    def start(i):
-        try:
-            made[i] = Zygote(hide=hide, sandbox=options.sandbox,
-                             log_path=str(out / f"worker-{i}.log"))
-        except Exception as error:
-            made[i] = error
-
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    failed = [m for m in made if isinstance(m, Exception)]
-    if failed:
-        for m in made:
-            if isinstance(m, Zygote):
-                m.close()
-        raise GradingError(f"a grading process could not start: {failed[0]}")
+    """Start ``count`` zygotes from this (the main) thread, so that they live as long as it;
+    they import TensorFlow side by side."""
+    made = [Zygote(hide=hide, sandbox=options.sandbox, log_path=str(out / f"worker-{i}.log"))
+            for i in range(count)]
+    try:
+        for zygote in made:
+            zygote.wait_ready()
+    except ZygoteFailed as error:
+        for zygote in made:
+            zygote.close()
+        raise GradingError(f"a grading process could not start: {error}") from None
     return made
 
 
 def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options, out, records,
                  lock, on_record) -> None:
     from tqdm import tqdm
+
+    from segcourse.labs.notebook import lab_name
 
     pending: queue.Queue = queue.Queue()
     for path in todo:
@@ -270,17 +297,22 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
             try:
                 record = grade_one(path, reference_nb, reference_plan, run, zygotes[slot],
                                    options)
-            except ZygoteFailed:
+            except ZygoteFailed:  # its process died: a new one (it lives as long as this thread)
                 zygotes[slot].close()
                 zygotes[slot] = Zygote(hide=hide, sandbox=options.sandbox,
                                        log_path=str(out / f"worker-{slot}.log"))
                 pending.put(path)
                 continue
-            except BaseException as error:
+            except Exception as error:  # the grader's own failure on this file: flagged, go on
+                record = failed_record(path, reference_plan, lab_name(reference_nb) or "lab",
+                                       run, error, out / "grader-errors.log")
+            except BaseException as error:  # re-raised in the main thread
                 errors.append(error)
                 stop.set()
                 return
             with lock:
+                if stop.is_set():  # interrupted: its runs were killed, its grades are not real
+                    return
                 records[record.student] = record
                 report.append_record(out, record)
                 report.write_tables(out, records)
@@ -314,16 +346,20 @@ def merge(folders, out) -> dict[str, Record]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records: dict[str, Record] = {}
-    labs = set()
+    labs, references = set(), set()
     for folder in map(Path, folders):
         if not (folder / report.RESULTS).exists():
             raise GradingError(f"{folder} holds no {report.RESULTS}: is it a grading folder?")
         for student, record in report.load_records(folder).items():
             records[student] = record
             labs.add(record.lab)
+            references.add(record.reference)
     if len(labs) > 1:
         raise GradingError(f"the folders grade different labs ({', '.join(sorted(labs))}); "
                            "merge the shards of one lab at a time.")
+    if len(references) > 1:
+        raise GradingError("the folders were graded against different versions of the "
+                           "reference notebook; grade every shard against the same one.")
     results = out / report.RESULTS
     results.write_text("".join(json.dumps(r.to_json()) + "\n" for r in records.values()))
     for record in records.values():

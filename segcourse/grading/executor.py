@@ -23,6 +23,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from segcourse.grading.sandbox import remove_cgroups, run_name, sweep_cgroups
+
 RESULT_LIMIT = 64 << 20  # bytes of events one run may send: beyond that it is cut off
 OUTPUT_KEEP = 16 << 10  # bytes of raw process output kept (the rest is read and dropped)
 
@@ -44,7 +46,8 @@ class StepResult:
 
 
 class Zygote:
-    """One pre-imported grading process (see :mod:`segcourse.grading.zygote`)."""
+    """One pre-imported grading process (see :mod:`segcourse.grading.zygote`). It dies with
+    the thread that made it: make it in a thread that outlives its use (the main one)."""
 
     def __init__(self, hide=(), sandbox: bool = True, env: dict | None = None,
                  log_path: str | None = None, start_timeout: float = 300):
@@ -57,13 +60,22 @@ class Zygote:
         self._log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (lives with the process)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "segcourse.grading.zygote", "--control-fd",
-             str(theirs.fileno()), "--plan", plan],
+             str(theirs.fileno())],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=self._log, env=environment, start_new_session=True)
         theirs.close()
+        ours.sendall(plan.encode() + b"\n")
         self._control = ours
         self._lines = self._control.makefile("r")
         self._lock = threading.Lock()
+        self._start_timeout, self._log_path = start_timeout, log_path
+        self.sandbox = None
+
+    def wait_ready(self) -> Zygote:
+        """Wait until the process has imported everything and entered its sandbox."""
+        if self.sandbox is not None:
+            return self
+        start_timeout, log_path = self._start_timeout, self._log_path
         self._control.settimeout(start_timeout)
         try:
             ready = json.loads(self._lines.readline() or "{}")
@@ -76,9 +88,11 @@ class Zygote:
         self._control.settimeout(None)
         self.sandbox = ready["sandbox"]
         self.scratch_root = tempfile.gettempdir()
+        return self
 
     def start(self, job: dict) -> tuple[int, int, int]:
         """Fork a run for ``job``; return (its process id, events fd, output fd)."""
+        self.wait_ready()
         job_r, job_w = os.pipe()
         events_r, events_w = os.pipe()
         output_r, output_w = os.pipe()
@@ -103,6 +117,7 @@ class Zygote:
                 _kill_group(self.process.pid)
                 self.process.wait()
             self._log.close()
+            sweep_cgroups()
 
     def __enter__(self):
         return self
@@ -185,6 +200,7 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
         selector.close()
         os.close(events_fd)
         os.close(output_fd)
+        remove_cgroups(run_name(pid))
     if crash and current is None:
         # died between steps: blame the next step that has no result
         current = next((i for i in range(len(step_timeouts))
@@ -198,7 +214,7 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
 def _parse(line: bytes) -> dict:
     try:
         event = json.loads(line)
-    except ValueError:
+    except Exception:  # (whatever a run sends: malformed, too deep, too big)
         return {}
     return event if isinstance(event, dict) else {}
 

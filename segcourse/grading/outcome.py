@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from segcourse.grading.executor import StepResult
 from segcourse.grading.plan import Plan
-from segcourse.grading.shortcuts import shortcut_flags
+from segcourse.grading.shortcuts import imported_names, shortcut_flags
 from segcourse.grading.submission import Submission
 from segcourse.grading.values import payload_matches
 
@@ -58,6 +58,7 @@ class Record:
     feedback: list[Feedback]
     flags: list[str]
     notes: list[str]
+    reference: str = ""  # the reference notebook's sha256
 
     @property
     def points(self) -> int:
@@ -162,6 +163,10 @@ def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: di
     flags, notes = [], []
     solution_sources = {step.cell_id: step.source for step in reference_plan.steps
                         if step.kind == "solution"}
+    namespace = {}
+    for step in reference_plan.steps:
+        if step.kind in ("check", "context", "setup"):
+            namespace.update(imported_names(step.source))
     for identifier, match in submission.matches.items():
         if match.method not in ("id", "missing"):
             notes.append(f"exercise cell {identifier} matched by {match.method}")
@@ -170,7 +175,8 @@ def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: di
             sources = [reference_plan.steps[i].source for c in related
                        for i in (c.public_step, c.hidden_step)]
             flags += [f"{identifier}: {flag}" for flag in
-                      shortcut_flags(match.source, solution_sources.get(identifier, ""), sources)]
+                      shortcut_flags(match.source, solution_sources.get(identifier, ""), sources,
+                                     namespace)]
     rows, feedback = [], []
     for check in reference_plan.checks:  # the same cells and steps as the submission's plan
         for identifier in check.solutions:

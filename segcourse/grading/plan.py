@@ -92,8 +92,10 @@ def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
 def used_names(source: str) -> set[str]:
     """Every name a cell reads (a word-level guess when it does not parse)."""
     try:
+        if len(source) > 100_000:
+            raise ValueError("too long to analyse")
         tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):
+    except Exception:  # (syntax errors, and memory or recursion on odd input)
         return set(re.findall(r"[A-Za-z_]\w*", source))
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 

@@ -39,6 +39,13 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: Hidden from every run whatever the plan: service sockets (a socket file on a read-only mount
+#: still accepts connections) and home folders of other tools.
+ALWAYS_HIDDEN = ("/run", "/var/run", "/home", "/mnt", "/media", "/srv")
+#: Read-only inside a run's fresh /proc (writable there by uid 0 even without capabilities).
+PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
+#: Device nodes a run gets in its own /dev; nothing else.
+DEVICES = ("null", "zero", "full", "random", "urandom")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -82,17 +89,19 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int,
 
 def keep_paths() -> list[str]:
     """What a run needs to see inside a hidden folder: the interpreter, its environment and the
-    folders every imported package was loaded from."""
+    folder of every imported top-level package (an editable install lives in its checkout)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
              os.path.realpath(sys.executable)}
     for entry in sys.path:
-        if entry and os.path.isdir(entry):
+        if entry and os.path.isdir(entry) and "-packages" in entry:
             paths.add(os.path.realpath(entry))
-    for module in list(sys.modules.values()):
+    for name, module in list(sys.modules.items()):
         location = getattr(module, "__file__", None)
-        if location:
-            paths.add(os.path.dirname(os.path.realpath(location)))
-    return sorted(p for p in paths if p and p != "/")
+        if location and "." not in name:
+            folder = os.path.dirname(os.path.realpath(location))
+            paths.add(folder if os.path.basename(location).startswith("__init__.")
+                      else os.path.realpath(location))
+    return sorted(os.path.realpath(p) for p in paths if p and p != "/")
 
 
 def _under(path: str, folder: str) -> bool:
@@ -107,9 +116,11 @@ def _mounts() -> list[str]:
     return points
 
 
-def _hide(folder: str, keep: list[str]) -> None:
-    """Cover ``folder`` with an empty tmpfs, then bind each kept path inside it back."""
-    inside = [k for k in keep if _under(k, folder) and k != folder]
+def _hide(folder: str, keep: list[str], hidden: list[str]) -> None:
+    """Cover ``folder`` with an empty tmpfs, then bind each kept path inside it back (never one
+    that is, or holds, a hidden path: the grader's working directory, say)."""
+    inside = [k for k in keep if _under(k, folder) and k != folder
+              and not any(_under(h, k) for h in hidden)]
     # outermost kept paths only; each is bound whole
     inside = [k for k in inside if not any(_under(k, o) and k != o for o in inside)]
     handles = [(k, os.open(k, os.O_PATH)) for k in inside if os.path.exists(k)]
@@ -135,12 +146,14 @@ def enter_zygote_namespaces(plan: SandboxPlan) -> str:
         if error.errno in (errno.EPERM, errno.EINVAL, errno.ENOSYS):
             return "none"
         raise
+    os.chdir("/")  # a working directory inside a hidden folder would still reach into it
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     keep = sorted(set(plan.keep) | set(keep_paths()))
-    hidden = sorted({os.path.realpath(p) for p in plan.hide if os.path.isdir(p)}, key=len)
+    hidden = sorted({os.path.realpath(p) for p in [*plan.hide, *ALWAYS_HIDDEN]
+                     if os.path.isdir(p)}, key=len)
     outermost = [h for h in hidden if not any(_under(h, o) and h != o for o in hidden)]
     for folder in outermost:
-        _hide(folder, keep)
+        _hide(folder, keep, hidden)
     writable = []
     for point in sorted(set(_mounts()), key=len):
         if _under(point, "/proc") or _under(point, str(CGROUP_ROOT)):
@@ -148,8 +161,14 @@ def enter_zygote_namespaces(plan: SandboxPlan) -> str:
         try:
             mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
         except OSError:
-            writable.append(point)  # said on every row: the sandbox is weaker there
+            if not any(_under(point, h) for h in outermost):  # covered ones cannot be reached
+                writable.append(point)  # said on every row: the sandbox is weaker there
     return "namespaces" + (f" (still writable: {', '.join(writable)})" if writable else "")
+
+
+def run_name(pid: int) -> str:
+    """A run's name (its cgroups, its scratch folder) from its process id in the grader's view."""
+    return f"segcourse-run-{pid}"
 
 
 def _cgroup_dirs(name: str) -> dict[str, Path]:
@@ -185,11 +204,30 @@ def _join_cgroups(name: str, limits: Limits) -> list[str]:
     return bounded
 
 
-def remove_cgroups(name: str) -> None:
-    """Remove a finished run's cgroup folders (called by the grader, outside the sandbox)."""
+def remove_cgroups(name: str, attempts: int = 10) -> None:
+    """Remove a finished run's cgroup folders (they empty as its processes are reaped)."""
+    import time
+
     for folder in set(_cgroup_dirs(name).values()):
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        for _ in range(attempts):
+            try:
+                folder.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+def sweep_cgroups() -> None:
+    """Remove the cgroup folders of runs whose process is gone (those a slow teardown left)."""
+    for controller in ("pids", "memory", ""):
+        base = CGROUP_ROOT / controller if controller else CGROUP_ROOT
+        for folder in base.glob("segcourse-run-*") if base.is_dir() else ():
+            pid = folder.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def _drop_capabilities() -> None:
@@ -214,15 +252,62 @@ def set_rlimits(limits: Limits) -> None:
         resource.setrlimit(which, (value, value))
 
 
+def _minimal_dev() -> None:
+    """A fresh /dev holding only the harmless devices (no disks, no kernel log)."""
+    handles = {name: os.open(f"/dev/{name}", os.O_PATH) for name in DEVICES
+               if os.path.exists(f"/dev/{name}")}
+    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=755")
+    for name, handle in handles.items():
+        open(f"/dev/{name}", "w").close()
+        mount(f"/proc/self/fd/{handle}", f"/dev/{name}", None, MS_BIND)
+        os.close(handle)
+    os.makedirs("/dev/shm")
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{name}")
+    mount(None, "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+
+
+def cgroup_limits_available() -> bool:
+    """Whether runs can be put into cgroups that bound their processes and memory."""
+    probe = f"segcourse-probe-{os.getpid()}"
+    try:
+        return bool(_cgroup_dirs(probe)) and set(_try_cgroups(probe)) == {"pids", "memory"}
+    finally:
+        remove_cgroups(probe)
+
+
+def _try_cgroups(name: str) -> list[str]:
+    made = []
+    for controller, folder in _cgroup_dirs(name).items():
+        try:
+            folder.mkdir(exist_ok=True)
+            made.append(controller)
+        except OSError:
+            continue
+    return made
+
+
+def die_with_parent() -> None:
+    """Be killed when the parent process (or the thread that started this one) ends."""
+    if sys.platform == "linux":
+        _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+
+
 def enter_run(namespaced: bool, limits: Limits, cgroup: str, scratch: str) -> str:
     """In a run's process, before any submitted code: its own PID 1 world (when ``namespaced``),
     scratch, limits, no capabilities. Returns the working directory to use."""
+    die_with_parent()
     if not namespaced:
         os.makedirs(scratch, exist_ok=True)
         set_rlimits(limits)
         return scratch
-    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for path in PROC_READ_ONLY:
+        if os.path.exists(path):
+            mount(path, path, None, MS_BIND)
+            mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _minimal_dev()
     size = f"size={limits.scratch_bytes},mode=1777"
     for place in ("/tmp", "/dev/shm", "/var/tmp"):
         if os.path.isdir(place):

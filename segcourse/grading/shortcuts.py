@@ -13,40 +13,64 @@ from __future__ import annotations
 import ast
 
 DYNAMIC = {"__import__", "exec", "eval", "compile", "import_module", "get_ipython"}
+#: Attributes that reach into the interpreter's own state (other cells' modules and frames).
+REACHING = {"modules", "__globals__", "__closure__", "__code__", "__subclasses__",
+            "__builtins__", "get_objects", "f_globals", "f_back"}
+MAX_SOURCE = 100_000  # characters: longer cells are not analysed (and are flagged)
+
+
+def _parse(source: str):
+    if len(source) > MAX_SOURCE:
+        return None
+    try:
+        return ast.parse(source)
+    except Exception:  # (syntax errors, and memory or recursion on odd input)
+        return None
 
 
 def segcourse_imports(source: str) -> set[str]:
     """Dotted names a cell imports from segcourse (``segcourse.metrics.confusion_matrix``,
     and ``segcourse.metrics`` for a module import)."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):
-        return set()
-    found = set()
-    for node in ast.walk(tree):
+    return set(imported_names(source).values())
+
+
+def imported_names(source: str) -> dict[str, str]:
+    """The names a cell binds by importing from segcourse: local name -> dotted name."""
+    tree = _parse(source)
+    found = {}
+    for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("segcourse"):
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            found.update({alias.asname or alias.name: f"{node.module}.{alias.name}"
+                          for alias in node.names})
         elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("segcourse"))
+            found.update({(a.asname or a.name.split(".")[0]): a.name for a in node.names
+                          if a.name.startswith("segcourse")})
     return found
 
 
+def _read_names(tree) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+            and isinstance(n.ctx, ast.Load)}
+
+
 def _dynamic(source: str) -> set[str]:
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):
-        return set()
+    tree = _parse(source)
     names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in DYNAMIC:
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Name) and node.id in DYNAMIC | {"__builtins__"}:
             names.add(node.id)
-        elif isinstance(node, ast.Attribute) and node.attr in DYNAMIC | {"modules"}:
+        elif isinstance(node, ast.Attribute) and node.attr in DYNAMIC | REACHING:
             names.add(node.attr if node.attr != "modules" else "sys.modules")
     return names
 
 
-def shortcut_flags(submitted: str, reference_solution: str, check_sources: list[str]) -> list[str]:
-    """Why ``submitted`` (an exercise cell) looks like it calls what its check compares with."""
+def shortcut_flags(submitted: str, reference_solution: str, check_sources: list[str],
+                   namespace: dict[str, str] | None = None) -> list[str]:
+    """Why ``submitted`` (an exercise cell) looks like it calls what its check compares with.
+    ``namespace``: names the notebook's other cells import from segcourse (a public check's
+    import is in scope for every later exercise cell), local name -> dotted name."""
+    if len(submitted) > MAX_SOURCE or _parse(submitted) is None:
+        return ["the cell could not be analysed (it does not parse, or is very long)"]
     allowed = segcourse_imports(reference_solution)
     compared = set().union(*map(segcourse_imports, check_sources)) - allowed
     modules = {name.rsplit(".", 1)[0] for name in compared} | {"segcourse"}
@@ -54,6 +78,27 @@ def shortcut_flags(submitted: str, reference_solution: str, check_sources: list[
     for name in sorted(segcourse_imports(submitted) - allowed):
         if name in compared or name in modules:
             flags.append(f"uses {name}, which its check compares with")
+    tree, reference_tree = _parse(submitted), _parse(reference_solution)
+    own = set(imported_names(submitted)) | _bound_names(tree)
+    reference_reads = _read_names(reference_tree) if reference_tree is not None else set()
+    for local, dotted in sorted((namespace or {}).items()):
+        if (local in _read_names(tree) and local not in own and local not in reference_reads
+                and (dotted in compared or dotted.rsplit(".", 1)[0] in modules)):
+            flags.append(f"uses {local} ({dotted}, imported by another cell), which its check "
+                         "compares with")
     for name in sorted(_dynamic(submitted) - _dynamic(reference_solution)):
-        flags.append(f"dynamic code ({name})")
+        flags.append(f"reaches into the interpreter ({name})")
     return flags
+
+
+def _bound_names(tree) -> set[str]:
+    """Names a cell binds itself (assignments, definitions, arguments)."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return bound

@@ -79,10 +79,10 @@ def read_notebook(path: Path):
             warnings.simplefilter("ignore")
             notebook = nbformat.reads(json.dumps(data), as_version=4)
     except Exception as error:
-        raise Unreadable(f"unreadable notebook ({type(error).__name__})") from None
+        raise Unreadable("unreadable notebook (malformed)") from error
     for cell in notebook.get("cells", []):
         if not isinstance(cell, dict) or not isinstance(cell.get("source", ""), (str, list)):
-            raise Unreadable("unreadable notebook (malformed cell)")
+            raise Unreadable("unreadable notebook (malformed)")
         if isinstance(cell.get("source"), list):
             cell["source"] = "".join(map(str, cell["source"]))
         if not isinstance(cell.get("metadata", {}), dict):
@@ -93,8 +93,10 @@ def read_notebook(path: Path):
 def defined_names(source: str) -> set[str]:
     """Top-level names a cell defines (functions, classes, assignments, imports excluded)."""
     try:
+        if len(source) > 100_000:
+            raise ValueError("too long to analyse")
         tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError):
+    except Exception:  # (syntax errors, and memory or recursion on odd input)
         return set(re.findall(r"^(?:def|class)\s+(\w+)", source, re.MULTILINE))
     names = set()
     for node in tree.body:

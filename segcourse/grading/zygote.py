@@ -1,6 +1,7 @@
 """The grading zygote: imports TensorFlow once, then forks one sandboxed run per request.
 
-Started by the grader as ``python -m segcourse.grading.zygote --control-fd N --plan JSON``. It
+Started by the grader as ``python -m segcourse.grading.zygote --control-fd N``, which then
+sends its plan (what to hide) as the first line on that socket. It
 imports the heavy libraries (TensorFlow, Keras, segcourse, IPython, matplotlib) *before* any
 submitted code exists, enters the sandbox namespaces (:mod:`segcourse.grading.sandbox`), says
 ``ready``, and then, for each request, forks:
@@ -15,7 +16,7 @@ Those events are the run's *claims*; the grader trusts none of them for points e
 compares itself. Killing C's process group (and with it G, PID 1 of its namespace) ends the
 run and every process it started.
 
-This module runs on the kernel side; the grader never imports it.
+This module runs on the kernel side; the grader's own process never imports it.
 """
 
 from __future__ import annotations
@@ -141,10 +142,12 @@ def _run(shell, namespaced: bool, fds: list[int], run_name: str) -> None:
     from segcourse.grading import sandbox
 
     job_fd, result_fd, output_fd = fds
+    sandbox.die_with_parent()  # the zygote gone (the grader stopped): this run goes too
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setsid()
-    if namespaced:
-        sandbox.unshare(sandbox.CLONE_NEWPID | sandbox.CLONE_NEWNS)
+    if namespaced:  # each run its own PID, mount, network, IPC and host-name namespace
+        sandbox.unshare(sandbox.CLONE_NEWPID | sandbox.CLONE_NEWNS | sandbox.CLONE_NEWNET
+                        | sandbox.CLONE_NEWIPC | sandbox.CLONE_NEWUTS)
     child = os.fork()
     if child:
         for fd in fds:
@@ -186,7 +189,9 @@ def serve(control: socket.socket, shell, namespaced: bool) -> None:
         if child == 0:
             control.close()
             try:
-                _run(shell, namespaced, fds, f"segcourse-{os.getppid()}-{count}")
+                from segcourse.grading.sandbox import run_name
+
+                _run(shell, namespaced, fds, run_name(os.getpid()))
             finally:
                 os._exit(70)
         for fd in fds:
@@ -197,17 +202,20 @@ def serve(control: socket.socket, shell, namespaced: bool) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--control-fd", type=int, required=True)
-    parser.add_argument("--plan", default="{}", help="JSON: hide, keep, sandbox (true/false)")
     args = parser.parse_args(argv)
-    plan = json.loads(args.plan)
-    control = socket.socket(fileno=args.control_fd)
-    shell = preload()
     from segcourse.grading import sandbox
+
+    sandbox.die_with_parent()  # the grader gone: so is this process and every run it made
+    control = socket.socket(fileno=args.control_fd)
+    plan = json.loads(control.makefile("r").readline() or "{}")  # hide, sandbox: not in argv
+    shell = preload()
 
     description = "none"
     if plan.get("sandbox", True):
         description = sandbox.enter_zygote_namespaces(
             sandbox.SandboxPlan(hide=plan.get("hide", []), keep=plan.get("keep", [])))
+        if description != "none" and not sandbox.cgroup_limits_available():
+            description += " (no cgroup limits: processes and memory unbounded)"
     control.sendall((json.dumps({"ready": True, "sandbox": description,
                                  "pid": os.getpid()}) + "\n").encode())
     serve(control, shell, namespaced=description != "none")

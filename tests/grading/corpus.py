@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -110,17 +111,30 @@ for _root in ("/", "/tmp", "/work", "/root", "/home"):
                     except Exception:
                         pass
 '''
+# Tries every wall; if one gives way, the cell deletes its own answers (so a breach costs the
+# points the test expects, and shows). The writes would leave evidence in the probe folder.
 ESCAPE = '''
 import os, socket, subprocess
-_probe = {probe!r}
-for _target in (_probe + "/written", "/tmp/../" + _probe.lstrip("/") + "/written2"):
+_breached = []
+for _target in ({probe!r} + "/written", "/tmp/../" + {probe!r}.lstrip("/") + "/written2"):
     try:
         open(_target, "w").write("escaped")
+        _breached.append(_target)
+    except OSError:
+        pass
+for _secret in ({reference!r}, {submissions!r}):
+    if os.path.exists(_secret):
+        _breached.append(_secret)
+for _device in ("/proc/sys/kernel/core_pattern", "/proc/sysrq-trigger", "/dev/kmsg"):
+    try:
+        open(_device, "a").close()  # opened for writing, nothing written
+        _breached.append(_device)
     except OSError:
         pass
 try:
     _s = socket.create_connection(("127.0.0.1", {port}), timeout=2)
     _s.sendall(b"escaped")
+    _breached.append("socket")
 except OSError:
     pass
 _children = []
@@ -129,7 +143,21 @@ for _ in range(300):
         _children.append(subprocess.Popen(["sleep", "600"]))
     except OSError:
         break
+if _breached:
+    for _name in NAMES:
+        del globals()[_name]
 '''
+# Floods the run's own event pipe with a deeply nested JSON line (the grader must shrug).
+FLOOD_EVENTS = '''
+import os
+for _fd in range(3, 64):
+    try:
+        os.write(_fd, b'{"event": "values", "step": 0, "payload": ' + b"[" * 100000 + b"\\n")
+    except OSError:
+        pass
+'''
+# A cell the parser cannot take (200,000 unary minus signs): the grader must not choke on it.
+PATHOLOGICAL = "\n_x = " + "-" * 200000 + "1\n"
 SLOW = "while True:\n    pass\n"
 EXIT = "import sys\nsys.exit(1)\n"
 HARD_EXIT = "import os\nos._exit(1)\n"
@@ -147,7 +175,9 @@ def _checks(reference):
 
 
 def _write(notebook, path: Path) -> None:
-    nbformat.write(notebook, path)
+    with warnings.catch_warnings():  # the odd cases (ids stripped or repeated) are on purpose
+        warnings.simplefilter("ignore")
+        nbformat.write(notebook, path)
 
 
 def _with(reference, edits: dict[str, str], base=None):
@@ -166,7 +196,7 @@ def _points(reference, solved: set[str]) -> dict[str, int]:
             for c in _checks(reference)}
 
 
-def cases(reference, probe: str, port: int):
+def cases(reference, probe: str, port: int, reference_path: str, submissions: str):
     """(name, notebook or raw bytes, expected points per check, expected reason or None)."""
     solutions = {cell_info(c)["id"]: c.source for c in _solutions(reference)}
     ids = list(solutions)
@@ -245,9 +275,14 @@ def cases(reference, probe: str, port: int):
             _points(reference, every - {ids[0]}), None
     yield "floods_output", first_cell(solutions[ids[0]] + "\n" + FLOOD, solutions), \
         _points(reference, every), None
-    escape = ESCAPE.format(probe=probe, port=port)
+    escape = ESCAPE.format(probe=probe, port=port, reference=reference_path,
+                           submissions=submissions).replace("NAMES", repr(names_of[ids[-1]]))
     yield "escapes", _with(reference, {**solutions, ids[-1]: solutions[ids[-1]] + "\n" + escape}), \
         _points(reference, every), None
+    yield "floods_events", first_cell(solutions[ids[0]] + FLOOD_EVENTS, solutions), \
+        _points(reference, every), None
+    yield "unparsable_giant", first_cell(solutions[ids[0]] + PATHOLOGICAL, solutions), \
+        _points(reference, every - {ids[0]}), None
 
     # the library shortcut is a flag, not a penalty
     yield "library_shortcut", first_cell(solutions[ids[0]] + SHORTCUT, solutions), \
@@ -260,7 +295,9 @@ def make(reference_path, out, probe: str = "/nonexistent", port: int = 9) -> dic
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     expected = {}
-    for name, notebook, points, reason in cases(reference, probe, port):
+    for name, notebook, points, reason in cases(reference, probe, port,
+                                                str(Path(reference_path).resolve()),
+                                                str(out.resolve())):
         path = out / f"{name}.ipynb"
         if isinstance(notebook, bytes):
             path.write_bytes(notebook)

@@ -1,0 +1,175 @@
+"""`segcourse grade` as a TA and a student use it: resume after Ctrl-C, shards and merge, the
+student-side preview, clear refusals, the fallback without a sandbox, and a grader process
+that never imports TensorFlow."""
+
+import csv
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.grading.corpus import make
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "notebooks" / "06_metrics_losses.ipynb"
+STUDENT = ROOT / "notebooks" / "student" / "06_metrics_losses.ipynb"
+CASES = ["reference_solution", "untouched", "partial", "first_wrong", "infinite_loop",
+         "invalid_json"]
+
+
+def segcourse(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "segcourse", *map(str, args)],
+                          capture_output=True, text=True, **kwargs)
+
+
+def totals(out: Path) -> dict[str, int]:
+    found: dict[str, int] = {}
+    with open(out / "grades.csv", newline="") as table:
+        for row in csv.DictReader(table):
+            found[row["student"]] = found.get(row["student"], 0) + int(row["points"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class")
+    expected = make(LAB, folder / "all")
+    chosen = folder / "class"
+    chosen.mkdir()
+    for name in CASES:
+        shutil.copy(folder / "all" / f"{name}.ipynb", chosen / f"{name}.ipynb")
+    return chosen, {name: sum(expected[name]["points"].values()) for name in CASES}
+
+
+def test_grade_help_is_quick_and_the_grader_never_imports_tensorflow():
+    help_text = segcourse("grade", "--help")
+    assert help_text.returncode == 0 and "--shard I/N" in help_text.stdout
+    probe = ("import sys, segcourse.cli\n"
+             "import segcourse.grading.batch, segcourse.grading.report\n"
+             "try:\n    segcourse.cli.main(['grade', '--help'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('tensorflow', 'keras', 'jax', 'torch')))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert imported.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_interrupted_then_resumed_grades_each_submission_once(corpus, tmp_path):
+    folder, expected = corpus
+    out = tmp_path / "out"
+    run = subprocess.Popen([sys.executable, "-m", "segcourse", "grade", str(LAB), str(folder),
+                            "--out", str(out), "--timeout", "10", "-q"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        if results.exists() and len(results.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "run the same command again" in err
+    first = [json.loads(line) for line in results.read_text().splitlines()]
+    assert 2 <= len(first) < len(CASES)
+    again = segcourse("grade", LAB, folder, "--out", out, "--timeout", "10", "-q")
+    assert again.returncode == 0, again.stderr
+    assert f"{len(CASES) - len(first)} submission(s) graded now, {len(first)} already" \
+        in again.stdout
+    assert totals(out) == expected
+    graded = [json.loads(line)["student"] for line in results.read_text().splitlines()]
+    assert sorted(graded) == sorted(CASES)  # nothing graded twice
+    assert not subprocess.run(["pgrep", "-f", "segcourse.grading.zygote"],
+                              capture_output=True).stdout
+
+
+def test_shards_cover_the_class_once_and_merge_into_one_table(corpus, tmp_path):
+    folder, expected = corpus
+    shards = []
+    for index in (1, 2, 3):
+        out = tmp_path / f"shard-{index}"
+        result = segcourse("grade", LAB, folder, "--out", out, "--shard", f"{index}/3", "-j", "2",
+                           "--timeout", "10", "-q", "--seed", "11")
+        assert result.returncode == 0, result.stderr
+        shards.append(out)
+    counts = [len(totals(out)) for out in shards]
+    assert sum(counts) == len(CASES) and max(counts) - min(counts) <= 1
+    merged = segcourse("grade", "merge", *shards, "--out", tmp_path / "all")
+    assert merged.returncode == 0, merged.stderr
+    assert totals(tmp_path / "all") == expected
+    assert len(list((tmp_path / "all" / "feedback").glob("*.md"))) == len(CASES)
+    assert "## Checks" in (tmp_path / "all" / "summary.md").read_text()
+
+
+def test_a_student_previews_their_own_notebook(tmp_path):
+    mine = tmp_path / "mine.ipynb"
+    shutil.copy(STUDENT, mine)
+    result = segcourse("grade", LAB, mine, "-q")
+    assert result.returncode == 0, result.stderr
+    assert "mine (06_metrics_losses): 0 / 7 points" in result.stdout
+    assert "check-ex1" in result.stdout and "not attempted" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.ipynb", "x.ipynb"], "does not exist"),
+    ([STUDENT, STUDENT], "is a student version"),
+    ([LAB, "nowhere/"], "does not exist"),
+])
+def test_wrong_arguments_are_refused_with_the_fix(tmp_path, args, message):
+    result = segcourse("grade", *args, "--out", tmp_path / "out", cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_two_files_of_one_student_are_refused(tmp_path):
+    for section in ("a", "b"):
+        (tmp_path / section).mkdir()
+        shutil.copy(STUDENT, tmp_path / section / "ada.ipynb")
+    result = segcourse("grade", LAB, tmp_path / "a", tmp_path / "b", "--out", tmp_path / "out")
+    assert result.returncode == 2 and "share a student id" in result.stderr
+
+
+def test_shard_numbers_are_checked():
+    result = segcourse("grade", LAB, STUDENT, "--shard", "0/4")
+    assert result.returncode == 2 and "I must be 1..N" in result.stderr
+
+
+def test_without_the_sandbox_grades_agree_and_every_row_says_so(corpus, tmp_path):
+    folder, expected = corpus
+    small = tmp_path / "small"
+    small.mkdir()
+    for name in ("reference_solution", "first_wrong", "untouched"):
+        shutil.copy(folder / f"{name}.ipynb", small)
+    out = tmp_path / "out"
+    result = segcourse("grade", LAB, small, "--out", out, "--no-sandbox", "-q")
+    assert result.returncode == 0, result.stderr
+    assert totals(out) == {k: expected[k] for k in ("reference_solution", "first_wrong",
+                                                    "untouched")}
+    with open(out / "grades.csv", newline="") as table:
+        assert {row["sandbox"] for row in csv.DictReader(table)} == {"none"}
+    assert "none (3)" in (out / "summary.md").read_text()
+
+
+def test_a_resumed_folder_keeps_its_seed_and_refuses_another_reference(corpus, tmp_path):
+    folder, _ = corpus
+    out = tmp_path / "out"
+    single = tmp_path / "one"
+    single.mkdir()
+    shutil.copy(folder / "reference_solution.ipynb", single)
+    assert segcourse("grade", LAB, single, "--out", out, "-q").returncode == 0
+    saved = json.loads((out / "reference.json").read_text())
+    assert "expected" not in saved  # the expected values never touch the disk
+    shutil.copy(folder / "untouched.ipynb", single)
+    assert segcourse("grade", LAB, single, "--out", out, "-q").returncode == 0
+    assert json.loads((out / "reference.json").read_text())["seed"] == saved["seed"]
+    assert totals(out) == {"reference_solution": 7, "untouched": 0}
+    edited = tmp_path / "06_metrics_losses.ipynb"
+    edited.write_text(LAB.read_text().replace("Lab 06", "Lab 06 (edited)"))
+    shutil.copy(STUDENT, single / "late.ipynb")
+    refused = segcourse("grade", edited, single, "--out", out, "-q")
+    assert refused.returncode == 2 and "another version" in refused.stderr
+    other_seed = segcourse("grade", LAB, single, "--out", out, "--seed", str(saved["seed"] + 1))
+    assert other_seed.returncode == 2 and "--seed" in other_seed.stderr

@@ -1,0 +1,59 @@
+"""The grading plan: the reference's cells, the submission's exercises, hidden cells last."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from segcourse.grading import plan as plans
+from segcourse.labs.notebook import cell_info, reference_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def reference(name="06_metrics_losses"):
+    return nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+
+
+def test_hidden_cells_come_last_and_each_check_knows_its_cells():
+    nb = reference()
+    plan = plans.build(nb)
+    kinds = [step.kind for step in plan.steps]
+    first_hidden = kinds.index("hidden")
+    assert set(kinds[first_hidden:]) == {"hidden"}
+    assert [c.check_id for c in plan.checks] == ["check-ex1", "check-ex2", "check-ex3",
+                                                 "check-ex4"]
+    assert [c.points for c in plan.checks] == [2, 2, 1, 2]
+    by_id = {c.check_id: c for c in plan.checks}
+    assert by_id["check-ex3"].solutions == ["ex3"]
+    assert by_id["check-ex3"].depends_on == ["ex1", "ex2", "ex3"]  # it calls mean_iou, confusion
+    assert by_id["check-ex4"].depends_on == ["ex4"]
+    for check in plan.checks:
+        assert plan.steps[check.hidden_step].cell_id == check.check_id
+        assert plan.steps[check.public_step].cell_id == check.check_id
+
+
+def test_a_submissions_exercises_replace_the_solutions_and_nothing_else():
+    nb = reference()
+    mine = plans.build(nb, {"ex1": "def confusion(*a):\n    return 0", "ex2": None})
+    theirs = plans.build(nb)
+    assert mine.steps[mine.solution_steps["ex1"]].source == "def confusion(*a):\n    return 0"
+    assert mine.steps[mine.solution_steps["ex2"]].source == ""
+    changed = [i for i, (a, b) in enumerate(zip(mine.steps, theirs.steps, strict=True))
+               if a.source != b.source]
+    assert changed == [mine.solution_steps[s] for s in ("ex1", "ex2", "ex3", "ex4")]
+
+
+def test_costly_illustrations_are_left_out_of_grading_runs():
+    nb = reference("03_receptive_fields")
+    skipped = [c.source for c in nb.cells if cell_info(c).get("skip_when_grading")]
+    assert skipped
+    assert not {s.source for s in plans.build(nb).steps} & set(skipped)
+
+
+def test_a_graded_check_without_a_hidden_counterpart_is_refused():
+    nb = reference()
+    nb.cells = [c for c in nb.cells if cell_info(c).get("id") != "hidden-ex2"]
+    with pytest.raises(ValueError, match="no hidden counterpart for check-ex2"):
+        plans.build(nb)
+    assert any("exactly one hidden counterpart" in p for p in reference_problems(nb))
