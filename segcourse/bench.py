@@ -7,6 +7,7 @@ Reports medians over repeats: the machine's ceiling (a large float32 matmul, GFL
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -113,4 +114,76 @@ def architecture_report(epochs=None, train_count=None, out="benchmarks/architect
         *(f"| {t} | {a:.3f} | {b:.3f} | {m:.1f} |" for t, a, b, m in rows), ""])
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text)
+    return text
+
+
+def make_class(reference_path, folder, count=100) -> dict[str, int]:
+    """A class of ``count`` submissions of one lab, written into ``folder``: in every ten, six
+    with the reference's solutions, two with every other exercise solved, one untouched student
+    version and one unreadable file. Returns how many of each."""
+    import nbformat
+
+    from segcourse.labs.notebook import cell_info
+    from segcourse.labs.student import student_notebook
+
+    reference = nbformat.read(reference_path, as_version=4)
+    solutions = {cell_info(c)["id"]: c.source for c in reference.cells
+                 if cell_info(c).get("role") == "solution"}
+    halves = {k: v for i, (k, v) in enumerate(solutions.items()) if i % 2 == 0}
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = {"solved": 0, "half solved": 0, "untouched": 0, "unreadable": 0}
+    for index in range(count):
+        kind = {8: "untouched", 9: "unreadable"}.get(
+            index % 10, "half solved" if index % 10 in (6, 7) else "solved")
+        kinds[kind] += 1
+        path = folder / f"student{index:03d}.ipynb"
+        if kind == "unreadable":
+            path.write_text('{"cells": [')
+            continue
+        notebook = student_notebook(reference)
+        answers = {"solved": solutions, "half solved": halves}.get(kind, {})
+        for cell in notebook.cells:
+            if cell_info(cell).get("id") in answers:
+                cell.source = answers[cell_info(cell)["id"]]
+        nbformat.write(notebook, path)
+    return kinds
+
+
+def grading_report(reference="notebooks/06_metrics_losses.ipynb", count=100, jobs=(1, 2),
+                   out="benchmarks/grading.md") -> str:
+    """Grading throughput: a class of ``count`` submissions (:func:`make_class`) graded with
+    ``-j`` 1 and 2, side by side in one run, the machine's matmul ceiling beside them."""
+    import json
+    import tempfile
+
+    from segcourse.grading.batch import Options, grade
+
+    ceiling = matmul_gflops()
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        kinds = make_class(reference, Path(work) / "class", count)
+        for j in jobs:
+            started = time.perf_counter()
+            records = grade(reference, [Path(work) / "class"], Path(work) / f"out-{j}",
+                            Options(jobs=j, progress=False))
+            seconds = time.perf_counter() - started
+            rows.append({"jobs": j, "submissions": len(records), "seconds": round(seconds, 1),
+                         "per_minute": round(60 * len(records) / seconds, 1),
+                         "points": sum(r.points for r in records.values())})
+    mix = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    text = "\n".join([
+        "# Grading throughput", "",
+        f"{platform.platform(terse=True)}, {os.cpu_count()} cores; machine ceiling "
+        f"{ceiling:.0f} GFLOP/s (float32 matmul 2048², median); {time.strftime('%Y-%m-%d %H:%M')}.",
+        "", f"`segcourse grade {reference}` on a class of {count} ({mix}), sandboxed; wall time "
+        "from the command's start (processes started, the reference run) to its summary.", "",
+        "| -j | submissions | seconds | submissions / minute | points given |",
+        "|---|---|---|---|---|",
+        *(f"| {r['jobs']} | {r['submissions']} | {r['seconds']} | {r['per_minute']} | "
+          f"{r['points']} |" for r in rows), ""])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    Path(out).with_suffix(".json").write_text(json.dumps(
+        {"ceiling_gflops": round(ceiling, 1), "class": kinds, "runs": rows}, indent=1))
     return text

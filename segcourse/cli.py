@@ -120,6 +120,11 @@ def _predict(args) -> int:
 def _bench(args) -> int:
     from segcourse.bench import architecture_report, report
 
+    if args.grading:
+        from segcourse.bench import grading_report
+
+        print(grading_report(count=args.class_size))
+        return 0
     print(report(args.models, args.out))
     if args.architectures:
         print(architecture_report())
@@ -291,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also train plain conv / U-Net without skips / U-Net on the CPU "
                             "profile's budget (about 20 minutes on 2 cores): "
                             "benchmarks/architectures.md")
+    bench.add_argument("--grading", action="store_true",
+                       help="only the grading throughput: a class of lab-06 submissions graded "
+                            "with -j 1 and -j 2 (benchmarks/grading.md)")
+    bench.add_argument("--class-size", type=int, default=100)
     bench.set_defaults(run=_bench)
 
     analyze = commands.add_parser("analyze", help="receptive fields and per-layer summary")

@@ -1,6 +1,6 @@
 """The grading notebook: the reference's cells with a submission's exercise cells put in.
 
-Built from the *reference* (DESIGN §8), in its order: its setup and context cells, the
+Built from the *reference* (docs/design.md §8), in its order: its setup and context cells, the
 submission's matched exercise cells in place of the solutions, the reference's public check
 cells (run for the student's feedback only), and, after everything else, the hidden
 counterparts (:mod:`segcourse.labs.hidden`), whose submitted values are the grade. The same plan

@@ -1,4 +1,4 @@
-"""The lab notebook conventions (DESIGN §7), in one place, and a validator for them.
+"""The lab notebook conventions (docs/design.md §7), in one place, and a validator for them.
 
 - The first cell is the Colab-aware setup cell, exactly :func:`setup_source`.
 - Cells that matter carry ``metadata["segcourse"] = {"id", "role", "points"}``; roles are

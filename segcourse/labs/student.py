@@ -1,4 +1,4 @@
-"""Build the student version of a reference lab (DESIGN §7).
+"""Build the student version of a reference lab (docs/design.md §7).
 
 Every span between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
 ``raise NotImplementedError()`` at the marker's indentation; the hidden check counterparts

@@ -1,4 +1,4 @@
-"""Checkerboard artifacts: overlap counts (DESIGN §9), the phase score, and the upsamplers."""
+"""Checkerboard artifacts: overlap counts (docs/design.md §9), the phase score, the upsamplers."""
 
 import keras
 import numpy as np

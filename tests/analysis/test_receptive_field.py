@@ -1,4 +1,4 @@
-"""Receptive fields against the reference facts (DESIGN §9) and a gradient probe."""
+"""Receptive fields against the reference facts (docs/design.md §9) and a gradient probe."""
 
 import math
 
@@ -143,7 +143,7 @@ def test_global_context_is_the_whole_map():
 
 
 def test_fcn8s_crop_offsets_align_every_fused_map_with_the_picture():
-    # reference offsets 5, 9, 31 (DESIGN §9): the two maps summed at each fuse have the same
+    # reference offsets 5, 9, 31 (docs/design.md §9): the two maps summed at each fuse have the same
     # start, and the final score's unit i is centred on pixel i
     fields = receptive_fields(models.build("fcn8s", 21, (64, 64, 3), preset="cpu"))
     assert fields["score_pool4c"].start == fields["upscore2"].start

@@ -1,4 +1,4 @@
-"""Per-layer summaries: the VGG16 walk-through (DESIGN §9) and MACs checked against the
+"""Per-layer summaries: the VGG16 walk-through (docs/design.md §9) and MACs checked against the
 convolution matrix."""
 
 import keras
