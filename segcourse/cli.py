@@ -180,13 +180,25 @@ def _shard(text: str) -> tuple[int, int]:
 def _grade(args) -> int:
     import tempfile
 
-    from segcourse.grading.batch import GradingError, Options, grade
-    from segcourse.grading.report import table
+    from segcourse.grading.batch import Options
 
-    out = args.out or tempfile.mkdtemp(prefix="segcourse-grade-")
+    preview = None if args.out else tempfile.TemporaryDirectory(prefix="segcourse-grade-")
+    out = args.out or preview.name
     options = Options(jobs=args.jobs, timeout=args.timeout,
                       submission_timeout=args.submission_timeout, shard=args.shard,
-                      seed=args.seed, sandbox=not args.no_sandbox, progress=not args.quiet)
+                      seed=args.seed, student_id=args.student_id, sandbox=not args.no_sandbox,
+                      progress=not args.quiet)
+    try:
+        return _grade_into(args, options, out)
+    finally:
+        if preview is not None:
+            preview.cleanup()
+
+
+def _grade_into(args, options, out) -> int:
+    from segcourse.grading.batch import GradingError, grade
+    from segcourse.grading.report import table
+
     graded_now = []
     try:
         records = grade(args.reference, args.submissions, out, options,
@@ -201,9 +213,12 @@ def _grade(args) -> int:
     if len(records) == 1 or not args.out:
         for record in records.values():
             print(table(record) + "\n")
+    if not args.out:
+        return 0
     print(f"{len(graded_now)} submission(s) graded now, {len(records) - len(graded_now)} "
-          f"already in {out}. Results: {Path(out) / 'grades.csv'}, {Path(out) / 'summary.md'}, "
-          f"feedback in {Path(out) / 'feedback'}")
+          f"already in {out}. Results: {Path(out) / 'totals.csv'} (per student), "
+          f"{Path(out) / 'grades.csv'} (per check), {Path(out) / 'summary.md'}, feedback in "
+          f"{Path(out) / 'feedback'}")
     return 0
 
 
@@ -232,10 +247,16 @@ def build_grade_parser() -> argparse.ArgumentParser:
     parser.add_argument("submissions", nargs="+", help=".ipynb files or folders of them")
     parser.add_argument("--out", help="the grading folder (re-run with it to resume); "
                                       "default: a temporary folder, results printed")
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="submissions at once")
+    parser.add_argument("-j", "--jobs", type=int, default=1,
+                        help="submissions at once (default 1; one per core is a good choice)")
+    parser.add_argument("--student-id", choices=("stem", "folder"), default="stem",
+                        help="a student's id: the file name without .ipynb (default), or the "
+                             "folder it sits in under SUBMISSION (LMS exports)")
     parser.add_argument("--timeout", type=float,
                         help="seconds per cell (default: 5x the reference's time + 10, ≥ 20)")
-    parser.add_argument("--submission-timeout", type=float, help="seconds per submission")
+    parser.add_argument("--submission-timeout", type=float,
+                        help="seconds per submission (default: 10x the reference's time, at "
+                             "least 180 and three cell timeouts)")
     parser.add_argument("--shard", type=_shard, metavar="I/N", help="grade the I-th of N slices")
     parser.add_argument("--seed", type=int, help="the hidden inputs' seed (default: drawn)")
     parser.add_argument("--no-sandbox", action="store_true",

@@ -19,6 +19,7 @@ import os
 import queue
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from segcourse.grading import plan as plans
 from segcourse.grading import report
 from segcourse.grading.executor import StepResult, Zygote, ZygoteFailed, execute
 from segcourse.grading.outcome import Record, judge, unreadable_record
-from segcourse.grading.submission import Submission, load, student_id
+from segcourse.grading.submission import Submission, load
 
 DEFAULT_LIMITS = {"memory_bytes": 4 << 30, "processes": 256, "scratch_bytes": 256 << 20,
                   "open_files": 512, "cpu_seconds": 3600}
@@ -45,35 +46,46 @@ class Options:
     submission_timeout: float | None = None
     shard: tuple[int, int] | None = None  # (I, N), I from 1
     seed: int | None = None
+    student_id: str = "stem"  # or "folder"
     sandbox: bool = True
     progress: bool = True
     limits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
 
-def collect(paths) -> list[Path]:
+def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
     """Every ``.ipynb`` named or inside the named folders (recursively; checkpoints skipped),
-    sorted by student id; two files with one student id are refused."""
-    found = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found += [p for p in sorted(path.rglob("*.ipynb"))
-                      if ".ipynb_checkpoints" not in p.parts and p.is_file()]
-        elif path.exists():
-            found.append(path)
+    with its student id, sorted by id. The id is the file's stem, or with ``student_id="folder"``
+    the name of the folder the file sits in under the named folder (an LMS export with one
+    folder per student). Two files with one id are refused."""
+    if student_id not in ("stem", "folder"):
+        raise GradingError(f"--student-id {student_id!r}: use stem or folder.")
+    found: list[tuple[str, Path]] = []
+    for root in map(Path, paths):
+        if root.is_dir():
+            for path in sorted(root.rglob("*.ipynb")):
+                if ".ipynb_checkpoints" in path.parts or not path.is_file():
+                    continue
+                inside = path.relative_to(root).parts
+                found.append((inside[0] if student_id == "folder" and len(inside) > 1
+                              else path.stem, path))
+        elif root.is_file():
+            found.append((root.parent.name if student_id == "folder" else root.stem, root))
         else:
-            raise GradingError(f"submission {path} does not exist; give .ipynb files or folders.")
+            raise GradingError(f"submission {root} does not exist; give .ipynb files or folders.")
     by_student: dict[str, list[Path]] = {}
-    for path in found:
-        by_student.setdefault(student_id(path), []).append(path)
+    for identifier, path in found:
+        by_student.setdefault(identifier, []).append(path)
     twice = {k: v for k, v in by_student.items() if len(set(map(os.path.realpath, v))) > 1}
     if twice:
         listing = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in sorted(twice.items()))
-        raise GradingError(f"two submissions share a student id (the file's stem): {listing}. "
-                           "Rename them or grade the folders separately.")
-    return [by_student[k][0] for k in sorted(by_student)]
+        hint = ("use --student-id folder to name each student by their folder (one folder per "
+                "student, as LMS exports have), or rename the files"
+                if student_id == "stem" else "rename the files or folders")
+        raise GradingError(f"two submissions share a student id: {listing}. {hint}.")
+    return [(k, by_student[k][0]) for k in sorted(by_student)]
 
 
-def take_shard(paths: list[Path], shard: tuple[int, int] | None) -> list[Path]:
+def take_shard(paths: list, shard: tuple[int, int] | None) -> list:
     if shard is None:
         return paths
     index, count = shard
@@ -118,6 +130,25 @@ def _timeouts(options: Options, seconds: list[float]) -> tuple[list[float], floa
     return per_step, total
 
 
+def check_folder(out: Path, reference: Path, lab: str, seed: int | None) -> None:
+    """Refuse a grading folder made for another reference, lab or seed (before any work)."""
+    cache = out / "reference.json"
+    if not cache.exists():
+        return
+    saved = json.loads(cache.read_text())
+    if saved.get("lab", lab) != lab:
+        raise GradingError(f"{out} holds grades of {saved['lab']}, not {lab}; give that lab's "
+                           "reference, or a new --out folder.")
+    if saved.get("sha256") != _digest(reference):
+        raise GradingError(
+            f"{out} was graded against another version of {reference.name}; grade into a new "
+            "--out folder (or delete this one) so that every student is graded against the "
+            "same reference.")
+    if seed is not None and seed != saved.get("seed"):
+        raise GradingError(f"{out} was graded with --seed {saved.get('seed')}, not {seed}; "
+                           "leave --seed out to resume, or use a new --out folder.")
+
+
 class ReferenceRun:
     """The expected values: the reference's hidden cells, run once per grading folder."""
 
@@ -135,16 +166,7 @@ class ReferenceRun:
         digest = _digest(reference)
         seed = options.seed
         if cache.exists():
-            saved = json.loads(cache.read_text())
-            if saved.get("sha256") != digest:
-                raise GradingError(
-                    f"{out} was graded against another version of {reference.name}; grade "
-                    "into a new --out folder (or delete this one) so that every student is "
-                    "graded against the same reference.")
-            if seed is not None and seed != saved["seed"]:
-                raise GradingError(f"{out} was graded with --seed {saved['seed']}, not {seed}; "
-                                   "leave --seed out to resume, or use a new --out folder.")
-            seed = saved["seed"]
+            seed = json.loads(cache.read_text())["seed"]  # check_folder made sure it fits
         if seed is None:
             seed = secrets.randbelow(2 ** 31)
         results = execute(zygote, plan.sources(), seed, options.limits,
@@ -157,9 +179,14 @@ class ReferenceRun:
         expected = {c.check_id: results[c.hidden_step].values[0] for c in plan.checks}
         seconds = [r.seconds for r in results]
         cache.write_text(json.dumps({"reference": str(reference), "sha256": digest,
-                                     "seed": seed, "sandbox": zygote.sandbox,
-                                     "seconds": seconds}))
+                                     "lab": lab_of(plan, reference), "seed": seed,
+                                     "shard": list(options.shard or (1, 1)),
+                                     "sandbox": zygote.sandbox, "seconds": seconds}))
         return cls(expected, seconds, seed, zygote.sandbox, digest)
+
+
+def lab_of(plan: plans.Plan, reference: Path) -> str:
+    return plan.lab or reference.stem
 
 
 def _reference_problems(plan: plans.Plan, results: list[StepResult]) -> list[str]:
@@ -174,14 +201,14 @@ def _reference_problems(plan: plans.Plan, results: list[StepResult]) -> list[str
     return problems
 
 
-def grade_one(path: Path, reference_nb, reference_plan: plans.Plan, run: ReferenceRun,
-              zygote: Zygote, options: Options) -> Record:
+def grade_one(student: str, path: Path, reference_nb, reference_plan: plans.Plan,
+              run: ReferenceRun, zygote: Zygote, options: Options) -> Record:
     """Grade one submission file on ``zygote``."""
     from segcourse.labs.notebook import lab_name
 
     lab = lab_name(reference_nb) or "lab"
     started = time.monotonic()
-    submission: Submission = load(path, reference_nb)
+    submission: Submission = load(path, reference_nb, student)
     if submission.problem:
         record = unreadable_record(submission, reference_plan, lab, zygote.sandbox)
     else:
@@ -197,15 +224,15 @@ def grade_one(path: Path, reference_nb, reference_plan: plans.Plan, run: Referen
     return record
 
 
-def failed_record(path: Path, reference_plan: plans.Plan, lab: str, run: ReferenceRun,
-                  error: BaseException, log: Path) -> Record:
+def failed_record(student: str, path: Path, reference_plan: plans.Plan, lab: str,
+                  run: ReferenceRun, error: BaseException, log: Path) -> Record:
     """A submission the grader itself failed on: no points, flagged, the batch goes on."""
     import traceback
 
     with open(log, "a", encoding="utf-8") as errors:
         errors.write(f"== {path}\n{''.join(traceback.format_exception(error))}\n")
     digest = _digest(path) if path.is_file() else ""
-    submission = Submission(student_id(path), path, digest,
+    submission = Submission(student, path, digest,
                             problem=f"grader error ({type(error).__name__}; see {log.name})")
     record = unreadable_record(submission, reference_plan, lab, run.sandbox)
     record.reference = run.sha256
@@ -221,6 +248,10 @@ def grade(reference, submissions, out, options: Options | None = None,
 
     options = options or Options()
     reference, out = Path(reference), Path(out)
+    if reference.is_dir():
+        raise GradingError(f"reference {reference} is a folder; give the reference notebook "
+                           "first, then the submissions (segcourse grade REFERENCE "
+                           "SUBMISSION... --out DIR).")
     if not reference.is_file():
         raise GradingError(f"reference {reference} does not exist; give a reference lab "
                            "notebook such as notebooks/06_metrics_losses.ipynb.")
@@ -236,18 +267,23 @@ def grade(reference, submissions, out, options: Options | None = None,
     if not reference_plan.checks:
         raise GradingError(f"{reference} has no check that gives points: is it a student "
                            "version? Give the reference notebook.")
-    paths = take_shard(collect(submissions), options.shard)
+    lab = lab_name(reference_nb) or reference.stem
+    check_folder(out, reference, lab, options.seed)
+    class_ = take_shard(collect(submissions, options.student_id), options.shard)
     out.mkdir(parents=True, exist_ok=True)
     records = report.load_records(out)
-    todo = [p for p in paths if p.stem not in records or records[p.stem].sha256 != _digest(p)]
-    lab = lab_name(reference_nb) or reference.stem
-    hide = hidden_paths(reference, paths, [Path(s) for s in submissions], out)
+    todo = [(k, p) for k, p in class_ if k not in records or records[k].sha256 != _digest(p)]
+    current = {k for k, _ in class_}
+    hide = hidden_paths(reference, [p for _, p in class_], [Path(s) for s in submissions], out)
     jobs = max(1, min(options.jobs, len(todo))) if todo else 0
     zygotes: list[Zygote] = []
     lock = threading.Lock()
     try:
         if todo:
-            zygotes = _start_zygotes(max(jobs, 1), hide, options, out)
+            if options.progress:
+                print(f"grading {len(todo)} submission(s) of {lab} with {jobs} worker(s); "
+                      "starting the workers and the reference run…", file=sys.stderr)
+            zygotes = _start_zygotes(jobs, hide, options, out)
             run = ReferenceRun.load_or_run(out, reference, reference_plan, zygotes[0], options)
             _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options, out,
                          records, lock, on_record)
@@ -255,9 +291,15 @@ def grade(reference, submissions, out, options: Options | None = None,
         for zygote in zygotes:
             zygote.close()
         with lock:
-            report.write_tables(out, records)
-            report.write_summary(out, records, lab)
-    return records
+            shown = {k: v for k, v in records.items() if k in current}
+            report.write_tables(out, shown)
+            report.write_summary(out, shown, lab, pending=len(current - set(records)))
+    left_out = sorted(set(records) - current)
+    if left_out and options.progress:
+        print(f"{len(left_out)} student(s) graded earlier in {out} are not among these "
+              f"submissions and are left out of the tables: {', '.join(left_out[:5])}"
+              f"{' …' if len(left_out) > 5 else ''}", file=sys.stderr)
+    return {k: v for k, v in records.items() if k in current}
 
 
 def _start_zygotes(count: int, hide, options: Options, out: Path) -> list[Zygote]:
@@ -282,8 +324,8 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
     from segcourse.labs.notebook import lab_name
 
     pending: queue.Queue = queue.Queue()
-    for path in todo:
-        pending.put(path)
+    for item in todo:
+        pending.put(item)
     bar = tqdm(total=len(todo), unit="submission", desc="grading", disable=not options.progress)
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -291,21 +333,24 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
     def work(slot: int):
         while not stop.is_set():
             try:
-                path = pending.get_nowait()
+                student, path = pending.get_nowait()
             except queue.Empty:
                 return
             try:
-                record = grade_one(path, reference_nb, reference_plan, run, zygotes[slot],
-                                   options)
+                record = grade_one(student, path, reference_nb, reference_plan, run,
+                                   zygotes[slot], options)
             except ZygoteFailed:  # its process died: a new one (it lives as long as this thread)
                 zygotes[slot].close()
                 zygotes[slot] = Zygote(hide=hide, sandbox=options.sandbox,
                                        log_path=str(out / f"worker-{slot}.log"))
-                pending.put(path)
+                pending.put((student, path))
                 continue
             except Exception as error:  # the grader's own failure on this file: flagged, go on
-                record = failed_record(path, reference_plan, lab_name(reference_nb) or "lab",
-                                       run, error, out / "grader-errors.log")
+                if stop.is_set():  # interrupted: its run was killed under it, nothing failed
+                    return
+                record = failed_record(student, path, reference_plan,
+                                       lab_name(reference_nb) or "lab", run, error,
+                                       out / "grader-errors.log")
             except BaseException as error:  # re-raised in the main thread
                 errors.append(error)
                 stop.set()

@@ -13,7 +13,7 @@ from segcourse.grading.executor import StepResult
 from segcourse.grading.plan import Plan
 from segcourse.grading.shortcuts import imported_names, shortcut_flags
 from segcourse.grading.submission import Submission
-from segcourse.grading.values import payload_matches
+from segcourse.grading.values import differing_names, payload_matches
 
 COLUMNS = ("student", "lab", "check", "points", "max_points", "passed", "reason", "seconds",
            "flags", "sandbox")
@@ -42,6 +42,7 @@ class Feedback:
     reason: str
     public: str  # the public check's result on the inputs the student has seen
     exercises: list[str] = field(default_factory=list)
+    detail: str = ""  # what else the student should know about this check
 
 
 @dataclass
@@ -147,13 +148,44 @@ def _public_text(result: StepResult | None) -> str:
     return "\n".join(filter(None, ["\n".join(printed) if not shown else "", message]))
 
 
+def _detail(check, submission, plan, results, expected, passed, reason) -> str:
+    """A sentence or two that explains the check's outcome beyond its reason."""
+    parts = []
+    own = [(s, results[plan.solution_steps[s]]) for s in check.solutions] if results else []
+    for identifier, result in own:
+        if result.status in ("timeout", "died", "error"):
+            what = {"timeout": "ran out of time", "died": "made the kernel die"}.get(
+                result.status, f"raised {_short(result.error, 160)}")
+            parts.append(f"Your exercise cell {identifier} {what}; the cells after it ran "
+                         "without what it should have defined, so their public checks may "
+                         "show errors that are not theirs.")
+    hidden = results[check.hidden_step] if results else None
+    if reason == "wrong values" and hidden is not None and len(hidden.values) == 1:
+        names = differing_names(expected[check.check_id], hidden.values[0])
+        if names:
+            parts.append("The hidden check's values that differ from the reference's: "
+                         f"{', '.join(names)}.")
+    if hidden is not None and hidden.error_type == "NameError" and not passed:
+        parts.append("A name the check needs is not defined: keep the function and variable "
+                     "names of the student version.")
+    others = [s for s in check.depends_on if s not in check.solutions]
+    if others and not passed:
+        parts.append(f"This check also runs your cells {', '.join(others)} (its code calls "
+                     "them): a mistake there shows here too.")
+    if passed and results and results[check.public_step].status != "ok":
+        parts.append("The public check did not run cleanly in the grading notebook (it uses "
+                     "earlier cells); your exercise passed the hidden check all the same.")
+    return " ".join(parts)
+
+
 def unreadable_record(submission: Submission, plan: Plan, lab: str, sandbox: str) -> Record:
     rows = [Row(submission.student, lab, c.check_id, 0, c.points, False, submission.problem,
                 0.0, "", sandbox) for c in plan.checks]
     feedback = [Feedback(c.check_id, 0, c.points, False, submission.problem, "not run")
                 for c in plan.checks]
+    notes = [f"{submission.problem}: {submission.detail or 'nothing in it could be graded'}"]
     return Record(submission.student, str(submission.path), submission.sha256, lab, sandbox,
-                  0.0, rows, feedback, [submission.problem], [])
+                  0.0, rows, feedback, [submission.problem], notes)
 
 
 def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: dict,
@@ -204,7 +236,8 @@ def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: di
         rows.append(Row(submission.student, lab, check.check_id, check.points if passed else 0,
                         check.points, passed, reason, round(spent, 3), row_flags, sandbox))
         public = _public_text(results[check.public_step] if results else None)
+        detail = _detail(check, submission, plan, results, expected, passed, reason)
         feedback.append(Feedback(check.check_id, check.points if passed else 0, check.points,
-                                 passed, reason, public, list(check.solutions)))
+                                 passed, reason, public, list(check.solutions), detail))
     return Record(submission.student, str(submission.path), submission.sha256, lab, sandbox,
                   round(seconds, 3), rows, feedback, flags, sorted(set(notes)))

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from segcourse.grading.submission import defined_names
-from segcourse.labs.notebook import cell_info
+from segcourse.labs.notebook import cell_info, lab_name
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Plan:
     steps: list[Step]
     checks: list[GradedCheck]
     solution_steps: dict[str, int]
+    lab: str | None = None
 
     def sources(self) -> list[dict]:
         return [{"source": step.source} for step in self.steps]
@@ -86,7 +87,7 @@ def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
     if missing:
         raise ValueError(f"the reference has no hidden counterpart for {', '.join(missing)}: "
                          "every check that gives points needs one (run `segcourse lab check`).")
-    return Plan(steps, checks, solution_steps)
+    return Plan(steps, checks, solution_steps, lab_name(reference))
 
 
 def used_names(source: str) -> set[str]:

@@ -48,15 +48,31 @@ def append_record(out: Path, record: Record) -> None:
         os.fsync(results.fileno())
 
 
-def write_tables(out: Path, records: dict[str, Record]) -> None:
-    rows = [row for student in sorted(records) for row in records[student].rows]
+def _cell(value):
+    """A CSV cell a spreadsheet will not run as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv(header, rows) -> str:
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(asdict(row))
-    _atomic_write(Path(out) / "grades.csv", text.getvalue())
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([_cell(v) for v in row] for row in rows)
+    return text.getvalue()
+
+
+def write_tables(out: Path, records: dict[str, Record]) -> None:
+    """grades.csv / grades.json (a row per student and check) and totals.csv (per student)."""
+    rows = [row for student in sorted(records) for row in records[student].rows]
+    _atomic_write(Path(out) / "grades.csv",
+                  _csv(COLUMNS, ([getattr(r, c) for c in COLUMNS] for r in rows)))
     _atomic_write(Path(out) / "grades.json", json.dumps([asdict(r) for r in rows], indent=1))
+    _atomic_write(Path(out) / "totals.csv", _csv(
+        ("student", "points", "max_points", "passed_checks", "checks", "file", "flags"),
+        ((r.student, r.points, r.max_points, sum(x.passed for x in r.rows), len(r.rows),
+          r.file, "; ".join(r.flags)) for r in (records[s] for s in sorted(records)))))
 
 
 def safe_name(student: str) -> str:
@@ -77,7 +93,11 @@ def feedback_markdown(record: Record) -> str:
             if item.reason == "wrong values":
                 lines.append("Your code gave other values than the reference solution on inputs "
                              "you have not seen (the hidden check). The public check below shows "
-                             "what is expected on the inputs you have.")
+                             "what is expected on the inputs you have; if it says ok, your code "
+                             "is right there but not in general (other sizes, classes or edge "
+                             "cases).")
+        if item.detail:
+            lines += ["", item.detail]
         lines += ["", "Public check (the inputs in your notebook):", "", "```",
                   item.public.strip() or "(no output)", "```", ""]
     if record.notes:
@@ -113,19 +133,30 @@ def _histogram(out: Path, totals: list[int], max_points: int) -> str | None:
     return "summary_points.png"
 
 
-def summary_markdown(records: dict[str, Record], lab: str, picture: str | None) -> str:
+def summary_markdown(records: dict[str, Record], lab: str, picture: str | None,
+                     pending: int = 0) -> str:
     ordered = [records[s] for s in sorted(records)]
+    waiting = (f"**{pending} submission(s) not graded yet** (the run was interrupted: run the "
+               "same command again).\n\n" if pending else "")
     if not ordered:
-        return f"# {lab}: grading summary\n\nNo submission graded yet.\n"
+        return f"# {lab}: grading summary\n\n{waiting}No submission graded yet.\n"
     max_points = max(r.max_points for r in ordered)
     totals = [r.points for r in ordered]
-    lines = [f"# {lab}: grading summary", "",
+    unreadable = sum(1 for r in ordered if r.rows and r.rows[0].reason and all(
+        row.reason == r.rows[0].reason for row in r.rows) and r.rows[0].reason in r.flags)
+    ungraded = f" ({unreadable} of them could not be graded at all: see Flagged)" \
+        if unreadable else ""
+    lines = [f"# {lab}: grading summary", "", waiting.strip(),
              f"{len(ordered)} submissions; mean {sum(totals) / len(totals):.2f} of {max_points} "
              f"points; median {sorted(totals)[len(totals) // 2]}; "
              f"{sum(t == max_points for t in totals)} full marks, "
-             f"{sum(t == 0 for t in totals)} with none.", ""]
+             f"{sum(t == 0 for t in totals)} with none"
+             f"{ungraded}.",
+             ""]
     sandboxes = collections.Counter(r.sandbox for r in ordered)
     lines.append("Sandbox: " + "; ".join(f"{k} ({v})" for k, v in sandboxes.items()) + ".")
+    lines.append("Per student: `totals.csv`; per student and check: `grades.csv`; what each "
+                 "student reads: `feedback/`.")
     lines.append("")
     if picture:
         lines += [f"![points histogram]({picture})", ""]
@@ -136,7 +167,7 @@ def summary_markdown(records: dict[str, Record], lab: str, picture: str | None) 
         rows = [row for r in ordered for row in r.rows if row.check == check]
         passed = sum(row.passed for row in rows)
         reasons = collections.Counter(row.reason for row in rows if not row.passed)
-        common = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common(3))
+        common = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
         lines.append(f"| {check} | {rows[0].max_points} | {passed} / {len(rows)} | "
                      f"{passed / len(rows):.0%} | {common} |")
     lines += ["", "## Slowest submissions", "", "| student | seconds | points |", "|---|---|---|"]
@@ -156,12 +187,12 @@ def summary_markdown(records: dict[str, Record], lab: str, picture: str | None) 
     return "\n".join(lines) + "\n"
 
 
-def write_summary(out: Path, records: dict[str, Record], lab: str) -> None:
+def write_summary(out: Path, records: dict[str, Record], lab: str, pending: int = 0) -> None:
     picture = None
     if records:
         max_points = max(r.max_points for r in records.values())
         picture = _histogram(out, [r.points for r in records.values()], max_points)
-    _atomic_write(Path(out) / "summary.md", summary_markdown(records, lab, picture))
+    _atomic_write(Path(out) / "summary.md", summary_markdown(records, lab, picture, pending))
 
 
 def table(record: Record) -> str:

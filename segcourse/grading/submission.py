@@ -52,6 +52,7 @@ class Submission:
     notebook: object | None = None
     problem: str | None = None
     matches: dict[str, Match] = field(default_factory=dict)
+    detail: str | None = None  # for the feedback: what exactly the problem is
 
 
 def student_id(path: Path) -> str:
@@ -171,11 +172,11 @@ def _heading_lab(notebook) -> int | None:
     return None
 
 
-def load(path: Path, reference) -> Submission:
+def load(path: Path, reference, student: str | None = None) -> Submission:
     """Read and match one submission against the reference notebook."""
     path = Path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-    submission = Submission(student_id(path), path, digest)
+    submission = Submission(student or student_id(path), path, digest)
     try:
         notebook = read_notebook(path)
     except (Unreadable, OSError) as problem:
@@ -187,6 +188,7 @@ def load(path: Path, reference) -> Submission:
     ours = _heading_lab(reference) if ours is None else ours
     if theirs is not None and ours is not None and theirs != ours:
         submission.problem = "wrong lab"
+        submission.detail = f"this notebook is lab {theirs:02d}, the reference is lab {ours:02d}"
         return submission
     submission.matches = match_solutions(reference, notebook)
     return submission

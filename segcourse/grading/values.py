@@ -53,3 +53,19 @@ def _equal(expected, got, atol, rtol, depth, mapping=False) -> bool:
                 and all(_equal(e, g, atol, rtol, depth + 1)
                         for e, g in zip(expected["list"], got["list"], strict=True)))
     return False  # "repr": an object the reference could not encode matches nothing
+
+
+def differing_names(expected: dict, got) -> list[str]:
+    """The names of the submitted values that do not match (for feedback: names, not values)."""
+    if not isinstance(got, dict) or not isinstance(got.get("values"), dict):
+        return sorted(expected.get("values", {}))
+    atol, rtol = float(expected.get("atol", 1e-6)), float(expected.get("rtol", 1e-5))
+    wrong = []
+    for name, value in expected["values"].items():
+        try:
+            same = _equal(value, got["values"].get(name), atol, rtol, 0)
+        except (TypeError, ValueError, KeyError, OverflowError, RecursionError):
+            same = False
+        if not same:
+            wrong.append(name)
+    return wrong

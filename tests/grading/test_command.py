@@ -173,3 +173,36 @@ def test_a_resumed_folder_keeps_its_seed_and_refuses_another_reference(corpus, t
     assert refused.returncode == 2 and "another version" in refused.stderr
     other_seed = segcourse("grade", LAB, single, "--out", out, "--seed", str(saved["seed"] + 1))
     assert other_seed.returncode == 2 and "--seed" in other_seed.stderr
+
+
+def test_lms_exports_name_students_by_folder_and_totals_are_per_student(tmp_path):
+    export = tmp_path / "export"
+    for name in ("Ada Lovelace_101", "Alan Turing_102"):
+        (export / name).mkdir(parents=True)
+        shutil.copy(STUDENT, export / name / "06_metrics_losses.ipynb")
+    refused = segcourse("grade", LAB, export, "--out", tmp_path / "out")
+    assert refused.returncode == 2 and "--student-id folder" in refused.stderr
+    out = tmp_path / "out"
+    graded = segcourse("grade", LAB, export, "--out", out, "--student-id", "folder", "-q")
+    assert graded.returncode == 0, graded.stderr
+    with open(out / "totals.csv", newline="") as table:
+        rows = list(csv.DictReader(table))
+    assert [(r["student"], r["points"], r["max_points"]) for r in rows] == [
+        ("Ada Lovelace_101", "0", "7"), ("Alan Turing_102", "0", "7")]
+    assert (out / "feedback" / "Ada_Lovelace_101.md").exists()
+
+
+def test_a_folder_of_one_lab_refuses_another_lab_even_with_nothing_left_to_grade(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "reference.json").write_text(json.dumps({"lab": "06_metrics_losses", "seed": 1,
+                                                    "sha256": "x"}))
+    other = ROOT / "notebooks" / "05_context.ipynb"
+    refused = segcourse("grade", other, STUDENT, "--out", out)
+    assert refused.returncode == 2 and "holds grades of 06_metrics_losses" in refused.stderr
+
+
+def test_swapped_arguments_say_so(tmp_path):
+    result = segcourse("grade", tmp_path, LAB, "--out", tmp_path / "out")
+    assert result.returncode == 2 and "is a folder; give the reference notebook first" \
+        in result.stderr
