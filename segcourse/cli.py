@@ -226,11 +226,14 @@ def _grade_merge(args) -> int:
     from segcourse.grading.batch import GradingError, merge
 
     out = args.out or str(Path(args.folders[0]).resolve().parent / "merged")
+    warnings: list[str] = []
     try:
-        records = merge(args.folders, out)
+        records = merge(args.folders, out, warnings)
     except GradingError as error:
         print(f"segcourse grade merge: {error}", file=sys.stderr)
         return 2
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"merged {len(records)} submission(s) from {len(args.folders)} folder(s) into {out}")
     return 0
 

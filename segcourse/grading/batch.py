@@ -386,19 +386,40 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
         raise errors[0]
 
 
-def merge(folders, out) -> dict[str, Record]:
-    """Join the results of shard folders into ``out`` (tables, feedback, summary)."""
+def merge(folders, out, warnings: list | None = None) -> dict[str, Record]:
+    """Join the results of shard folders into ``out`` (tables, feedback, summary). What looks
+    wrong but can be merged (different seeds, missing shards, a student in two folders) is
+    appended to ``warnings``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    warnings = [] if warnings is None else warnings
     records: dict[str, Record] = {}
-    labs, references = set(), set()
+    labs, references, seeds, shards = set(), set(), set(), set()
     for folder in map(Path, folders):
         if not (folder / report.RESULTS).exists():
             raise GradingError(f"{folder} holds no {report.RESULTS}: is it a grading folder?")
+        if (folder / "reference.json").exists():
+            saved = json.loads((folder / "reference.json").read_text())
+            seeds.add(saved.get("seed"))
+            shards.add(tuple(saved.get("shard", (1, 1))))
         for student, record in report.load_records(folder).items():
+            if student in records and records[student].sha256 != record.sha256:
+                warnings.append(f"{student} is in two folders with different files; the one "
+                                f"from {folder} is kept")
             records[student] = record
             labs.add(record.lab)
             references.add(record.reference)
+    if len(seeds) > 1:
+        warnings.append(f"the shards drew different seeds ({', '.join(map(str, sorted(seeds)))}): "
+                        "their students met different hidden inputs; pass one --seed to every "
+                        "shard next time")
+    counts = {n for _, n in shards}
+    if len(counts) == 1:
+        count = counts.pop()
+        missing = sorted(set(range(1, count + 1)) - {i for i, _ in shards})
+        if missing:
+            warnings.append(f"shard(s) {', '.join(map(str, missing))} of {count} are missing: "
+                            "their students are not in the merged tables")
     if len(labs) > 1:
         raise GradingError(f"the folders grade different labs ({', '.join(sorted(labs))}); "
                            "merge the shards of one lab at a time.")
