@@ -64,10 +64,14 @@ def check_close(what: str, got, expected, atol: float = 1e-6, rtol: float = 1e-5
     if got_array.shape != expected_array.shape:
         raise CheckFailed(f"{what}: expected shape {expected_array.shape}, got "
                           f"{got_array.shape}. {hint}".strip())
-    if not np.allclose(got_array, expected_array, atol=atol, rtol=rtol):
-        error = np.abs(got_array - expected_array).max()
-        raise CheckFailed(f"{what}: values differ by up to {error:.3g} "
-                          f"(tolerance {atol:g} + {rtol:g}·|expected|). {hint}".strip())
+    close = np.isclose(got_array, expected_array, atol=atol, rtol=rtol, equal_nan=True)
+    if not close.all():
+        first = tuple(int(i) for i in np.argwhere(~close)[0])
+        where = f" at index {first}" if got_array.ndim else ""
+        raise CheckFailed(
+            f"{what}: {int((~close).sum())} of {close.size} values differ; the first{where}: "
+            f"expected {expected_array[first]:.6g}, got {got_array[first]:.6g} "
+            f"(tolerance {atol:g} + {rtol:g}·|expected|). {hint}".strip())
     _passed(what)
 
 

@@ -31,8 +31,12 @@ def test_failures_say_what_was_expected_and_what_was_found():
         check_equal("channels", 20, 21, hint="background counts")
     with pytest.raises(CheckFailed, match=r"expected shape \(2, 8, 8\), got \(2, 8, 8, 1\)"):
         check_shape("mask", np.zeros((2, 8, 8, 1)), (2, 8, 8))
-    with pytest.raises(CheckFailed, match="differ by up to 0.5"):
+    with pytest.raises(CheckFailed, match=r"1 of 2 values differ; the first at index \(1,\): "
+                                          r"expected 2\.5, got 2 "):
         check_close("value", [1.0, 2.0], [1.0, 2.5])
+    with pytest.raises(CheckFailed, match="expected 0.25, got nan"):
+        check_close("IoU", [0.5, np.nan], [0.5, 0.25])
+    check_close("absent classes agree", [0.5, np.nan], [0.5, np.nan])
     with pytest.raises(CheckFailed, match="0.85 is below 0.9"):
         check_at_least("mIoU", 0.85, 0.9)
     with pytest.raises(AssertionError, match="flag: not yet. try again"):
