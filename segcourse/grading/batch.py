@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue
@@ -29,7 +28,7 @@ from segcourse.grading import plan as plans
 from segcourse.grading import report
 from segcourse.grading.executor import StepResult, Zygote, ZygoteFailed, execute
 from segcourse.grading.outcome import Record, judge, unreadable_record
-from segcourse.grading.submission import Submission, load
+from segcourse.grading.submission import Submission, file_digest, load
 
 DEFAULT_LIMITS = {"memory_bytes": 4 << 30, "processes": 256, "scratch_bytes": 256 << 20,
                   "open_files": 512, "cpu_seconds": 3600}
@@ -63,12 +62,12 @@ def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
     for root in map(Path, paths):
         if root.is_dir():
             for path in sorted(root.rglob("*.ipynb")):
-                if ".ipynb_checkpoints" in path.parts or not path.is_file():
-                    continue
+                if ".ipynb_checkpoints" in path.parts or path.is_dir():
+                    continue  # a link is kept: it is graded as "not a regular file"
                 inside = path.relative_to(root).parts
                 found.append((inside[0] if student_id == "folder" and len(inside) > 1
                               else path.stem, path))
-        elif root.is_file():
+        elif root.is_file() or root.is_symlink():
             found.append((root.parent.name if student_id == "folder" else root.stem, root))
         else:
             raise GradingError(f"submission {root} does not exist; give .ipynb files or folders.")
@@ -112,13 +111,13 @@ def hidden_paths(reference: Path, submissions: list[Path], extra: list[Path], ou
     root = _git_root(reference.resolve().parent)
     if root:
         hide.add(root)
-    hide.update(p.resolve().parent for p in submissions)
-    hide.update(p.resolve() for p in extra if p.is_dir())
+    hide.update(Path(os.path.realpath(p.parent)) for p in submissions)  # links not followed
+    hide.update(Path(os.path.realpath(p)) for p in extra if p.is_dir())
     return sorted(hide)
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_digest(path)
 
 
 def _timeouts(options: Options, seconds: list[float]) -> tuple[list[float], float]:
@@ -231,7 +230,7 @@ def failed_record(student: str, path: Path, reference_plan: plans.Plan, lab: str
 
     with open(log, "a", encoding="utf-8") as errors:
         errors.write(f"== {path}\n{''.join(traceback.format_exception(error))}\n")
-    digest = _digest(path) if path.is_file() else ""
+    digest = file_digest(path)  # never raises
     submission = Submission(student, path, digest,
                             problem=f"grader error ({type(error).__name__}; see {log.name})")
     record = unreadable_record(submission, reference_plan, lab, run.sandbox)
@@ -283,10 +282,13 @@ def grade(reference, submissions, out, options: Options | None = None,
             if options.progress:
                 print(f"grading {len(todo)} submission(s) of {lab} with {jobs} worker(s); "
                       "starting the workers and the reference run…", file=sys.stderr)
-            zygotes = _start_zygotes(jobs, hide, options, out)
+            try:
+                zygotes = _start_zygotes(jobs, hide, options, out)
+            except ZygoteFailed as error:
+                raise GradingError(str(error)) from None
             run = ReferenceRun.load_or_run(out, reference, reference_plan, zygotes[0], options)
             _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options, out,
-                         records, lock, on_record)
+                         records, lock, on_record, current)
     finally:
         for zygote in zygotes:
             zygote.close()
@@ -318,7 +320,7 @@ def _start_zygotes(count: int, hide, options: Options, out: Path) -> list[Zygote
 
 
 def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options, out, records,
-                 lock, on_record) -> None:
+                 lock, on_record, current) -> None:
     from tqdm import tqdm
 
     from segcourse.labs.notebook import lab_name
@@ -330,6 +332,27 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
     errors: list[BaseException] = []
     stop = threading.Event()
 
+    ungraded: list[str] = []
+    restarts = [0] * len(zygotes)
+
+    def grade_item(slot: int, student: str, path: Path) -> Record | None:
+        try:
+            return grade_one(student, path, reference_nb, reference_plan, run, zygotes[slot],
+                             options)
+        except ZygoteFailed:  # its process died: a new one (it lives as long as this thread)
+            restarts[slot] += 1
+            zygotes[slot].close()
+            if restarts[slot] > 3:
+                raise
+            zygotes[slot] = Zygote(hide=hide, sandbox=options.sandbox,
+                                   log_path=str(out / f"worker-{slot}.log")).wait_ready()
+            return grade_item(slot, student, path)
+        except Exception as error:  # the grader's own failure on this file: flagged, go on
+            if stop.is_set():  # interrupted: its run was killed under it, nothing failed
+                return None
+            return failed_record(student, path, reference_plan, lab_name(reference_nb) or "lab",
+                                 run, error, out / "grader-errors.log")
+
     def work(slot: int):
         while not stop.is_set():
             try:
@@ -337,30 +360,20 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
             except queue.Empty:
                 return
             try:
-                record = grade_one(student, path, reference_nb, reference_plan, run,
-                                   zygotes[slot], options)
-            except ZygoteFailed:  # its process died: a new one (it lives as long as this thread)
-                zygotes[slot].close()
-                zygotes[slot] = Zygote(hide=hide, sandbox=options.sandbox,
-                                       log_path=str(out / f"worker-{slot}.log"))
-                pending.put((student, path))
+                record = grade_item(slot, student, path)
+            except Exception:  # even the fallback failed: this one is reported, the rest go on
+                ungraded.append(student)
                 continue
-            except Exception as error:  # the grader's own failure on this file: flagged, go on
-                if stop.is_set():  # interrupted: its run was killed under it, nothing failed
-                    return
-                record = failed_record(student, path, reference_plan,
-                                       lab_name(reference_nb) or "lab", run, error,
-                                       out / "grader-errors.log")
             except BaseException as error:  # re-raised in the main thread
                 errors.append(error)
                 stop.set()
                 return
             with lock:
-                if stop.is_set():  # interrupted: its runs were killed, its grades are not real
+                if stop.is_set() or record is None:  # interrupted: its grades are not real
                     return
                 records[record.student] = record
                 report.append_record(out, record)
-                report.write_tables(out, records)
+                report.write_tables(out, {k: v for k, v in records.items() if k in current})
                 report.write_feedback(out, record)
                 bar.update(1)
                 bar.set_postfix_str(f"{record.student}: {record.points}/{record.max_points}")
@@ -384,6 +397,10 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
         bar.close()
     if errors:
         raise errors[0]
+    if ungraded:
+        raise GradingError(f"{len(ungraded)} submission(s) could not be graded at all: "
+                           f"{', '.join(sorted(ungraded))}; see {out / 'grader-errors.log'} and "
+                           "the worker logs, then run the same command again.")
 
 
 def merge(folders, out, warnings: list | None = None) -> dict[str, Record]:

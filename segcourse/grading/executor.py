@@ -26,7 +26,25 @@ from dataclasses import dataclass, field
 from segcourse.grading.sandbox import remove_cgroups, run_name, sweep_cgroups
 
 RESULT_LIMIT = 64 << 20  # bytes of events one run may send: beyond that it is cut off
+LINE_LIMIT = 8 << 20  # bytes of one event line: a longer one is dropped unread
+PAYLOADS_KEPT = 2  # per step: one is right, a second is already one too many
 OUTPUT_KEEP = 16 << 10  # bytes of raw process output kept (the rest is read and dropped)
+
+
+#: The only variables a run inherits (a TA's tokens and paths stay out of students' reach).
+ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONHASHSEED", "PYTHONPATH",
+               "SEGCOURSE_PROFILE", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL",
+               "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+               "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
+               "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES", "XLA_FLAGS")
+
+
+def run_environment(environ) -> dict:
+    """The zygote's (and so every run's) environment: :data:`ENVIRONMENT` and ``LC_*`` only."""
+    kept = {k: v for k, v in environ.items() if k in ENVIRONMENT or k.startswith("LC_")}
+    kept.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    kept.update({"MPLBACKEND": "Agg", "HOME": tempfile.gettempdir()})
+    return kept
 
 
 class ZygoteFailed(RuntimeError):
@@ -53,10 +71,7 @@ class Zygote:
                  log_path: str | None = None, start_timeout: float = 300):
         ours, theirs = socket.socketpair()
         plan = json.dumps({"hide": [os.path.abspath(p) for p in hide], "sandbox": sandbox})
-        environment = dict(os.environ if env is None else env)
-        environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        environment["MPLBACKEND"] = "Agg"
-        environment.pop("SEGCOURSE_GRADING_SEED", None)
+        environment = run_environment(os.environ if env is None else env)
         self._log = open(log_path or os.devnull, "ab")  # noqa: SIM115  (lives with the process)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "segcourse.grading.zygote", "--control-fd",
@@ -83,6 +98,8 @@ class Zygote:
             ready = {"error": str(error)}
         if not ready.get("ready"):
             self.close()
+            if ready.get("error"):
+                raise ZygoteFailed(ready["error"])
             raise ZygoteFailed(f"the grading process did not start ({ready}); see "
                                f"{log_path or 'its log (pass log_path)'}")
         self._control.settimeout(None)
@@ -171,16 +188,19 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
                     break
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
+                if len(buffer) > LINE_LIMIT:
+                    buffer = b""  # an endless line: dropped
                 for line in lines:
-                    event = _parse(line)
+                    event = _parse(line) if len(line) <= LINE_LIMIT else {}
                     kind = event.get("event")
                     step = event.get("step")
                     if kind == "start" and isinstance(step, int) and 0 <= step < len(step_timeouts):
                         current = step
                         step_deadline = time.monotonic() + step_timeouts[step]
                     elif kind == "values" and step == current and current is not None:
-                        results.setdefault(current, StepResult("running")).values.append(
-                            event.get("payload"))
+                        kept = results.setdefault(current, StepResult("running")).values
+                        if len(kept) < PAYLOADS_KEPT:  # two already tell "more than one"
+                            kept.append(event.get("payload"))
                     elif kind == "end" and step == current and current is not None:
                         result = results.setdefault(current, StepResult("running"))
                         result.status = "ok" if event.get("ok") is True else "error"
@@ -224,7 +244,12 @@ def _text(value) -> str | None:
 
 
 def _number(value) -> float:
-    return float(value) if isinstance(value, (int, float)) else 0.0
+    """A run's claimed seconds, if it is a finite, sane number (else 0)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if number == number and 0 <= number < 1e6:
+            return number
+    return 0.0
 
 
 def execute(zygote: Zygote, steps: list[dict], seed: int, limits: dict,

@@ -10,11 +10,9 @@ with the reference's own solutions gives the expected values. Cells whose metada
 
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import dataclass, field
 
-from segcourse.grading.submission import defined_names
+from segcourse.grading.cells import defined_names, used_names
 from segcourse.labs.notebook import cell_info, lab_name
 
 
@@ -88,17 +86,6 @@ def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
         raise ValueError(f"the reference has no hidden counterpart for {', '.join(missing)}: "
                          "every check that gives points needs one (run `segcourse lab check`).")
     return Plan(steps, checks, solution_steps, lab_name(reference))
-
-
-def used_names(source: str) -> set[str]:
-    """Every name a cell reads (a word-level guess when it does not parse)."""
-    try:
-        if len(source) > 100_000:
-            raise ValueError("too long to analyse")
-        tree = ast.parse(source)
-    except Exception:  # (syntax errors, and memory or recursion on odd input)
-        return set(re.findall(r"[A-Za-z_]\w*", source))
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
 
 def _dependencies(checks: list[GradedCheck], steps: list[Step]) -> None:

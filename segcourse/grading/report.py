@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import hashlib
 import io
 import json
 import os
@@ -76,11 +77,23 @@ def write_tables(out: Path, records: dict[str, Record]) -> None:
 
 
 def safe_name(student: str) -> str:
-    return re.sub(r"[^\w.-]", "_", student) or "_"
+    """A file name for a student's feedback: the id itself when it is a safe name, else a
+    cleaned id with a short hash (so "a b" and "a_b" never share a file)."""
+    cleaned = re.sub(r"[^\w.-]", "_", student).lstrip(".") or "_"
+    if cleaned == student:
+        return student
+    return f"{cleaned[:80]}-{hashlib.sha1(student.encode()).hexdigest()[:8]}"
+
+
+def md(text) -> str:
+    """Text that cannot break a Markdown line or table: control characters become spaces,
+    pipes and backticks are escaped."""
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text))
+    return text.replace("|", "\\|").replace("`", "\\`")
 
 
 def feedback_markdown(record: Record) -> str:
-    lines = [f"# {record.lab}: feedback for {record.student}", "",
+    lines = [f"# {record.lab}: feedback for {md(record.student)}", "",
              f"**{record.points} / {record.max_points} points**", ""]
     for item in record.feedback:
         mark = "passed" if item.passed else "not passed"
@@ -89,7 +102,7 @@ def feedback_markdown(record: Record) -> str:
         if item.exercises:
             lines.append(f"Exercise cell(s): {', '.join(item.exercises)}.")
         if not item.passed:
-            lines.append(f"Reason: **{item.reason}**.")
+            lines.append(f"Reason: **{md(item.reason)}**.")
             if item.reason == "wrong values":
                 lines.append("Your code gave other values than the reference solution on inputs "
                              "you have not seen (the hidden check). The public check below shows "
@@ -97,11 +110,11 @@ def feedback_markdown(record: Record) -> str:
                              "is right there but not in general (other sizes, classes or edge "
                              "cases).")
         if item.detail:
-            lines += ["", item.detail]
+            lines += ["", md(item.detail)]
         lines += ["", "Public check (the inputs in your notebook):", "", "```",
-                  item.public.strip() or "(no output)", "```", ""]
+                  item.public.strip().replace("```", "` ` `") or "(no output)", "```", ""]
     if record.notes:
-        lines += ["## Notes", ""] + [f"- {note}" for note in record.notes] + [""]
+        lines += ["## Notes", ""] + [f"- {md(note)}" for note in record.notes] + [""]
     lines += ["Only the exercise cells of your notebook were run (the rest comes from the "
               "reference); put any helper you wrote inside an exercise cell.", ""]
     return "\n".join(lines)
@@ -155,6 +168,9 @@ def summary_markdown(records: dict[str, Record], lab: str, picture: str | None,
              ""]
     sandboxes = collections.Counter(r.sandbox for r in ordered)
     lines.append("Sandbox: " + "; ".join(f"{k} ({v})" for k, v in sandboxes.items()) + ".")
+    if "none" in sandboxes:
+        lines.append("**Without a sandbox a hostile notebook can read the reference and rewrite "
+                     "grades: grade as root on Linux for marks that matter.**")
     lines.append("Per student: `totals.csv`; per student and check: `grades.csv`; what each "
                  "student reads: `feedback/`.")
     lines.append("")
@@ -167,23 +183,23 @@ def summary_markdown(records: dict[str, Record], lab: str, picture: str | None,
         rows = [row for r in ordered for row in r.rows if row.check == check]
         passed = sum(row.passed for row in rows)
         reasons = collections.Counter(row.reason for row in rows if not row.passed)
-        common = ", ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
+        common = ", ".join(f"{md(reason)} ({n})" for reason, n in reasons.most_common())
         lines.append(f"| {check} | {rows[0].max_points} | {passed} / {len(rows)} | "
                      f"{passed / len(rows):.0%} | {common} |")
     lines += ["", "## Slowest submissions", "", "| student | seconds | points |", "|---|---|---|"]
     for record in sorted(ordered, key=lambda r: -r.seconds)[:5]:
-        lines.append(f"| {record.student} | {record.seconds:.1f} | {record.points} |")
+        lines.append(f"| {md(record.student)} | {record.seconds:.1f} | {record.points} |")
     flagged = [r for r in ordered if r.flags]
     lines += ["", "## Flagged for the instructor", ""]
     if not flagged:
         lines.append("Nothing flagged.")
     for record in flagged:
-        lines.append(f"- **{record.student}**: " + "; ".join(record.flags))
+        lines.append(f"- **{md(record.student)}**: " + "; ".join(map(md, record.flags)))
     lines += ["", "## Students", "", "| student | points | reasons |", "|---|---|---|"]
     for record in ordered:
         reasons = sorted({row.reason for row in record.rows if not row.passed})
-        lines.append(f"| {record.student} | {record.points} / {record.max_points} | "
-                     f"{', '.join(reasons)} |")
+        lines.append(f"| {md(record.student)} | {record.points} / {record.max_points} | "
+                     f"{md(', '.join(reasons))} |")
     return "\n".join(lines) + "\n"
 
 

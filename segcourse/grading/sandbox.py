@@ -39,9 +39,13 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-#: Hidden from every run whatever the plan: service sockets (a socket file on a read-only mount
-#: still accepts connections) and home folders of other tools.
-ALWAYS_HIDDEN = ("/run", "/var/run", "/home", "/mnt", "/media", "/srv")
+#: What a run's root holds besides the Python environment (everything else is absent).
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
+       "nsswitch.conf", "hosts", "host.conf", "ssl", "ca-certificates", "fonts", "alternatives",
+       "mime.types", "os-release", "matplotlibrc")
+#: Where the new root is assembled (a tmpfs is mounted over it in the zygote's own namespace).
+NEW_ROOT = "/mnt" if os.path.isdir("/mnt") else "/tmp"
 #: Read-only inside a run's fresh /proc (writable there by uid 0 even without capabilities).
 PROC_READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
 #: Device nodes a run gets in its own /dev; nothing else.
@@ -59,6 +63,7 @@ class Limits:
     scratch_bytes: int = 256 << 20
     open_files: int = 512
     cpu_seconds: int = 3600
+    cpu_cores: int = 1
 
 
 @dataclass
@@ -116,28 +121,58 @@ def _mounts() -> list[str]:
     return points
 
 
-def _hide(folder: str, keep: list[str], hidden: list[str]) -> None:
-    """Cover ``folder`` with an empty tmpfs, then bind each kept path inside it back (never one
-    that is, or holds, a hidden path: the grader's working directory, say)."""
-    inside = [k for k in keep if _under(k, folder) and k != folder
-              and not any(_under(h, k) for h in hidden)]
-    # outermost kept paths only; each is bound whole
-    inside = [k for k in inside if not any(_under(k, o) and k != o for o in inside)]
-    handles = [(k, os.open(k, os.O_PATH)) for k in inside if os.path.exists(k)]
-    mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
-    for path, handle in handles:
-        if os.path.isdir(f"/proc/self/fd/{handle}"):
-            os.makedirs(path, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            open(path, "w").close()
-        mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC)
-        os.close(handle)
+def _bind(source: str, root: str) -> None:
+    """Make ``source`` appear at the same path under ``root`` (a symbolic link stays a link)."""
+    target = root + source
+    if os.path.islink(source):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.lexists(target):
+            os.symlink(os.readlink(source), target)
+        return
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            open(target, "w").close()
+    mount(source, target, None, MS_BIND | MS_REC)
+
+
+def allowed_paths(hidden: list[str]) -> list[str]:
+    """What a run's root holds: the system's programs and libraries, a few files of /etc, the
+    interpreter, its environment and the imported packages' folders; never a folder that is, or
+    holds, or lies inside a hidden one (an editable install's package folder is bound alone)."""
+    system = [p for p in SYSTEM if os.path.lexists(p)]
+    config = [f"/etc/{name}" for name in ETC if os.path.lexists(f"/etc/{name}")]
+    python = [p for p in keep_paths() if os.path.exists(p)]
+    for path in system:
+        if any(_under(h, path) for h in hidden):
+            raise SandboxRefused(f"{path} holds {next(h for h in hidden if _under(h, path))}, "
+                                 "which must be hidden from the runs; move it elsewhere")
+    chosen = []
+    for path in sorted(set(system + config + python), key=len):
+        if any(_under(h, path) for h in hidden) or any(_under(path, h) and not _is_package(path)
+                                                       for h in hidden):
+            continue
+        if not any(_under(path, c) for c in chosen):
+            chosen.append(path)
+    return chosen
+
+
+def _is_package(path: str) -> bool:
+    """An environment or a package folder (what an editable install keeps in its checkout)."""
+    return (os.path.exists(os.path.join(path, "__init__.py"))
+            or os.path.exists(os.path.join(path, "pyvenv.cfg")) or "-packages" in path)
+
+
+class SandboxRefused(RuntimeError):
+    """The sandbox cannot hide what it must; the message says why."""
 
 
 def enter_zygote_namespaces(plan: SandboxPlan) -> str:
-    """Called once in the zygote: private mount / network / IPC / UTS namespaces, hidden paths,
-    everything read-only. Returns a description, or ``"none"`` where namespaces are refused."""
+    """Called once in the zygote: private mount / network / IPC / UTS namespaces and a new root
+    built from an allow-list (:func:`allowed_paths`), read-only. Returns a description, or
+    ``"none"`` where namespaces are refused."""
     if sys.platform != "linux":
         return "none"
     try:
@@ -146,14 +181,28 @@ def enter_zygote_namespaces(plan: SandboxPlan) -> str:
         if error.errno in (errno.EPERM, errno.EINVAL, errno.ENOSYS):
             return "none"
         raise
-    os.chdir("/")  # a working directory inside a hidden folder would still reach into it
+    hidden = sorted({os.path.realpath(p) for p in plan.hide if os.path.exists(p)}, key=len)
+    if "/" in hidden:
+        raise SandboxRefused("a submission or the reference sits directly in / (or is a link "
+                             "to a file there): hiding / hides nothing; move them into a folder")
+    allowed = allowed_paths(hidden)
+    os.chdir("/")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
-    keep = sorted(set(plan.keep) | set(keep_paths()))
-    hidden = sorted({os.path.realpath(p) for p in [*plan.hide, *ALWAYS_HIDDEN]
-                     if os.path.isdir(p)}, key=len)
-    outermost = [h for h in hidden if not any(_under(h, o) and h != o for o in hidden)]
-    for folder in outermost:
-        _hide(folder, keep, hidden)
+    root = NEW_ROOT
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for path in allowed:
+        _bind(path, root)
+    for place in ("proc", "dev", "sys", "tmp", "var/tmp", "old"):
+        os.makedirs(f"{root}/{place}", exist_ok=True)
+    mount("/sys", f"{root}/sys", None, MS_BIND | MS_REC)
+    mount("/dev", f"{root}/dev", None, MS_BIND | MS_REC)  # replaced by a minimal one per run
+    mount("/proc", f"{root}/proc", None, MS_BIND | MS_REC)  # replaced per run
+    os.chdir(root)
+    _check(_libc.syscall(155, b".", b"old"), "pivot_root")  # SYS_pivot_root on x86_64
+    os.chroot(".")
+    os.chdir("/")
+    _check(_libc.umount2(b"/old", MNT_DETACH), "umount old root")
+    os.rmdir("/old")
     writable = []
     for point in sorted(set(_mounts()), key=len):
         if _under(point, "/proc") or _under(point, str(CGROUP_ROOT)):
@@ -161,8 +210,7 @@ def enter_zygote_namespaces(plan: SandboxPlan) -> str:
         try:
             mount(None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
         except OSError:
-            if not any(_under(point, h) for h in outermost):  # covered ones cannot be reached
-                writable.append(point)  # said on every row: the sandbox is weaker there
+            writable.append(point)  # said on every row: the sandbox is weaker there
     return "namespaces" + (f" (still writable: {', '.join(writable)})" if writable else "")
 
 
@@ -171,32 +219,45 @@ def run_name(pid: int) -> str:
     return f"segcourse-run-{pid}"
 
 
+def _own_cgroup(controller: str) -> str:
+    """This process's cgroup path for ``controller`` ("" for cgroup v2), from /proc/self/cgroup."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            if controller in names.split(",") or (not controller and not names):
+                return path.strip("/")
+    except OSError:
+        pass
+    return ""
+
+
 def _cgroup_dirs(name: str) -> dict[str, Path]:
-    """Writable cgroup folders for ``name`` under the pids and memory controllers (v1 or v2)."""
+    """The folders of run ``name`` under the pids, memory and cpu controllers (v1 or v2), inside
+    this process's own cgroup, so that a run stays within the limits the grader was given."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():  # cgroup v2: one tree
+        base = CGROUP_ROOT / _own_cgroup("") / name
+        return {"pids": base, "memory": base, "cpu": base}
     found = {}
-    if (CGROUP_ROOT / "cgroup.controllers").exists():  # cgroup v2
-        base = CGROUP_ROOT / name
-        found = {"pids": base, "memory": base}
-    else:
-        for controller in ("pids", "memory"):
-            if (CGROUP_ROOT / controller).is_dir():
-                found[controller] = CGROUP_ROOT / controller / name
+    for controller in ("pids", "memory", "cpu"):
+        if (CGROUP_ROOT / controller).is_dir():
+            found[controller] = CGROUP_ROOT / controller / _own_cgroup(controller) / name
     return found
 
 
 def _join_cgroups(name: str, limits: Limits) -> list[str]:
-    """Put this process into cgroups that bound its processes and memory; what got bounded."""
+    """Put this process into cgroups that bound its processes, memory and CPU; what got bounded."""
+    settings = {"pids": {"pids.max": str(limits.processes)},
+                "memory": {"memory.max": str(limits.memory_bytes), "memory.swap.max": "0",
+                           "memory.limit_in_bytes": str(limits.memory_bytes)},
+                "cpu": {"cpu.max": f"{limits.cpu_cores * 100000} 100000",
+                        "cpu.cfs_quota_us": str(limits.cpu_cores * 100000)}}
     bounded = []
     for controller, folder in _cgroup_dirs(name).items():
         try:
             folder.mkdir(exist_ok=True)
-            if controller == "pids":
-                (folder / "pids.max").write_text(str(limits.processes))
-            elif (folder / "memory.max").exists():
-                (folder / "memory.max").write_text(str(limits.memory_bytes))
-                (folder / "memory.swap.max").write_text("0")
-            else:
-                (folder / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+            for file, value in settings[controller].items():
+                if (folder / file).exists():
+                    (folder / file).write_text(value)
             (folder / "cgroup.procs").write_text(str(os.getpid()))
             bounded.append(controller)
         except OSError:
@@ -204,10 +265,31 @@ def _join_cgroups(name: str, limits: Limits) -> list[str]:
     return bounded
 
 
-def remove_cgroups(name: str, attempts: int = 10) -> None:
-    """Remove a finished run's cgroup folders (they empty as its processes are reaped)."""
+def kill_cgroups(name: str, rounds: int = 50) -> None:
+    """Kill every process of run ``name`` found in its cgroups (those that left its process
+    group or cleared their parent-death signal too), until none is left."""
+    import signal
     import time
 
+    folders = set(_cgroup_dirs(name).values())
+    for _ in range(rounds):
+        pids = set()
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def remove_cgroups(name: str, attempts: int = 10) -> None:
+    """Kill what is left of run ``name`` and remove its cgroup folders."""
+    import time
+
+    kill_cgroups(name)
     for folder in set(_cgroup_dirs(name).values()):
         for _ in range(attempts):
             try:
@@ -220,14 +302,11 @@ def remove_cgroups(name: str, attempts: int = 10) -> None:
 
 
 def sweep_cgroups() -> None:
-    """Remove the cgroup folders of runs whose process is gone (those a slow teardown left)."""
-    for controller in ("pids", "memory", ""):
-        base = CGROUP_ROOT / controller if controller else CGROUP_ROOT
+    """Kill and remove what runs of this grader left in their cgroups (a slow teardown)."""
+    bases = {folder.parent for folder in _cgroup_dirs("x").values()}
+    for base in bases:
         for folder in base.glob("segcourse-run-*") if base.is_dir() else ():
-            pid = folder.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+            remove_cgroups(folder.name, attempts=2)
 
 
 def _drop_capabilities() -> None:
@@ -238,6 +317,80 @@ def _drop_capabilities() -> None:
     data = (ctypes.c_uint32 * 6)()
     _check(_libc.capset(header, data), "capset")
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+
+
+#: x86-64 system calls a run may not make (EPERM): keys, namespaces, mounts, tracing, kernel
+#: modules and other kernel surfaces no lab needs. ``clone`` is refused only with namespace flags;
+#: ``clone3`` answers ENOSYS, so the C library falls back to ``clone``.
+DENIED_SYSCALLS = {
+    "add_key": 248, "request_key": 249, "keyctl": 250, "unshare": 272, "setns": 308,
+    "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "bpf": 321,
+    "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
+    "io_uring_register": 427, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
+    "kexec_load": 246, "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
+    "delete_module": 176, "reboot": 169, "syslog": 103, "acct": 163, "swapon": 167,
+    "swapoff": 168, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
+    "fsmount": 432, "fspick": 433, "mount_setattr": 442, "quotactl": 179,
+    "lookup_dcookie": 212, "personality": 135, "name_to_handle_at": 303,
+    "open_by_handle_at": 304}
+CLONE = 56
+CLONE3 = 435
+NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
+                   | 0x10000000 | 0x02000000 | 0x00000080)  # + user, cgroup, time namespaces
+
+
+def _seccomp_program() -> list[tuple[int, int, int, int]]:
+    """A classic-BPF seccomp filter (x86-64) as (code, jt, jf, k) rows."""
+    load_word, jump_eq, jump_ge, jump_set, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, deny, nosys = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+    kill = 0x80000000  # SECCOMP_RET_KILL_PROCESS: another architecture's calls
+    program = [(load_word, 0, 0, 4), (jump_eq, 1, 0, 0xC000003E), (ret, 0, 0, kill),
+               (load_word, 0, 0, 0)]
+    rest = sorted(DENIED_SYSCALLS.values())
+    # layout after the syscall number is loaded:
+    #   x32 check, one test per denied call, clone test, clone3 test, allow,
+    #   [clone: load flags, test, allow], deny, nosys
+    tests = len(rest)
+    body = []
+    after_tests = 1 + tests + 2  # the row index (from the x32 check) of "allow"
+    deny_at = after_tests + 1 + 3
+    nosys_at = deny_at + 1
+    body.append((jump_ge, deny_at - 1, 0, 0x40000000))  # x32 ABI numbers: refused
+    for index, number in enumerate(rest, start=1):
+        body.append((jump_eq, deny_at - index - 1, 0, number))
+    clone_row = 1 + tests
+    body.append((jump_eq, (after_tests + 1) - clone_row - 1, 0, CLONE))
+    body.append((jump_eq, nosys_at - (clone_row + 1) - 1, 0, CLONE3))
+    body.append((ret, 0, 0, allow))
+    body.append((load_word, 0, 0, 16))  # clone's flags (low 32 bits of the first argument)
+    body.append((jump_set, deny_at - (after_tests + 2) - 1, 0, NAMESPACE_FLAGS))
+    body.append((ret, 0, 0, allow))
+    body.append((ret, 0, 0, deny))
+    body.append((ret, 0, 0, nosys))
+    assert len(body) == nosys_at + 1
+    return program + body
+
+
+def install_seccomp() -> bool:
+    """Refuse :data:`DENIED_SYSCALLS` (and namespace-making clones) from here on. Needs
+    ``no_new_privs``; x86-64 only (elsewhere nothing is installed and False returned)."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                    ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    rows = _seccomp_program()
+    filters = (Filter * len(rows))(*[Filter(*row) for row in rows])
+    program = Program(len(rows), filters)
+    _check(_libc.prctl(22, 2, ctypes.byref(program), 0, 0), "seccomp")  # PR_SET_SECCOMP, FILTER
+    return True
 
 
 def set_rlimits(limits: Limits) -> None:
@@ -270,11 +423,13 @@ def _minimal_dev() -> None:
 
 def cgroup_limits_available() -> bool:
     """Whether runs can be put into cgroups that bound their processes and memory."""
-    probe = f"segcourse-probe-{os.getpid()}"
+    probe = f"segcourse-run-probe{os.getpid()}"
     try:
-        return bool(_cgroup_dirs(probe)) and set(_try_cgroups(probe)) == {"pids", "memory"}
+        return {"pids", "memory"} <= set(_try_cgroups(probe))
     finally:
-        remove_cgroups(probe)
+        for folder in set(_cgroup_dirs(probe).values()):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _try_cgroups(name: str) -> list[str]:
@@ -319,4 +474,5 @@ def enter_run(namespaced: bool, limits: Limits, cgroup: str, scratch: str) -> st
     os.makedirs("/tmp/work", exist_ok=True)
     set_rlimits(limits)
     _drop_capabilities()
+    install_seccomp()
     return "/tmp/work"

@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import ast
 
-DYNAMIC = {"__import__", "exec", "eval", "compile", "import_module", "get_ipython"}
+from segcourse.grading.cells import MAX_SOURCE, parse_cell
+
+DYNAMIC = {"__import__", "exec", "eval", "compile", "import_module", "get_ipython", "globals",
+           "locals", "vars", "runpy", "inspect", "run_path", "run_module", "importlib"}
 #: Attributes that reach into the interpreter's own state (other cells' modules and frames).
 REACHING = {"modules", "__globals__", "__closure__", "__code__", "__subclasses__",
-            "__builtins__", "get_objects", "f_globals", "f_back"}
-MAX_SOURCE = 100_000  # characters: longer cells are not analysed (and are flagged)
+            "__builtins__", "get_objects", "f_globals", "f_locals", "f_back", "stack",
+            "currentframe", "_getframe", "_sink", "user_ns"}
 
-
-def _parse(source: str):
-    if len(source) > MAX_SOURCE:
-        return None
-    try:
-        return ast.parse(source)
-    except Exception:  # (syntax errors, and memory or recursion on odd input)
-        return None
 
 
 def segcourse_imports(source: str) -> set[str]:
@@ -36,7 +31,7 @@ def segcourse_imports(source: str) -> set[str]:
 
 def imported_names(source: str) -> dict[str, str]:
     """The names a cell binds by importing from segcourse: local name -> dotted name."""
-    tree = _parse(source)
+    tree = parse_cell(source)
     found = {}
     for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("segcourse"):
@@ -54,11 +49,16 @@ def _read_names(tree) -> set[str]:
 
 
 def _dynamic(source: str) -> set[str]:
-    tree = _parse(source)
+    tree = parse_cell(source)
     names = set()
     for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, ast.Name) and node.id in DYNAMIC | {"__builtins__"}:
             names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""]
+            names.update(m for m in modules if m.split(".")[0] in ("runpy", "inspect",
+                                                                    "importlib", "ctypes", "gc"))
         elif isinstance(node, ast.Attribute) and node.attr in DYNAMIC | REACHING:
             names.add(node.attr if node.attr != "modules" else "sys.modules")
     return names
@@ -69,7 +69,7 @@ def shortcut_flags(submitted: str, reference_solution: str, check_sources: list[
     """Why ``submitted`` (an exercise cell) looks like it calls what its check compares with.
     ``namespace``: names the notebook's other cells import from segcourse (a public check's
     import is in scope for every later exercise cell), local name -> dotted name."""
-    if len(submitted) > MAX_SOURCE or _parse(submitted) is None:
+    if len(submitted) > MAX_SOURCE or parse_cell(submitted) is None:
         return ["the cell could not be analysed (it does not parse, or is very long)"]
     allowed = segcourse_imports(reference_solution)
     compared = set().union(*map(segcourse_imports, check_sources)) - allowed
@@ -78,7 +78,7 @@ def shortcut_flags(submitted: str, reference_solution: str, check_sources: list[
     for name in sorted(segcourse_imports(submitted) - allowed):
         if name in compared or name in modules:
             flags.append(f"uses {name}, which its check compares with")
-    tree, reference_tree = _parse(submitted), _parse(reference_solution)
+    tree, reference_tree = parse_cell(submitted), parse_cell(reference_solution)
     own = set(imported_names(submitted)) | _bound_names(tree)
     reference_reads = _read_names(reference_tree) if reference_tree is not None else set()
     for local, dotted in sorted((namespace or {}).items()):

@@ -19,14 +19,16 @@ points, kernelspec and outputs are ignored.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
+import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from segcourse.grading.cells import defined_names
 from segcourse.labs.notebook import cell_info, lab_name
 from segcourse.labs.student import strip_solutions
 
@@ -59,16 +61,51 @@ def student_id(path: Path) -> str:
     return Path(path).stem
 
 
+def regular_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a submission without following or trusting it, if so:
+    a link (it could point at the reference), a device or pipe, a file too large."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return "unreadable file"
+    if stat.S_ISLNK(info.st_mode):
+        return "not a regular file (a link)"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size > MAX_BYTES:
+        return f"file too large ({info.st_size >> 20} MB)"
+    return None
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a regular file (read in pieces); for anything else, its kind and size."""
+    problem = regular_file_problem(path)
+    if problem:
+        try:
+            info = os.lstat(path)
+            return f"{problem}:{info.st_size}:{info.st_mtime_ns}"
+        except OSError:
+            return problem
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return "unreadable file"
+    return digest.hexdigest()
+
+
 def read_notebook(path: Path):
     """The notebook at ``path`` as nbformat 4, or :class:`Unreadable` with the reason."""
     import nbformat
 
     path = Path(path)
-    size = path.stat().st_size
-    if size == 0:
+    problem = regular_file_problem(path)
+    if problem:
+        raise Unreadable(problem)
+    if path.stat().st_size == 0:
         raise Unreadable("empty file")
-    if size > MAX_BYTES:
-        raise Unreadable(f"file too large ({size >> 20} MB)")
     try:
         data = json.loads(path.read_bytes())
     except (ValueError, RecursionError):
@@ -89,25 +126,6 @@ def read_notebook(path: Path):
         if not isinstance(cell.get("metadata", {}), dict):
             cell["metadata"] = {}
     return notebook
-
-
-def defined_names(source: str) -> set[str]:
-    """Top-level names a cell defines (functions, classes, assignments, imports excluded)."""
-    try:
-        if len(source) > 100_000:
-            raise ValueError("too long to analyse")
-        tree = ast.parse(source)
-    except Exception:  # (syntax errors, and memory or recursion on odd input)
-        return set(re.findall(r"^(?:def|class)\s+(\w+)", source, re.MULTILINE))
-    names = set()
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
-    return names
 
 
 def _normal(source: str) -> str:
@@ -175,8 +193,7 @@ def _heading_lab(notebook) -> int | None:
 def load(path: Path, reference, student: str | None = None) -> Submission:
     """Read and match one submission against the reference notebook."""
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-    submission = Submission(student or student_id(path), path, digest)
+    submission = Submission(student or student_id(path), path, file_digest(path))
     try:
         notebook = read_notebook(path)
     except (Unreadable, OSError) as problem:

@@ -212,8 +212,12 @@ def main(argv=None) -> int:
 
     description = "none"
     if plan.get("sandbox", True):
-        description = sandbox.enter_zygote_namespaces(
-            sandbox.SandboxPlan(hide=plan.get("hide", []), keep=plan.get("keep", [])))
+        try:
+            description = sandbox.enter_zygote_namespaces(
+                sandbox.SandboxPlan(hide=plan.get("hide", []), keep=plan.get("keep", [])))
+        except sandbox.SandboxRefused as refused:
+            control.sendall((json.dumps({"ready": False, "error": str(refused)}) + "\n").encode())
+            return 2
         if description != "none" and not sandbox.cgroup_limits_available():
             description += " (no cgroup limits: processes and memory unbounded)"
     control.sendall((json.dumps({"ready": True, "sandbox": description,

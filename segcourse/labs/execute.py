@@ -15,14 +15,15 @@ from segcourse.labs.profiles import PROFILE_VARIABLE, PROFILES
 
 def current_env_kernel_manager():
     """A kernel manager that starts ``sys.executable -m ipykernel_launcher``, whatever
-    kernelspecs the machine has (the same idea as nbval's ``--nbval-current-env``)."""
+    kernelspecs the machine has (the same idea as nbval's ``--nbval-current-env``), with
+    IPython's history off: a reference run must not leave its solutions in a history file."""
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
     class CurrentEnvironment(KernelSpecManager):
         def get_kernel_spec(self, kernel_name):
             return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f",
-                                    "{connection_file}"],
+                                    "{connection_file}", "--HistoryManager.enabled=False"],
                               display_name="Python (segcourse environment)", language="python")
 
     return KernelManager(kernel_name="segcourse-current-env",

@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 from segcourse.grading import plan as plans
-from segcourse.grading.submission import defined_names
+from segcourse.grading.cells import defined_names
 from segcourse.labs.notebook import CHECK_TAG, cell_info
 from segcourse.labs.student import student_notebook
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from segcourse.grading.report import safe_name
 from tests.grading.corpus import make
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,7 +192,9 @@ def test_lms_exports_name_students_by_folder_and_totals_are_per_student(tmp_path
         rows = list(csv.DictReader(table))
     assert [(r["student"], r["points"], r["max_points"]) for r in rows] == [
         ("Ada Lovelace_101", "0", "7"), ("Alan Turing_102", "0", "7")]
-    assert (out / "feedback" / "Ada_Lovelace_101.md").exists()
+    assert {p.name for p in (out / "feedback").glob("*.md")} == {
+        f"{safe_name(name)}.md" for name in ("Ada Lovelace_101", "Alan Turing_102")}
+    assert safe_name("a b") != safe_name("a_b")  # never one feedback file for two students
 
 
 def test_a_folder_of_one_lab_refuses_another_lab_even_with_nothing_left_to_grade(tmp_path):

@@ -7,8 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from segcourse.grading.cells import defined_names
 from segcourse.grading.shortcuts import shortcut_flags
-from segcourse.grading.submission import Unreadable, defined_names, load, read_notebook
+from segcourse.grading.submission import Unreadable, load, read_notebook
 from segcourse.labs.notebook import cell_info
 from segcourse.labs.student import student_notebook
 

@@ -1,0 +1,105 @@
+"""The sandbox from inside a run: what a submission can do (compute, spawn, write scratch) and
+what it cannot (see the host's files, keep secrets' variables, make namespaces or keys, outlive
+its run). Runs steps through the executor, as the grader does."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from segcourse.grading.batch import DEFAULT_LIMITS
+from segcourse.grading.executor import Zygote, execute
+from segcourse.grading.sandbox import DENIED_SYSCALLS, _seccomp_program
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACES = sys.platform == "linux" and os.geteuid() == 0
+MARKER = "segcourse-survivor-marker"
+
+
+def run(zygote, *sources, timeout=30):
+    results = execute(zygote, [{"source": s} for s in sources], 1, DEFAULT_LIMITS,
+                      [timeout] * len(sources), 120)
+    return [(r.status, (r.output or "").strip(), r.error) for r in results]
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    os.environ["SEGCOURSE_TEST_SECRET"] = "a TA's token"
+    try:
+        with Zygote(hide=[ROOT / "notebooks"]) as made:
+            made.wait_ready()
+            yield made
+    finally:
+        del os.environ["SEGCOURSE_TEST_SECRET"]
+
+
+def test_a_run_computes_spawns_and_writes_its_scratch(zygote):
+    steps = run(zygote,
+                "import keras, numpy as np\n"
+                "print(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((3, 3)))))",
+                "import subprocess, threading\n"
+                "print(subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout)",
+                "open('notes.txt', 'w').write('mine'); print(open('notes.txt').read())")
+    assert [s[0] for s in steps] == ["ok", "ok", "ok"], steps
+    assert [s[1] for s in steps] == ["9.0", "child", "mine"]
+
+
+@pytest.mark.skipif(not NAMESPACES, reason="the sandbox needs Linux namespaces (root)")
+def test_a_run_sees_only_what_it_needs(zygote):
+    assert zygote.sandbox == "namespaces"
+    (status, output, _), = run(zygote, "import os\n"
+                               "print(sorted(os.listdir('/')))\n"
+                               "print(sorted(os.listdir('/root')) if os.path.isdir('/root') "
+                               "else [])\n"
+                               "print([p for p in ('/root/.ipython', '/home', '/etc/shadow', "
+                               f"'{ROOT}/notebooks', '{ROOT}/.git', '{ROOT}/README.md', '/run') "
+                               "if os.path.exists(p)])\n"
+                               "print(os.environ.get('SEGCOURSE_TEST_SECRET'))")
+    listing, in_root, exposed, secret = output.splitlines()
+    assert status == "ok"
+    assert "'home'" not in listing and "'etc'" in listing
+    assert in_root in ("[]", "['.pyenv']")  # only the interpreter's own folder, if it is there
+    assert exposed == "[]"
+    assert secret == "None"
+
+
+@pytest.mark.skipif(not NAMESPACES, reason="the sandbox needs Linux namespaces (root)")
+@pytest.mark.parametrize("call", [
+    "ctypes.CDLL(None, use_errno=True).syscall(250, 0, 0, 0, 0)",  # keyctl
+    "ctypes.CDLL(None, use_errno=True).unshare(0x10000000)",  # a user namespace
+    "ctypes.CDLL(None, use_errno=True).syscall(56, 0x20000000 | 17, 0, 0, 0, 0)",  # clone NEWPID
+    "ctypes.CDLL(None, use_errno=True).mount(b'none', b'/tmp', b'tmpfs', 0, None)",
+])
+def test_kernel_surfaces_no_lab_needs_are_refused(zygote, call):
+    (status, output, _), = run(zygote, f"import ctypes\nprint({call}, ctypes.get_errno())")
+    assert status == "ok" and output == "-1 1", output  # EPERM
+
+
+def test_the_seccomp_filter_jumps_stay_inside_the_program():
+    program = _seccomp_program()
+    for index, (code, jump_true, jump_false, _) in enumerate(program):
+        if code & 0x07 == 0x05:  # a jump
+            assert index + 1 + max(jump_true, jump_false) < len(program)
+    assert sum(1 for row in program if row[0] == 0x15) >= len(DENIED_SYSCALLS)
+
+
+@pytest.mark.skipif(not NAMESPACES, reason="the sandbox needs Linux namespaces (root)")
+def test_nothing_a_run_started_outlives_it(zygote):
+    escape = ("import ctypes, os, sys, time\n"
+              "if os.fork() == 0:\n"
+              "    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\n"
+              "    os.setsid()\n"
+              f"    os.execvp('sleep', ['sleep', '300', '{MARKER}'])\n"
+              "print('forked')")
+    steps = run(zygote, escape, "while True: pass", timeout=3)
+    assert steps[0][:2] == ("ok", "forked") and steps[1][0] == "timeout"
+    found = subprocess.run(["pgrep", "-f", MARKER], capture_output=True, text=True).stdout
+    assert found == ""
+
+
+def test_without_namespaces_the_rows_say_so():
+    with Zygote(sandbox=False) as plain:
+        assert plain.wait_ready().sandbox == "none"
+        assert run(plain, "print(6 * 7)") == [("ok", "42", None)]
