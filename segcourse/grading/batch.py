@@ -214,11 +214,15 @@ def grade_one(student: str, path: Path, reference_nb, reference_plan: plans.Plan
         solutions = {k: m.source for k, m in submission.matches.items()}
         plan = plans.build(reference_nb, solutions)
         results = None
+        unbounded = zygote.unbounded_runs
         if any(m.source is not None and not m.stub for m in submission.matches.values()):
             per_step, total = _timeouts(options, run.seconds)
             results = execute(zygote, plan.sources(), run.seed, options.limits, per_step, total)
-        record = judge(submission, plan, reference_plan, run.expected, results, lab,
-                       zygote.sandbox, time.monotonic() - started)
+        sandbox = zygote.sandbox
+        if zygote.unbounded_runs > unbounded and "no cgroup limits" not in sandbox:
+            sandbox += " (no cgroup limits: processes and memory unbounded)"
+        record = judge(submission, plan, reference_plan, run.expected, results, lab, sandbox,
+                       time.monotonic() - started)
     record.reference = run.sha256
     return record
 
@@ -271,7 +275,8 @@ def grade(reference, submissions, out, options: Options | None = None,
     class_ = take_shard(collect(submissions, options.student_id), options.shard)
     out.mkdir(parents=True, exist_ok=True)
     records = report.load_records(out)
-    todo = [(k, p) for k, p in class_ if k not in records or records[k].sha256 != _digest(p)]
+    todo = [(k, p) for k, p in class_ if k not in records or records[k].sha256 != _digest(p)
+            or any(flag.startswith("grader error") for flag in records[k].flags)]
     current = {k for k, _ in class_}
     hide = hidden_paths(reference, [p for _, p in class_], [Path(s) for s in submissions], out)
     jobs = max(1, min(options.jobs, len(todo))) if todo else 0
@@ -413,7 +418,7 @@ def merge(folders, out, warnings: list | None = None) -> dict[str, Record]:
     records: dict[str, Record] = {}
     labs, references, seeds, shards = set(), set(), set(), set()
     for folder in map(Path, folders):
-        if not (folder / report.RESULTS).exists():
+        if not (folder / report.RESULTS).exists() and not (folder / "reference.json").exists():
             raise GradingError(f"{folder} holds no {report.RESULTS}: is it a grading folder?")
         if (folder / "reference.json").exists():
             saved = json.loads((folder / "reference.json").read_text())

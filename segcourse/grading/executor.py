@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,12 +24,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from segcourse.grading.sandbox import remove_cgroups, run_name, sweep_cgroups
+from segcourse.grading.sandbox import cgroups_joined, remove_cgroups, run_name, sweep_cgroups
 
 RESULT_LIMIT = 64 << 20  # bytes of events one run may send: beyond that it is cut off
 LINE_LIMIT = 8 << 20  # bytes of one event line: a longer one is dropped unread
 PAYLOADS_KEPT = 2  # per step: one is right, a second is already one too many
-OUTPUT_KEEP = 16 << 10  # bytes of raw process output kept (the rest is read and dropped)
 
 
 #: The only variables a run inherits (a TA's tokens and paths stay out of students' reach).
@@ -85,6 +85,7 @@ class Zygote:
         self._lock = threading.Lock()
         self._start_timeout, self._log_path = start_timeout, log_path
         self.sandbox = None
+        self.unbounded_runs = 0  # runs that were not in their pids and memory cgroups
 
     def wait_ready(self) -> Zygote:
         """Wait until the process has imported everything and entered its sandbox."""
@@ -134,7 +135,7 @@ class Zygote:
                 _kill_group(self.process.pid)
                 self.process.wait()
             self._log.close()
-            sweep_cgroups()
+            sweep_cgroups(self.process.pid)
 
     def __enter__(self):
         return self
@@ -220,7 +221,12 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
         selector.close()
         os.close(events_fd)
         os.close(output_fd)
-        remove_cgroups(run_name(pid))
+        name = run_name(pid, zygote.process.pid)
+        if zygote.sandbox != "none" and not cgroups_joined(name):
+            zygote.unbounded_runs += 1
+        remove_cgroups(name)
+        if zygote.sandbox == "none":  # the fallback's scratch folder is a real one
+            shutil.rmtree(os.path.join(zygote.scratch_root, name), ignore_errors=True)
     if crash and current is None:
         # died between steps: blame the next step that has no result
         current = next((i for i in range(len(step_timeouts))

@@ -199,6 +199,8 @@ def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: di
     for step in reference_plan.steps:
         if step.kind in ("check", "context", "setup"):
             namespace.update(imported_names(step.source))
+    for match in submission.matches.values():  # what one exercise imports, the next can use
+        namespace.update(imported_names(match.source or ""))
     for identifier, match in submission.matches.items():
         if match.method not in ("id", "missing"):
             notes.append(f"exercise cell {identifier} matched by {match.method}")

@@ -51,7 +51,7 @@ def append_record(out: Path, record: Record) -> None:
 
 def _cell(value):
     """A CSV cell a spreadsheet will not run as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
 
@@ -89,7 +89,10 @@ def md(text) -> str:
     """Text that cannot break a Markdown line or table: control characters become spaces,
     pipes and backticks are escaped."""
     text = re.sub(r"[\x00-\x1f\x7f]+", " ", str(text))
-    return text.replace("|", "\\|").replace("`", "\\`")
+    for plain, escaped in (("|", "\\|"), ("`", "\\`"), ("[", "\\["), ("]", "\\]"),
+                           ("<", "&lt;")):
+        text = text.replace(plain, escaped)
+    return text
 
 
 def feedback_markdown(record: Record) -> str:

@@ -44,6 +44,8 @@ SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
        "nsswitch.conf", "hosts", "host.conf", "ssl", "ca-certificates", "fonts", "alternatives",
        "mime.types", "os-release", "matplotlibrc")
+#: The pivot_root system call's number by processor (the C library has no wrapper for it).
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 #: Where the new root is assembled (a tmpfs is mounted over it in the zygote's own namespace).
 NEW_ROOT = "/mnt" if os.path.isdir("/mnt") else "/tmp"
 #: Read-only inside a run's fresh /proc (writable there by uid 0 even without capabilities).
@@ -173,8 +175,10 @@ def enter_zygote_namespaces(plan: SandboxPlan) -> str:
     """Called once in the zygote: private mount / network / IPC / UTS namespaces and a new root
     built from an allow-list (:func:`allowed_paths`), read-only. Returns a description, or
     ``"none"`` where namespaces are refused."""
-    if sys.platform != "linux":
-        return "none"
+    import platform
+
+    if sys.platform != "linux" or platform.machine() not in PIVOT_ROOT:
+        return "none"  # the calls below are known for these processors only
     try:
         unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
     except OSError as error:
@@ -198,7 +202,7 @@ def enter_zygote_namespaces(plan: SandboxPlan) -> str:
     mount("/dev", f"{root}/dev", None, MS_BIND | MS_REC)  # replaced by a minimal one per run
     mount("/proc", f"{root}/proc", None, MS_BIND | MS_REC)  # replaced per run
     os.chdir(root)
-    _check(_libc.syscall(155, b".", b"old"), "pivot_root")  # SYS_pivot_root on x86_64
+    _check(_libc.syscall(PIVOT_ROOT[platform.machine()], b".", b"old"), "pivot_root")
     os.chroot(".")
     os.chdir("/")
     _check(_libc.umount2(b"/old", MNT_DETACH), "umount old root")
@@ -214,9 +218,17 @@ def enter_zygote_namespaces(plan: SandboxPlan) -> str:
     return "namespaces" + (f" (still writable: {', '.join(writable)})" if writable else "")
 
 
-def run_name(pid: int) -> str:
-    """A run's name (its cgroups, its scratch folder) from its process id in the grader's view."""
-    return f"segcourse-run-{pid}"
+def run_name(pid: int, zygote: int) -> str:
+    """A run's name (its cgroups, its scratch folder) from its process id and its zygote's, as
+    the grader sees them (the zygote's part keeps side-by-side graders out of each other's way)."""
+    return f"segcourse-run-{zygote}-{pid}"
+
+
+def cgroups_joined(name: str) -> bool:
+    """Whether run ``name`` is bounded by its pids and memory cgroups (checked from outside)."""
+    dirs = _cgroup_dirs(name)
+    return {"pids", "memory"} <= set(dirs) and all(
+        (dirs[c] / "cgroup.procs").exists() for c in ("pids", "memory"))
 
 
 def _own_cgroup(controller: str) -> str:
@@ -301,11 +313,11 @@ def remove_cgroups(name: str, attempts: int = 10) -> None:
                 time.sleep(0.05)
 
 
-def sweep_cgroups() -> None:
-    """Kill and remove what runs of this grader left in their cgroups (a slow teardown)."""
+def sweep_cgroups(zygote: int) -> None:
+    """Kill and remove what the runs of one zygote left in their cgroups (a slow teardown)."""
     bases = {folder.parent for folder in _cgroup_dirs("x").values()}
     for base in bases:
-        for folder in base.glob("segcourse-run-*") if base.is_dir() else ():
+        for folder in base.glob(f"segcourse-run-{zygote}-*") if base.is_dir() else ():
             remove_cgroups(folder.name, attempts=2)
 
 

@@ -19,7 +19,8 @@ DYNAMIC = {"__import__", "exec", "eval", "compile", "import_module", "get_ipytho
 #: Attributes that reach into the interpreter's own state (other cells' modules and frames).
 REACHING = {"modules", "__globals__", "__closure__", "__code__", "__subclasses__",
             "__builtins__", "get_objects", "f_globals", "f_locals", "f_back", "stack",
-            "currentframe", "_getframe", "_sink", "user_ns"}
+            "currentframe", "_getframe", "_sink", "user_ns", "get_registered_object",
+            "get_custom_objects"}
 
 
 

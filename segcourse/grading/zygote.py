@@ -191,7 +191,7 @@ def serve(control: socket.socket, shell, namespaced: bool) -> None:
             try:
                 from segcourse.grading.sandbox import run_name
 
-                _run(shell, namespaced, fds, run_name(os.getpid()))
+                _run(shell, namespaced, fds, run_name(os.getpid(), os.getppid()))
             finally:
                 os._exit(70)
         for fd in fds:

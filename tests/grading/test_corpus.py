@@ -56,6 +56,9 @@ def _sleepers() -> int:
 
 @pytest.fixture(scope="module", params=LABS)
 def graded(request, tmp_path_factory):
+    if not NAMESPACES:
+        pytest.skip("the corpus holds hostile submissions: grade it only where the sandbox "
+                    "holds (root on Linux)")
     lab = request.param
     base = tmp_path_factory.mktemp(lab)
     probe = ROOT / f".probe-{lab}-{os.getpid()}"
@@ -122,7 +125,7 @@ def test_nothing_leaves_the_sandbox(graded):
     assert graded["escaped"] == [], "a kernel wrote outside its scratch directory"
     assert graded["connections"] == 0, "a kernel opened a connection"
     assert _sleepers() == 0, "processes started by a submission outlived it"
-    assert {r["sandbox"] for r in graded["rows"]} == {"namespaces"}
+    assert all(r["sandbox"].startswith("namespaces") for r in graded["rows"])
     feedback = (graded["out"] / "feedback" / "searches_disk.md").read_text()
     assert "BEGIN SOLUTION" not in feedback
 

@@ -48,7 +48,7 @@ def test_a_run_computes_spawns_and_writes_its_scratch(zygote):
 
 @pytest.mark.skipif(not NAMESPACES, reason="the sandbox needs Linux namespaces (root)")
 def test_a_run_sees_only_what_it_needs(zygote):
-    assert zygote.sandbox == "namespaces"
+    assert zygote.sandbox.startswith("namespaces")
     (status, output, _), = run(zygote, "import os\n"
                                "print(sorted(os.listdir('/')))\n"
                                "print(sorted(os.listdir('/root')) if os.path.isdir('/root') "
