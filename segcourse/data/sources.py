@@ -24,6 +24,10 @@ class DataBundle:
     palette: np.ndarray
     train_steps: int
     ignore_index: int = IGNORE_INDEX
+    # Folder datasets: the images of each split (paths relative to the folder), and what a run
+    # should state about its data (how a flat folder was split, a test split that is val).
+    split_files: dict[str, tuple[str, ...]] | None = None
+    notes: tuple[str, ...] = ()
 
     def sample(self, count: int):
         """The first ``count`` test images and masks, as NumPy (for figures)."""
@@ -65,29 +69,24 @@ def _pets(config, border="ignore") -> DataBundle:
 
 
 def _folder(config, root) -> DataBundle:
+    """Checked when opened (every mask read once, every problem file named, classes decided
+    for all splits); a flat images/ + masks/ folder is split 70 / 15 / 15 % by file-name hash."""
     from segcourse import viz
     from segcourse.data import augment, folders
 
-    train = folders.find_split(root, "train")
-    val = folders.find_split(root, "val")
-    test = folders.find_split(root, "test") if _has_split(root, "test") else val
+    data = folders.open_folders(root)
+    for note in data.notes:
+        print(f"note: {note}")
 
     def pipeline(split, training):
         return folders.dataset(split, config.image_size, config.batch_size, shuffle=training,
                                seed=config.seed,
                                augment=augment.JointAugment() if training else None)
 
-    return DataBundle(pipeline(train, True), pipeline(val, False), pipeline(test, False),
-                      train.num_classes, train.class_names, viz.voc_palette(),
-                      -(-len(train.images) // config.batch_size))
-
-
-def _has_split(root, split) -> bool:
-    from pathlib import Path
-
-    root = Path(root)
-    return (root / "ImageSets" / "Segmentation" / f"{split}.txt").exists() or (
-        root / split).is_dir()
+    return DataBundle(pipeline(data.train, True), pipeline(data.val, False),
+                      pipeline(data.test, False), data.num_classes, data.class_names,
+                      viz.voc_palette(), -(-len(data.train.images) // config.batch_size),
+                      split_files=data.split_files, notes=data.notes)
 
 
 def open_dataset(config) -> DataBundle:

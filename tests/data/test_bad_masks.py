@@ -1,0 +1,292 @@
+"""Issue 11: user image/mask folders that used to give a silent wrong result are refused (or
+read right) when the dataset is opened, before any training.
+
+Fixtures are real files: PNG masks written with PIL (palette, 8-bit and 16-bit greyscale)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segcourse import viz
+from segcourse.data import folders
+from segcourse.data.sources import open_dataset
+from segcourse.train import TrainConfig
+
+SIZE = (12, 10)  # (height, width)
+
+
+def save_mask(path, labels, kind="L"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "P":
+        image = Image.fromarray(labels.astype(np.uint8), mode="P")
+        image.putpalette(viz.voc_palette().flatten().tolist())
+    elif kind == "I;16":
+        image = Image.fromarray(labels.astype(np.uint16))
+    else:
+        image = Image.fromarray(labels.astype(np.uint8), mode="L")
+    image.save(path)
+    assert Image.open(path).mode == kind
+
+
+def save_image(path, value=0, size=SIZE):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((*size, 3), value, np.uint8)).save(path)
+
+
+def pair(root, split, name, labels, kind="L", value=0, image_size=None):
+    base = root / split if split else root
+    save_image(base / "images" / f"{name}.png", value, image_size or labels.shape)
+    save_mask(base / "masks" / f"{name}.png", labels, kind)
+
+
+def two_region_mask(low, high, size=SIZE):
+    labels = np.full(size, low)
+    labels[:, size[1] // 2:] = high
+    return labels
+
+
+def open_folder(root, **overrides):
+    config = TrainConfig(dataset=f"folder:{root}", image_size=16, batch_size=4, **overrides)
+    return open_dataset(config.resolved())
+
+
+def mask_values(pipeline):
+    return set(np.unique(np.concatenate([np.asarray(m).ravel() for _, m in pipeline])).tolist())
+
+
+# 1. Binary masks stored as 0/255 ------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, high", [("L", 255), ("P", 255), ("I;16", 255), ("I;16", 65535)])
+def test_binary_masks_are_refused_with_the_fix(tmp_path, kind, high):
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            pair(tmp_path, split, name, two_region_mask(0, high), kind)
+    with pytest.raises(ValueError, match=f"hold only the values 0 and {high}") as refusal:
+        open_folder(tmp_path)
+    message = str(refusal.value)
+    assert "classes.txt" in message and f"foreground: {high}" in message
+    assert f"mask_values={{0: 0, {high}: 1}}" in message
+    assert "1 problem in its 4 image/mask pairs; nothing was trained" in message
+
+
+def test_binary_masks_with_names_only_in_classes_txt_are_still_refused(tmp_path):
+    for split in ("train", "val"):
+        pair(tmp_path, split, "a", two_region_mask(0, 255))
+    (tmp_path / "classes.txt").write_text("background\nforeground\n")
+    with pytest.raises(ValueError, match="hold only the values 0 and 255"):
+        open_folder(tmp_path)
+
+
+@pytest.mark.parametrize("kind, high", [("L", 255), ("I;16", 65535)])
+def test_binary_masks_read_right_with_values_in_classes_txt(tmp_path, kind, high):
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            pair(tmp_path, split, name, two_region_mask(0, high), kind)
+    (tmp_path / "classes.txt").write_text(f"background: 0\nforeground: {high}\n")
+    data = open_folder(tmp_path)
+    assert data.num_classes == 2 and data.class_names == ("background", "foreground")
+    assert mask_values(data.val) == {0, 1}
+
+
+def test_binary_masks_read_right_with_mask_values(tmp_path):
+    for split in ("train", "val"):
+        pair(tmp_path, split, "a", two_region_mask(0, 255))
+    dataset = folders.open_folders(tmp_path, mask_values={0: 0, 255: 1}, progress=False)
+    assert dataset.num_classes == 2 and dataset.class_names == ("class 0", "class 1")
+    assert mask_values(folders.dataset(dataset.val, 16, 2)) == {0, 1}
+
+
+def test_a_bad_mapping_is_refused(tmp_path):
+    pair(tmp_path, "train", "a", two_region_mask(0, 255))
+    pair(tmp_path, "val", "a", two_region_mask(0, 255))
+    with pytest.raises(ValueError, match=r"class numbers 0\.\.K-1.*missing: \[1\]"):
+        folders.open_folders(tmp_path, mask_values={0: 0, 255: 2}, progress=False)
+    (tmp_path / "classes.txt").write_text("background: 0\nforeground\n")
+    with pytest.raises(ValueError, match="give every class its values or none"):
+        folders.open_folders(tmp_path, progress=False)
+    (tmp_path / "classes.txt").write_text("background: 0\nforeground: 255\n")
+    with pytest.raises(ValueError, match="once"):
+        folders.open_folders(tmp_path, mask_values={0: 0, 255: 1}, progress=False)
+
+
+def test_classes_txt_can_send_values_to_the_ignore_label(tmp_path):
+    trimap = two_region_mask(0, 255)
+    trimap[:, 4:6] = 128  # the uncertain band
+    for split in ("train", "val"):
+        pair(tmp_path, split, "a", trimap)
+    (tmp_path / "classes.txt").write_text("background: 0\npet: 255\nignore: 128\n")
+    data = open_folder(tmp_path)
+    assert data.num_classes == 2 and mask_values(data.val) == {0, 1, 255}
+
+
+# 2. A flat images/ + masks/ folder ----------------------------------------------------------
+
+def flat_folder(root, count=20):
+    for i in range(count):
+        pair(root, None, f"p{i:02d}", two_region_mask(0, 1 + i % 2), value=10 * i)
+
+
+def picture_ids(pipeline):
+    """Each picture is a constant image of value 10·i: read i at its centre."""
+    ids = []
+    for images, _ in pipeline:
+        ids.extend(np.round(np.asarray(images)[:, 8, 8, 0] * 255 / 10).astype(int).tolist())
+    return ids
+
+
+def test_a_flat_folder_is_split_reproducibly_without_overlap(tmp_path):
+    flat_folder(tmp_path)
+    data = open_folder(tmp_path)
+    train, val, test = (picture_ids(p) for p in (data.train, data.val, data.test))
+    assert (len(train), len(val), len(test)) == (14, 3, 3)  # 70 / 15 / 15 %
+    assert sorted(train + val + test) == list(range(20))  # every picture in exactly one split
+    files = data.split_files
+    assert {split: sorted(int(name[-6:-4]) for name in names)
+            for split, names in files.items()} == {"train": sorted(train), "val": sorted(val),
+                                                   "test": sorted(test)}
+    assert files["val"][0].startswith("images/p")
+    assert any("70 % train, 15 % val, 15 % test" in note for note in data.notes)
+    # The same split on every run, whatever the training seed.
+    assert open_folder(tmp_path, seed=7).split_files == files
+
+
+def test_fractions_and_too_few_pictures(tmp_path):
+    flat_folder(tmp_path, 10)
+    dataset = folders.open_folders(tmp_path, val_fraction=0.2, test_fraction=0.3,
+                                   progress=False)
+    assert [len(s.images) for s in (dataset.train, dataset.val, dataset.test)] == [5, 2, 3]
+    with pytest.raises(ValueError, match="fractions"):
+        folders.open_folders(tmp_path, val_fraction=0.5, test_fraction=0.5, progress=False)
+    small = tmp_path / "small"
+    flat_folder(small, 2)
+    with pytest.raises(ValueError, match="only 2 image/mask pairs.*at least 3"):
+        open_folder(small)
+
+
+def test_a_missing_test_split_is_stated(tmp_path):
+    for split in ("train", "val"):
+        pair(tmp_path, split, "a", two_region_mask(0, 1))
+    data = open_folder(tmp_path)
+    assert data.split_files["test"] == data.split_files["val"] == ("val/images/a.png",)
+    assert any("no test split" in note for note in data.notes)
+
+
+def test_a_picture_listed_in_two_voc_splits_is_refused(tmp_path):
+    from tests.data.test_folders import make_voc
+
+    make_voc(tmp_path)
+    (tmp_path / "ImageSets/Segmentation/val.txt").write_text("2007_000033\n2007_000039\n")
+    with pytest.raises(ValueError, match="2007_000033.*both train and val"):
+        open_folder(tmp_path)
+
+
+# 3. Every problem reported at once, when the dataset is opened ------------------------------
+
+def test_every_problem_file_is_named_before_training(tmp_path):
+    good = two_region_mask(0, 1)
+    pair(tmp_path, "train", "good", good)
+    pair(tmp_path, "train", "sized", good, image_size=(24, 20))  # image twice the mask
+    pair(tmp_path, "train", "wide", np.where(good == 1, 300, 0), kind="I;16")  # wraps to 44
+    pair(tmp_path, "val", "good", two_region_mask(0, 2))
+    stray = two_region_mask(0, 2)
+    stray[0, 0] = 254
+    pair(tmp_path, "val", "stray", stray, kind="P")
+    save_image(tmp_path / "val/images/broken.png")
+    (tmp_path / "val/masks/broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError) as refusal:
+        open_folder(tmp_path)
+    message = str(refusal.value)
+    assert "4 problems" in message and "nothing was trained" in message
+    assert ("train/images/sized.png is 20×24 but its mask train/masks/sized.png is 10×12"
+            in message)
+    assert "train/masks/wide.png: value 300 above 255 in 60 pixels" in message
+    assert ("val/masks/stray.png: value 254 in 1 pixel is not a class (3 classes: 0..2, "
+            "255 = ignore)") in message
+    assert "val/masks/broken.png: cannot be read" in message
+    assert "good.png" not in message
+    assert isinstance(refusal.value, folders.DatasetProblems)
+    assert len(refusal.value.problems) == 4
+
+
+def test_the_class_count_comes_from_all_splits(tmp_path):
+    pair(tmp_path, "train", "a", two_region_mask(0, 1))
+    pair(tmp_path, "val", "a", two_region_mask(0, 2))
+    pair(tmp_path, "test", "a", two_region_mask(1, 2))
+    data = open_folder(tmp_path)
+    assert data.num_classes == 3 and data.class_names == ("class 0", "class 1", "class 2")
+
+
+def test_a_gap_in_the_labels_is_refused_with_the_fix(tmp_path):
+    pair(tmp_path, "train", "a", two_region_mask(0, 2))
+    pair(tmp_path, "val", "a", two_region_mask(0, 3))
+    with pytest.raises(ValueError, match=r"no mask holds the value 1.*classes\.txt") as refusal:
+        open_folder(tmp_path)
+    assert "train/masks/a.png" in str(refusal.value) and "val/masks/a.png" in str(refusal.value)
+
+
+def test_labels_beyond_classes_txt_are_refused(tmp_path):
+    pair(tmp_path, "train", "a", two_region_mask(0, 1))
+    pair(tmp_path, "val", "a", two_region_mask(0, 3))
+    (tmp_path / "classes.txt").write_text("background\ncat\ndog\n")
+    with pytest.raises(ValueError, match=r"val/masks/a.png: value 3 in 60 pixels is not a "
+                                         r"class \(3 classes: 0\.\.2, 255 = ignore\)"):
+        open_folder(tmp_path)
+
+
+def test_a_16_bit_greyscale_photo_is_scaled_not_white(tmp_path):
+    photo = np.array([[0, 16384], [32768, 65535]], np.uint16)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    pixels = folders.read_image(tmp_path / "photo.png")
+    assert pixels.shape == (2, 2, 3)
+    np.testing.assert_allclose(pixels[..., 0], photo / 65535, atol=1e-6)
+    np.testing.assert_array_equal(pixels[..., 0], pixels[..., 2])
+
+
+def test_16_bit_mask_values_are_not_wrapped(tmp_path):
+    save_mask(tmp_path / "m.png", np.array([[0, 1], [256, 300]]), "I;16")
+    np.testing.assert_array_equal(folders.read_mask(tmp_path / "m.png"), [[0, 1], [256, 300]])
+
+
+def test_the_pipeline_refuses_an_image_and_mask_of_different_sizes(tmp_path):
+    pair(tmp_path, "train", "a", two_region_mask(0, 1), image_size=(24, 20))
+    data = folders.dataset(folders.find_split(tmp_path, "train"), size=8, batch_size=1)
+    with pytest.raises(Exception, match="image .*a.png is 20×24 but its mask .*a.png is 10×12"):
+        list(data)
+
+
+# 4. Masks are never interpolated ------------------------------------------------------------
+
+def test_folder_masks_are_resized_by_nearest_only(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.choice([0, 1, 2, 255], (8, 8))
+    labels[0, :3] = [0, 1, 2]
+    for split in ("train", "val"):
+        pair(tmp_path, split, "a", labels, kind="P")
+    data = open_folder(tmp_path)  # 8 × 8 → 16 × 16
+    _, masks = next(iter(data.val))
+    np.testing.assert_array_equal(masks[0], np.kron(labels, np.ones((2, 2), int)))
+    assert masks.dtype == "int32" and mask_values(data.train) <= {0, 1, 2, 255}
+    small = folders.dataset(folders.find_split(tmp_path, "val"), size=5, batch_size=1)  # 8 → 5
+    assert mask_values(small) <= {0, 1, 2, 255}
+
+
+def test_mapped_masks_are_resized_by_nearest_only(tmp_path):
+    labels = np.kron(np.array([[0, 255], [255, 0]]), np.ones((4, 4), int))
+    for split in ("train", "val"):
+        pair(tmp_path, split, "a", labels, kind="I;16")
+    dataset = folders.open_folders(tmp_path, mask_values={0: 0, 255: 1}, progress=False)
+    _, masks = next(iter(folders.dataset(dataset.val, size=16, batch_size=1)))
+    np.testing.assert_array_equal(masks[0], np.kron(labels // 255, np.ones((2, 2), int)))
+
+
+def test_masks_that_were_interpolated_before_are_refused(tmp_path):
+    sharp = Image.fromarray(two_region_mask(0, 255, (8, 8)).astype(np.uint8), mode="L")
+    blurred = np.asarray(sharp.resize((13, 13), Image.BILINEAR))  # edge values between 0, 255
+    assert len(np.unique(blurred)) > 2
+    pair(tmp_path, "train", "a", blurred)
+    pair(tmp_path, "val", "a", two_region_mask(0, 255, (13, 13)))
+    (tmp_path / "classes.txt").write_text("background: 0\nforeground: 255\n")
+    with pytest.raises(ValueError, match=r"train/masks/a.png: value 128 in 13 pixels is not "
+                                         r"in the mask-value mapping") as refusal:
+        open_folder(tmp_path)
+    assert "interpolation" in str(refusal.value)
