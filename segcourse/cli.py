@@ -13,13 +13,23 @@
                                          grade submissions against a reference lab
     segcourse grade merge DIR... [--out DIR]
                                          join the folders of sharded grading runs
+
+A user error (a bad value, a missing file) is one paragraph on stderr and exit status 2;
+``--debug`` (or SEGCOURSE_DEBUG=1) prints the traceback too.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+# What the package raises for what a user gave it: a value it refuses, a file that is missing,
+# already there or of the wrong kind. Reported as one paragraph, not as a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError,
+               NotADirectoryError, PermissionError)
+DEBUG_HELP = "on an error, print the full traceback too (or set SEGCOURSE_DEBUG=1)"
 
 
 def _info(args) -> int:
@@ -35,17 +45,18 @@ def _info(args) -> int:
 
 
 def _train(args) -> int:
+    from segcourse import models
     from segcourse.labs import detect_profile
     from segcourse.train import TrainConfig, train
 
     profile = args.profile or detect_profile().name
-    options = dict(option.split("=", 1) for option in args.option)
     config = TrainConfig(model=args.model, dataset=args.dataset, profile=profile,
                          epochs=args.epochs, image_size=args.image_size,
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
                          seed=args.seed, train_count=args.train_count, out_dir=args.out,
-                         model_options={k: _literal(v) for k, v in options.items()},
+                         model_options=models.parse_options(args.model, args.option),
                          distribute=args.distribute)
+    config.validate()  # every bad value named before any work
     print(f"training {config.model} on {config.dataset} ({profile} profile)")
     result = train(config)
     print(f"\ntest split, best checkpoint ({result.seconds / 60:.1f} min):")
@@ -58,6 +69,10 @@ def _analyze(args) -> int:
     from segcourse.analysis import field_table, summarize
 
     if args.model.endswith(".keras"):
+        if args.option:
+            raise ValueError(f"--option sets an option of a registered model; {args.model} is "
+                             "a saved model, built already: leave out --option "
+                             f"{' --option '.join(args.option)}.")
         import keras
 
         import segcourse.layers  # noqa: F401  (registers the custom layers)
@@ -66,7 +81,7 @@ def _analyze(args) -> int:
     else:
         from segcourse import models
 
-        options = {k: _literal(v) for k, v in (o.split("=", 1) for o in args.option)}
+        options = models.parse_options(args.model, args.option)
         model = models.build(args.model, args.num_classes,
                              (args.image_size, args.image_size, 3), preset=args.preset,
                              **options)
@@ -79,15 +94,6 @@ def _analyze(args) -> int:
         print(summary.table())
         print(f"\n{summary}")
     return 0
-
-
-def _literal(text):
-    import ast
-
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def _evaluate(args) -> int:
@@ -110,10 +116,12 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
-    from segcourse.predict import predict_files
+    from segcourse.predict import output_paths, predict_files
 
-    for path in predict_files(args.model, args.images, args.out):
-        print(f"wrote {path}")
+    existing = {path for pair in output_paths(args.images, args.out) for path in pair
+                if path.exists()}
+    for path in predict_files(args.model, args.images, args.out, overwrite=args.overwrite):
+        print(f"{'overwrote' if path in existing else 'wrote'} {path}")
     return 0
 
 
@@ -281,10 +289,16 @@ def build_merge_parser() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segcourse", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command, too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="environment, profile and the labs").set_defaults(run=_info)
+    commands.add_parser("info", help="environment, profile and the labs",
+                        parents=[common]).set_defaults(run=_info)
 
-    train = commands.add_parser("train", help="train a model; writes a run folder")
+    train = commands.add_parser("train", help="train a model; writes a run folder",
+                                parents=[common])
     train.add_argument("model", help="a registered model: unet, fcn8s, segnet, deeplabv3, ...")
     train.add_argument("--dataset", default="shapes", help="shapes, pets or folder:PATH")
     train.add_argument("--profile", choices=("cpu", "gpu"), help="default: detected")
@@ -300,20 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="runs", help="where run folders go")
     train.set_defaults(run=_train)
 
-    evaluate = commands.add_parser("evaluate", help="score a trained model on a test split")
+    evaluate = commands.add_parser("evaluate", help="score a trained model on a test split",
+                                   parents=[common])
     evaluate.add_argument("model", help="a run folder or a .keras file")
     evaluate.add_argument("--dataset", help="default: the run's dataset")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
     evaluate.set_defaults(run=_evaluate)
 
-    predict = commands.add_parser("predict", help="label maps for images, as PNG files")
+    predict = commands.add_parser("predict", help="label maps for images, as PNG files",
+                                  parents=[common])
     predict.add_argument("model", help="a run folder or a .keras file")
     predict.add_argument("images", nargs="+")
-    predict.add_argument("--out", required=True, help="folder for the PNGs")
+    predict.add_argument("--out", required=True,
+                         help="folder for the PNGs: NAME_labels.png and NAME_overlay.png, NAME "
+                              "the image's path below the images' common folder")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="replace results already in --out (default: refuse)")
     predict.set_defaults(run=_predict)
 
-    bench = commands.add_parser("bench", help="speed figures as a readable report")
+    bench = commands.add_parser("bench", help="speed figures as a readable report",
+                                parents=[common])
     bench.add_argument("--models", nargs="+", default=["unet", "fcn8s", "segnet"])
     bench.add_argument("--out", default="benchmarks/report.md")
     bench.add_argument("--architectures", action="store_true",
@@ -326,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--class-size", type=int, default=100)
     bench.set_defaults(run=_bench)
 
-    analyze = commands.add_parser("analyze", help="receptive fields and per-layer summary")
+    analyze = commands.add_parser("analyze", help="receptive fields and per-layer summary",
+                                  parents=[common])
     analyze.add_argument("model", help="a registered model or a .keras file")
     analyze.add_argument("--image-size", type=int, default=224)
     analyze.add_argument("--num-classes", type=int, default=21)
@@ -338,17 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--summary-only", action="store_true")
     analyze.set_defaults(run=_analyze)
 
-    lab = commands.add_parser("lab", help="work on the lab notebooks")
+    lab = commands.add_parser("lab", help="work on the lab notebooks", parents=[common])
     lab_commands = lab.add_subparsers(dest="lab_command", required=True)
-    run = lab_commands.add_parser("run", help="execute notebooks in place, storing outputs")
+    run = lab_commands.add_parser("run", help="execute notebooks in place, storing outputs",
+                              parents=[common])
     run.add_argument("notebooks", nargs="+")
     run.add_argument("--profile", choices=("cpu", "gpu"), default="cpu")
     run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     run.set_defaults(run=_lab_run)
-    check = lab_commands.add_parser("check", help="check reference notebooks' conventions")
+    check = lab_commands.add_parser("check", help="check reference notebooks' conventions",
+                                    parents=[common])
     check.add_argument("notebooks", nargs="+")
     check.set_defaults(run=_lab_check)
-    student = lab_commands.add_parser("student", help="build student versions of reference labs")
+    student = lab_commands.add_parser("student", help="build student versions of reference labs",
+                                      parents=[common])
     student.add_argument("notebooks", nargs="+")
     student.add_argument("--out", default="notebooks/student", help="folder for the results")
     student.set_defaults(run=_lab_student)
@@ -361,13 +386,38 @@ def main(argv=None) -> int:
 
     quiet_tensorflow()
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = os.environ.get("SEGCOURSE_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    if argv[:1] == ["--debug"]:
+        debug, argv = True, argv[1:]
     if argv[:1] == ["grade"]:  # its own parsers: `grade merge DIR...` and `grade REF SUB...`
         rest = argv[1:]
         parser = build_merge_parser() if rest[:1] == ["merge"] else build_grade_parser()
         args = parser.parse_args(rest[1:] if rest[:1] == ["merge"] else rest)
         return args.run(args)
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except USER_ERRORS as error:
+        debug = debug or getattr(args, "debug", False)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(_error_paragraph(args, error, hint=not debug), file=sys.stderr)
+        return 2
+
+
+def _error_paragraph(args, error, hint=True) -> str:
+    """``segcourse train: <what was wrong, which value, what to do>`` on one paragraph."""
+    command = " ".join(filter(None, (args.command, getattr(args, "lab_command", None))))
+    if isinstance(error, OSError) and error.strerror and error.filename:  # Python's own wording
+        text = f"{error.strerror}: {error.filename}"
+    else:
+        text = str(error).strip() or type(error).__name__
+    if hint:
+        separator = "\n" if "\n" in text else " "  # a listed message keeps its lines
+        text += f"{separator}(--debug shows the traceback)"
+    return f"segcourse {command}: {text}"
 
 
 if __name__ == "__main__":

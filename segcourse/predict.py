@@ -4,10 +4,18 @@ Each image is read with PIL, resized to the model's input size (bilinear: it is 
 segmented, and its label map resized back to the image's own size (nearest: labels are never
 interpolated). Written per image: ``<name>_labels.png`` (a palette PNG whose pixel values are
 the class numbers, as in VOC's SegmentationClass) and ``<name>_overlay.png``.
+
+``<name>`` is the image's path relative to the folder all the images share, less its suffix:
+``photos/cat.jpg`` gives ``DIR/cat_labels.png``; ``a/photo.png`` and ``b/photo.jpg`` give
+``DIR/a/photo_labels.png`` and ``DIR/b/photo_labels.png``; two images that differ only by their
+suffix keep it (``photo.png_labels.png``, ``photo.jpg_labels.png``). No result is ever written
+over another, and an existing file is replaced only when asked (``overwrite=True``).
 """
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,33 +29,92 @@ def _palette(run_config):
     return viz.voc_palette()
 
 
-def predict_files(model_path, image_paths, out_dir) -> list[Path]:
+def output_names(image_paths) -> list[Path]:
+    """Each image's ``<name>`` (see the module docstring), relative to the output folder.
+    The same image given twice is refused."""
+    paths = [Path(p) for p in image_paths]
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    first: dict[Path, Path] = {}
+    for path, full in zip(paths, absolute, strict=True):
+        if full in first:
+            raise ValueError(f"{path} is given twice (as {first[full]} and {path}); its results "
+                             "would be written twice: give each image once.")
+        first[full] = path
+    if not absolute:
+        return []
+    root = Path(os.path.commonpath([full.parent for full in absolute]))
+    names = [full.parent.relative_to(root) / full.stem for full in absolute]
+    counts = Counter(names)
+    return [full.parent.relative_to(root) / full.name if counts[name] > 1 else name
+            for full, name in zip(absolute, names, strict=True)]
+
+
+def output_paths(image_paths, out_dir) -> list[tuple[Path, Path]]:
+    """``(labels PNG, overlay PNG)`` for each image, under ``out_dir``; refuses names that
+    would collide (one image's results over another's)."""
+    out_dir = Path(out_dir)
+    pairs = [(out_dir / name.parent / f"{name.name}_labels.png",
+              out_dir / name.parent / f"{name.name}_overlay.png")
+             for name in output_names(image_paths)]
+    owners: dict[Path, Path] = {}
+    for image, pair in zip(image_paths, pairs, strict=True):
+        for target in pair:
+            if target in owners:
+                raise ValueError(f"the results of {owners[target]} and {image} would both be "
+                                 f"written to {target}; rename one of the images.")
+            owners[target] = Path(image)
+    return pairs
+
+
+def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> list[Path]:
+    """Segment each image file and write its label map and overlay (module docstring); returns
+    the paths written. Every image is checked to be readable, and no result to exist already
+    (unless ``overwrite``), before the model is loaded."""
     from PIL import Image
 
     from segcourse import viz
     from segcourse.train import load_run, predict_labels
 
+    image_paths = [Path(p) for p in image_paths]
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ValueError(f"the output folder {out_dir} is a file; choose a folder.")
+    targets = output_paths(image_paths, out_dir)
+    existing = [path for pair in targets for path in pair if path.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more of the results)" if len(existing) > 1 else ""
+        raise FileExistsError(
+            f"{existing[0]} already exists{more}; predict does not replace files unasked. "
+            "Choose another output folder, or pass --overwrite (overwrite=True) to replace them.")
+    for image_path in image_paths:
+        _open(image_path).close()
+
     model, run_config = load_run(model_path)
     palette = _palette(run_config)
     height, width = model.input_shape[1:3]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for image_path in map(Path, image_paths):
-        try:
-            image = Image.open(image_path).convert("RGB")
-        except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read {image_path} as an image: {error}") from error
+    for image_path, (target, overlay_path) in zip(image_paths, targets, strict=True):
+        with _open(image_path) as opened:
+            image = opened.convert("RGB")
         resized = image.resize((width or image.width, height or image.height), Image.BILINEAR)
         pixels = np.asarray(resized, np.float32)[None] / 255.0
         labels = predict_labels(model, pixels)[0]
         labels = Image.fromarray(labels, mode="L").resize(image.size, Image.NEAREST)
         label_png = labels.convert("P")
         label_png.putpalette(palette.flatten().tolist())
-        target = out_dir / f"{image_path.stem}_labels.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
         label_png.save(target)
         blend = viz.overlay(np.asarray(image), np.asarray(labels), palette)
-        overlay_path = out_dir / f"{image_path.stem}_overlay.png"
         Image.fromarray((blend * 255).astype(np.uint8)).save(overlay_path)
         written += [target, overlay_path]
     return written
+
+
+def _open(image_path):
+    from PIL import Image
+
+    try:
+        image = Image.open(image_path)
+        image.load()
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {image_path} as an image: {error}") from error
+    return image

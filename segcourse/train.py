@@ -16,6 +16,8 @@ on the held-out test split, and writes a run folder:
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -31,6 +33,12 @@ PROFILE_DEFAULTS = {
     "gpu": {"epochs": 40, "image_size": 128, "batch_size": 32, "learning_rate": 3e-3,
             "train_count": 20000, "val_count": 1000, "test_count": 2000, "preset": "full"},
 }
+DISTRIBUTE = ("auto", "mirrored", "none")
+_COUNTS = ("epochs", "image_size", "batch_size", "train_count", "val_count", "test_count")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass
@@ -60,6 +68,54 @@ class TrainConfig:
         filled = {k: v for k, v in PROFILE_DEFAULTS[self.profile].items()
                   if getattr(self, k) is None}
         return replace(self, **filled)
+
+    def validate(self) -> TrainConfig:
+        """The resolved configuration, checked whole before any work: a ``ValueError`` that
+        names every value that cannot train (counts and sizes of 0, a learning rate that is
+        not a positive number, an unknown model, an option of the wrong type, an image size
+        the model's total stride does not divide, ...)."""
+        from segcourse import models
+        from segcourse.models.registry import PRESETS
+
+        config = self.resolved()
+        problems = []
+        for name in _COUNTS:
+            value = getattr(config, name)
+            if not _whole(value) or value < 1:
+                problems.append(f"{name} must be a whole number of at least 1; got {value!r}.")
+        rate = config.learning_rate
+        if not (isinstance(rate, numbers.Real) and not isinstance(rate, bool)
+                and math.isfinite(rate) and rate > 0):
+            problems.append(f"learning_rate must be a number above 0 (e.g. 3e-3); got {rate!r}.")
+        if not _whole(config.seed) or not 0 <= config.seed < 2 ** 32:
+            problems.append(f"seed must be a whole number from 0 to 2**32 - 1; got "
+                            f"{config.seed!r}.")
+        if config.preset not in PRESETS:
+            problems.append(f"preset must be one of {PRESETS}; got {config.preset!r}.")
+        if config.distribute not in DISTRIBUTE:
+            problems.append(f"distribute must be one of {DISTRIBUTE}; got {config.distribute!r}.")
+        if not isinstance(config.dataset, str) or not config.dataset:
+            problems.append(f"dataset must be shapes, pets, pets:class or folder:PATH; got "
+                            f"{config.dataset!r}.")
+        if Path(config.out_dir).exists() and not Path(config.out_dir).is_dir():
+            problems.append(f"out_dir {config.out_dir} is a file, not a folder: run folders go "
+                            "inside it; choose another out_dir.")
+        if not isinstance(config.model_options, dict):
+            problems.append(f"model_options must be a dict of the model's options; got "
+                            f"{config.model_options!r}.")
+        elif config.preset in PRESETS:
+            sized = _whole(config.image_size) and config.image_size >= 1
+            size = config.image_size if sized else None  # a bad size is reported above
+            try:
+                models.check(config.model, None, (size, size, 3), preset=config.preset,
+                             **config.model_options)
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            raise ValueError(f"cannot train {config.model!r} on {config.dataset!r}: "
+                             f"{' '.join(problems)} Nothing was trained and no run folder was "
+                             "made.")
+        return config
 
 
 @dataclass
@@ -100,10 +156,10 @@ def distribution_strategy(kind: str = "auto"):
     import tensorflow as tf
 
     gpus = tf.config.list_logical_devices("GPU")
+    if kind not in DISTRIBUTE:
+        raise ValueError(f"distribute must be auto, mirrored or none; got {kind!r}.")
     if kind == "none" or (kind == "auto" and len(gpus) < 2):
         return tf.distribute.get_strategy()
-    if kind not in ("auto", "mirrored"):
-        raise ValueError(f"distribute must be auto, mirrored or none; got {kind!r}.")
     devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices=devices)
 
@@ -147,13 +203,11 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     from segcourse import losses, metrics, models
     from segcourse.data.sources import open_dataset
 
-    config = config.resolved()
+    config = config.validate()  # before any work: a bad value makes no run folder
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     started = time.time()
     data = open_dataset(config)
-    run_dir = _run_dir(config)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     strategy = distribution_strategy(config.distribute)
     with strategy.scope():
@@ -171,6 +225,9 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
             loss_weights=[1.0, 0.4] if outputs else None,  # PSPNet's auxiliary loss weight
             metrics=[[main_metric], []] if outputs else [main_metric])
     monitor = f"val_{model.output_names[0]}_miou" if outputs else "val_miou"
+    # The run folder only once data and model exist: a start that fails leaves none behind.
+    run_dir = _run_dir(config)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     callbacks = [
         keras.callbacks.ModelCheckpoint(run_dir / "checkpoints" / "best.keras", monitor=monitor,
                                         mode="max", save_best_only=True),
@@ -201,6 +258,12 @@ def load_run(path):
 
     path = Path(path)
     if path.is_dir():
+        missing = [name for name in ("model.keras", "config.json") if not (path / name).is_file()]
+        if missing:
+            raise ValueError(f"{path} is not a finished run folder: it has no "
+                             f"{' and no '.join(missing)} (a run writes model.keras when its "
+                             "training ends). Give a run folder of `segcourse train` or a "
+                             ".keras file.")
         config = json.loads((path / "config.json").read_text())
         return keras.saving.load_model(path / "model.keras"), config
     if path.suffix != ".keras" or not path.exists():

@@ -1,7 +1,9 @@
+import os
 import subprocess
 import sys
 
 import nbformat
+import pytest
 
 from segcourse.cli import main
 from segcourse.labs.catalog import LABS
@@ -51,3 +53,141 @@ def test_analyze_reads_a_saved_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "per-layer summary" not in out
     assert any(line.startswith("score ") and line.split()[-1] == "0" for line in out.splitlines())
+
+
+# Issue 11 ------------------------------------------------------------------------------------
+
+# Flags that keep a run short should a bad value ever get through to training.
+SMALL = ["--profile", "cpu", "--epochs", "1", "--batch-size", "4", "--train-count", "4",
+         "--image-size", "32"]
+
+
+class Stop(Exception):
+    """Raised by the stand-in for train(): what the CLI built is checked, nothing is trained."""
+
+
+@pytest.fixture
+def train_config(monkeypatch):
+    """The TrainConfig `segcourse train` would train, captured instead of training."""
+    import segcourse.train
+
+    seen = {}
+
+    def fake_train(config, verbose="auto"):
+        seen["config"] = config
+        raise Stop
+
+    monkeypatch.setattr(segcourse.train, "train", fake_train)
+    return seen
+
+
+def test_train_options_are_read_by_their_types(train_config, tmp_path):
+    with pytest.raises(Stop):
+        main(["train", "unet", "--profile", "cpu", "--out", str(tmp_path), "--option",
+              "skips=false", "--option", "depth=2", "--option", "batch_norm=none",
+              "--option", "width=0.5"])
+    options = train_config["config"].model_options
+    assert options == {"skips": False, "depth": 2, "batch_norm": None, "width": 0.5}
+    assert options["skips"] is False
+
+
+@pytest.mark.parametrize("option, said", [
+    ("depth=abc", "option depth=abc is not a whole number; write it like depth=4"),
+    ("skips=maybe", "option skips=maybe is not true or false"),
+    ("kernel=3", "unet has no option kernel"),
+    ("width=0", "option width must be a width multiplier above 0"),
+])
+def test_train_refuses_an_option_that_does_not_fit(option, said, tmp_path, capsys):
+    assert main(["train", "unet", *SMALL, "--out", str(tmp_path / "runs"),
+                 "--option", option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segcourse train: ") and said in err
+    assert "Traceback" not in err
+    if "kernel" not in option and "width" not in option:
+        assert "skips (true or false, default true)" in err  # the allowed options
+    assert not (tmp_path / "runs").exists()
+
+
+def test_analyze_options_are_read_by_their_types(capsys):
+    assert main(["analyze", "unet", "--preset", "cpu", "--image-size", "32", "--summary-only",
+                 "--option", "depth=2", "--option", "skips=false"]) == 0
+    out = capsys.readouterr().out
+    assert "up1_conv1" in out and "concat" not in out  # no copy-and-crop: skips are off
+    assert main(["analyze", "unet", "--option", "depth=two"]) == 2
+    assert "option depth=two is not a whole number" in capsys.readouterr().err
+
+
+def test_analyze_refuses_options_for_a_saved_model(tmp_path, capsys):
+    from segcourse import models
+
+    path = tmp_path / "m.keras"
+    models.build("plain", 3, (None, None, 3), depth=1, filters=2).save(path)
+    assert main(["analyze", str(path), "--option", "depth=2"]) == 2
+    assert "leave out --option depth=2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--train-count", "0"], "train_count must be a whole number of at least 1; got 0"),
+    (["--epochs", "0"], "epochs must be a whole number of at least 1; got 0"),
+    (["--batch-size", "0"], "batch_size must be a whole number of at least 1; got 0"),
+    (["--batch-size", "-4"], "batch_size must be a whole number of at least 1; got -4"),
+    (["--image-size", "0"], "image_size must be a whole number of at least 1; got 0"),
+    (["--image-size", "-32"], "image_size must be a whole number of at least 1; got -32"),
+    (["--image-size", "40"], "unet: input height 40 is not a multiple of its total stride 16; "
+                             "the nearest valid sizes are 32 or 48"),
+    (["--learning-rate", "0"], "learning_rate must be a number above 0"),
+    (["--option", "variant=papr"], "unet: variant must be one of"),
+])
+def test_train_refuses_a_bad_configuration_before_any_work(flags, said, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", "unet", *SMALL, *flags, "--out", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Nothing was trained and no run folder was made" in err
+    assert "Traceback" not in err
+    assert not runs.exists()
+
+
+def test_a_bad_configuration_names_every_bad_value():
+    from segcourse.train import TrainConfig
+
+    with pytest.raises(ValueError) as refusal:
+        TrainConfig(model="segnet", epochs=0, batch_size=-1, image_size=48,
+                    learning_rate=float("nan"), seed=-1, distribute="all").validate()
+    message = str(refusal.value)
+    for said in ("epochs must be", "batch_size must be", "learning_rate must be",
+                 "seed must be", "distribute must be", "input height 48 is not a multiple"):
+        assert said in message
+    assert TrainConfig(model="unet", image_size=32).validate().epochs == 20  # profile default
+
+
+def test_user_errors_are_one_paragraph_and_status_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SEGCOURSE_DEBUG", raising=False)
+    missing = str(tmp_path / "nowhere")
+    assert main(["evaluate", missing]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"segcourse evaluate: {missing} is neither a run folder")
+    assert "Traceback" not in err and "--debug" in err
+    assert main(["--debug", "evaluate", missing]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    assert main(["evaluate", missing, "--debug"]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    monkeypatch.setenv("SEGCOURSE_DEBUG", "1")
+    assert main(["evaluate", missing]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_argparse_errors_stay_as_they_are(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train"])
+    assert exit_.value.code == 2
+    assert "the following arguments are required: model" in capsys.readouterr().err
+
+
+def test_the_command_exits_2_without_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "segcourse", "train", "unet", *SMALL,
+                             "--option", "depth=abc", "--out", str(tmp_path / "runs")],
+                            capture_output=True, text=True, env={**os.environ,
+                                                                 "SEGCOURSE_DEBUG": "0"})
+    assert result.returncode == 2
+    assert "segcourse train: unet: option depth=abc is not a whole number" in result.stderr
+    assert "Traceback" not in result.stderr

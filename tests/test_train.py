@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -50,10 +51,75 @@ def test_evaluate_and_predict_commands(run, tmp_path, capsys):
     assert np.asarray(labels).max() < 6
 
 
-def test_predict_refuses_what_is_not_an_image(run, tmp_path):
+def test_predict_refuses_what_is_not_an_image(run, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(ValueError, match="cannot read .*notes.txt as an image"):
-        main(["predict", str(run.run_dir), str(tmp_path / "notes.txt"), "--out", str(tmp_path)])
+    assert main(["predict", str(run.run_dir), str(tmp_path / "notes.txt"),
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert re.search("cannot read .*notes.txt as an image", err) and "Traceback" not in err
+
+
+# Issue 11 ------------------------------------------------------------------------------------
+
+def save_picture(path, height, width):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = (np.random.default_rng(height).random((height, width, 3)) * 255).astype(np.uint8)
+    Image.fromarray(picture).save(path)
+
+
+def test_predict_keeps_images_of_the_same_name_apart(run, tmp_path, capsys):
+    save_picture(tmp_path / "a" / "photo.png", 40, 50)
+    save_picture(tmp_path / "b" / "photo.jpg", 30, 20)
+    save_picture(tmp_path / "b" / "photo.png", 10, 12)
+    out = tmp_path / "pred"
+    assert main(["predict", str(run.run_dir), str(tmp_path / "a" / "photo.png"),
+                 str(tmp_path / "b" / "photo.jpg"), str(tmp_path / "b" / "photo.png"),
+                 "--out", str(out)]) == 0
+    assert Image.open(out / "a" / "photo_labels.png").size == (50, 40)
+    assert Image.open(out / "b" / "photo.jpg_labels.png").size == (20, 30)
+    assert Image.open(out / "b" / "photo.png_labels.png").size == (12, 10)
+    assert len(list(out.rglob("*.png"))) == 6  # labels and overlay for each, none replaced
+    assert capsys.readouterr().out.count("wrote ") == 6
+
+
+def test_predict_never_overwrites_a_file_silently(run, tmp_path, capsys):
+    save_picture(tmp_path / "photo.png", 40, 50)
+    out = tmp_path / "pred"
+    command = ["predict", str(run.run_dir), str(tmp_path / "photo.png"), "--out", str(out)]
+    assert main(command) == 0
+    (out / "photo_labels.png").write_bytes(b"an earlier result")
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'photo_labels.png'} already exists (and 1 more of the results)" in err
+    assert "--overwrite" in err
+    assert (out / "photo_labels.png").read_bytes() == b"an earlier result"
+    assert main([*command, "--overwrite"]) == 0
+    assert f"overwrote {out / 'photo_labels.png'}" in capsys.readouterr().out
+    assert Image.open(out / "photo_labels.png").size == (50, 40)
+
+
+def test_predict_refuses_the_same_image_twice(run, tmp_path, capsys):
+    save_picture(tmp_path / "photo.png", 40, 50)
+    image = str(tmp_path / "photo.png")
+    assert main(["predict", str(run.run_dir), image, str(tmp_path / "." / "photo.png"),
+                 "--out", str(tmp_path / "pred")]) == 2
+    assert "is given twice" in capsys.readouterr().err
+    assert not (tmp_path / "pred").exists()
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"model": "unet4"}, "unknown model 'unet4'"),
+    ({"model_options": {"kernel": 3}}, "unet has no option kernel"),
+    ({"model_options": {"skips": "false"}}, "option skips takes true or false"),
+    ({"image_size": 34}, "input height 34 is not a multiple of its total stride 4"),
+    ({"train_count": 0}, "train_count must be a whole number of at least 1; got 0"),
+    ({"epochs": 0}, "epochs must be a whole number of at least 1; got 0"),
+])
+def test_a_failed_start_leaves_no_run_folder(change, said, tmp_path):
+    with pytest.raises(ValueError, match=re.escape(said)):
+        train(TrainConfig(**{**TINY, **change}, out_dir=str(tmp_path / "runs")), verbose=0)
+    assert not (tmp_path / "runs").exists()
 
 
 MIRRORED = """

@@ -27,6 +27,9 @@ BACKBONES = ("vgg16", "resnet50", "mobilenetv2")
 
 def scaled(filters: int, width: float) -> int:
     """Channel count for a width multiplier (at least 1): the CPU profile's narrow models."""
+    if not width > 0 or width == float("inf"):
+        raise ValueError(f"width is a multiplier of the filters and must be above 0 (1.0: the "
+                         f"paper's width, 0.25: a quarter); got {width}.")
     return max(1, round(filters * width))
 
 

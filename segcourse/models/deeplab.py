@@ -21,18 +21,28 @@ from keras import layers
 
 from segcourse.layers import ASPP, AtrousConvBlock, Resize
 from segcourse.models.backbones import load_backbone_weights, resnet50_taps, scaled
-from segcourse.models.registry import check_input_size, register_model
+from segcourse.models.registry import check_input_size, pretrained_width, register_model
 
 ASPP_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 
 
-@register_model("deeplabv3", cpu={"width": 0.125})
-def deeplabv3(num_classes, input_shape=(None, None, 3), output_stride=16, decoder=False,
-              multi_grid=(1, 1, 1), width=1.0, weights=None):
-    """DeepLabV3 (ResNet50, atrous, ASPP with image pooling); V3+ decoder optional."""
+def _check(input_shape, output_stride=16, decoder=False, multi_grid=(1, 1, 1), width=1.0,
+           weights=None, **_):
+    """What the builder refuses, before it builds anything (the registry calls it first)."""
     if output_stride not in ASPP_RATES:
         raise ValueError(f"deeplabv3: output_stride must be 16 or 8; got {output_stride}.")
+    if len(multi_grid) != 3 or any(rate < 1 for rate in multi_grid):
+        raise ValueError("deeplabv3: multi_grid is one dilation factor of at least 1 for each "
+                         f"of conv5's three blocks, e.g. (1, 2, 4); got {tuple(multi_grid)}.")
+    pretrained_width("deeplabv3", weights, width)
     check_input_size(input_shape, 32 if decoder else output_stride, "deeplabv3")
+
+
+@register_model("deeplabv3", cpu={"width": 0.125}, check=_check)
+def deeplabv3(num_classes, input_shape=(None, None, 3), output_stride=16, decoder=False,
+              multi_grid=(1, 1, 1), width=1.0, weights: str | None = None):
+    """DeepLabV3 (ResNet50, atrous, ASPP with image pooling); V3+ decoder optional."""
+    _check(input_shape, output_stride, decoder, multi_grid, width, weights)
     inputs = keras.Input(input_shape, name="image")
     taps = resnet50_taps(inputs, width, output_stride=output_stride, multi_grid=multi_grid)
     x = ASPP(scaled(256, width), rates=ASPP_RATES[output_stride], name="aspp")(taps[32])

@@ -32,7 +32,7 @@ from segcourse.models.backbones import (
     scaled,
     vgg16_taps,
 )
-from segcourse.models.registry import check_input_size, register_model
+from segcourse.models.registry import check_input_size, pretrained_width, register_model
 
 CROP_OFFSETS = {32: {"score": 19}, 16: {"score_pool4c": 5, "score": 27},
                 8: {"score_pool4c": 5, "score_pool3c": 9, "score": 31}}
@@ -60,15 +60,24 @@ def _score_skip(pool, num_classes, name, scale_pools):
     return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=f"score_{name}")(pool)
 
 
+def _checker(stride):
+    """The check of FCN-``stride``s: what its builder refuses, before it builds anything."""
+    def check(input_shape, alignment="reference", width=1.0, weights=None, **_):
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"FCN alignment must be one of {ALIGNMENTS}; got {alignment!r}.")
+        pretrained_width(f"fcn{stride}s", weights, width)
+        if alignment == "same":
+            check_input_size(input_shape, 32, f"fcn{stride}s (alignment='same')")
+    return check
+
+
 def fcn(num_classes, input_shape=(None, None, 3), stride=8, alignment="reference",
-        learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5, weights=None):
+        learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5,
+        weights: str | None = None):
     """FCN-``stride``s on VGG16 (``stride`` 32, 16 or 8); see the module docstring."""
     if stride not in CROP_OFFSETS:
         raise ValueError(f"FCN stride must be 32, 16 or 8; got {stride}.")
-    if alignment not in ALIGNMENTS:
-        raise ValueError(f"FCN alignment must be one of {ALIGNMENTS}; got {alignment!r}.")
-    if alignment == "same":
-        check_input_size(input_shape, 32, f"fcn{stride}s (alignment='same')")
+    _checker(stride)(input_shape, alignment, width, weights)
     reference = alignment == "reference"
 
     # 1. The VGG16 encoder.
@@ -116,25 +125,27 @@ def load_vgg16_classifier_weights(model, weights):
         model.get_layer(conv).set_weights([dense_to_conv_kernel(kernel, spatial), bias])
 
 
-@register_model("fcn32s", cpu={"width": 0.125})
+@register_model("fcn32s", cpu={"width": 0.125}, check=_checker(32))
 def fcn32s(num_classes, input_shape=(None, None, 3), alignment="reference",
-           learnable_upsampling=False, width=1.0, dropout=0.5, weights=None):
+           learnable_upsampling=False, width=1.0, dropout=0.5, weights: str | None = None):
     """FCN-32s: VGG16, fc6/fc7 as convolutions, one 32× bilinear upsampling (k64 s32)."""
     return fcn(num_classes, input_shape, 32, alignment, learnable_upsampling, False, width,
                dropout, weights)
 
 
-@register_model("fcn16s", cpu={"width": 0.125})
+@register_model("fcn16s", cpu={"width": 0.125}, check=_checker(16))
 def fcn16s(num_classes, input_shape=(None, None, 3), alignment="reference",
-           learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5, weights=None):
+           learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5,
+           weights: str | None = None):
     """FCN-16s: FCN-32s plus a pool4 skip (2× up, fuse, 16× up)."""
     return fcn(num_classes, input_shape, 16, alignment, learnable_upsampling, scale_pools, width,
                dropout, weights)
 
 
-@register_model("fcn8s", cpu={"width": 0.125})
+@register_model("fcn8s", cpu={"width": 0.125}, check=_checker(8))
 def fcn8s(num_classes, input_shape=(None, None, 3), alignment="reference",
-          learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5, weights=None):
+          learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5,
+          weights: str | None = None):
     """FCN-8s: FCN-16s plus a pool3 skip (2×, 2×, then 8× up)."""
     return fcn(num_classes, input_shape, 8, alignment, learnable_upsampling, scale_pools, width,
                dropout, weights)

@@ -20,7 +20,7 @@ from keras import layers
 
 from segcourse.layers import AtrousConvBlock, PyramidPooling, Resize
 from segcourse.models.backbones import load_backbone_weights, resnet50_taps, scaled
-from segcourse.models.registry import check_input_size, register_model
+from segcourse.models.registry import check_input_size, pretrained_width, register_model
 
 
 def _head(x, reference, filters, num_classes, dropout, name):
@@ -30,11 +30,17 @@ def _head(x, reference, filters, num_classes, dropout, name):
     return Resize(interpolation="bilinear", name=name)([x, reference])
 
 
-@register_model("pspnet", cpu={"width": 0.125})
-def pspnet(num_classes, input_shape=(None, None, 3), bins=(1, 2, 3, 6), aux_head=False,
-           dropout=0.1, width=1.0, weights=None):
-    """PSPNet: dilated ResNet50 (output stride 8) and pyramid pooling with bins 1, 2, 3, 6."""
+def _check(input_shape, width=1.0, weights=None, **_):
+    """What the builder refuses, before it builds anything (the registry calls it first)."""
+    pretrained_width("pspnet", weights, width)
     check_input_size(input_shape, 8, "pspnet")
+
+
+@register_model("pspnet", cpu={"width": 0.125}, check=_check)
+def pspnet(num_classes, input_shape=(None, None, 3), bins=(1, 2, 3, 6), aux_head=False,
+           dropout=0.1, width=1.0, weights: str | None = None):
+    """PSPNet: dilated ResNet50 (output stride 8) and pyramid pooling with bins 1, 2, 3, 6."""
+    _check(input_shape, width, weights)
     inputs = keras.Input(input_shape, name="image")
     taps = resnet50_taps(inputs, width, output_stride=8)
     x = PyramidPooling(bins=bins, name="pyramid_pooling")(taps[32])

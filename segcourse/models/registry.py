@@ -1,58 +1,271 @@
-"""The model registry: ``build("unet", num_classes=2, input_shape=(128, 128, 3), width=0.25)``."""
+"""The model registry: ``build("unet", num_classes=2, input_shape=(128, 128, 3), width=0.25)``.
+
+Each option of a model has a type, read from its builder: the annotation where there is one
+(``batch_norm: bool | None = None``), else the type of its default (``depth=4``: a whole
+number). ``check`` refuses a value of another type or out of range before anything is built,
+and ``parse_options`` turns the command line's ``KEY=VALUE`` text into values of those types
+(``skips=false`` is ``False``, never the string ``"false"``).
+"""
 
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
+import types
+import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 
 _BUILDERS: dict[str, Callable] = {}
 _CPU_PRESETS: dict[str, dict] = {}
+_CHECKS: dict[str, Callable | None] = {}
 PRESETS = ("full", "cpu")
+_NOT_OPTIONS = ("num_classes", "input_shape")
+_TRUE, _FALSE, _NONE = ("true", "yes", "on", "1"), ("false", "no", "off", "0"), ("none", "null")
 
 
-def register_model(name: str, cpu: dict | None = None):
+@dataclass(frozen=True)
+class OptionType:
+    """What values one option takes: ``kind`` is bool, int, float, str or "ints" (a tuple of
+    whole numbers); ``optional``: ``None`` is allowed too."""
+
+    kind: object
+    optional: bool = False
+
+    def describe(self) -> str:
+        text = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+                "ints": "whole numbers separated by commas"}[self.kind]
+        return f"{text}, or none" if self.optional else text
+
+    def accepts(self, value) -> bool:
+        if value is None:
+            return self.optional
+        if self.kind is bool:
+            return isinstance(value, bool)
+        if self.kind is int:
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if self.kind is float:
+            return isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if self.kind is str:
+            return isinstance(value, str)
+        return isinstance(value, (tuple, list)) and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+
+    def parse(self, text: str):
+        """The value ``text`` stands for; ``ValueError`` when it is not of this type."""
+        word = text.strip()
+        if self.optional and word.lower() in _NONE:
+            return None
+        if self.kind is bool:
+            if word.lower() in _TRUE:
+                return True
+            if word.lower() in _FALSE:
+                return False
+            raise ValueError(word)
+        if self.kind is int:
+            return int(word)
+        if self.kind is float:
+            return float(word)
+        if self.kind is str:
+            return word
+        parts = word.strip("()[]").split(",")
+        if parts[-1].strip() == "":
+            parts = parts[:-1]
+        if not parts:
+            raise ValueError(word)
+        return tuple(int(part) for part in parts)
+
+
+def _option_type(name: str, parameter: inspect.Parameter, hints: dict) -> OptionType:
+    hint = hints.get(parameter.name)
+    if hint is None:
+        if parameter.default is None or parameter.default is inspect.Parameter.empty:
+            raise TypeError(f"{name}: option {parameter.name} has no default to take its type "
+                            "from; annotate it (e.g. `batch_norm: bool | None = None`).")
+        hint = type(parameter.default)
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        arguments = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(arguments) < len(typing.get_args(hint))
+        hint = arguments[0] if len(arguments) == 1 else None
+    if hint is tuple or typing.get_origin(hint) is tuple:
+        hint = "ints"
+    if hint not in (bool, int, float, str, "ints"):
+        raise TypeError(f"{name}: option {parameter.name} has a type the registry cannot "
+                        f"check ({hint!r}); use bool, int, float, str or tuple of ints.")
+    return OptionType(hint, optional)
+
+
+# Ranges that hold for an option of this name in every model: (test, what is required).
+_RANGES = {
+    "width": (lambda v: math.isfinite(v) and v > 0,
+              "a width multiplier above 0 (1.0 is the paper's width, 0.25 a quarter of it)"),
+    "base_filters": (lambda v: v >= 1, "at least 1 (filters of the first level)"),
+    "filters": (lambda v: v >= 1, "at least 1 (filters per convolution)"),
+    "depth": (lambda v: v >= 1, "at least 1"),
+    "dropout": (lambda v: 0 <= v < 1, "a rate from 0 up to (not including) 1"),
+    "bins": (lambda v: len(v) > 0 and all(b >= 1 for b in v),
+             "one or more bin counts of at least 1, e.g. 1,2,3,6"),
+}
+
+
+def register_model(name: str, cpu: dict | None = None, check: Callable | None = None):
     """Decorator: make a builder available as ``build(name, ...)``; ``cpu`` holds the options
-    of its small CPU configuration (narrower, never shallower: fewer filters, same ideas)."""
+    of its small CPU configuration (narrower, never shallower: fewer filters, same ideas);
+    ``check(input_shape, **options)`` (every option, defaults filled in) raises a
+    ``ValueError`` for what the builder would refuse — choices, combinations, input sizes —
+    so that ``check()`` can refuse it before anything is built."""
     def decorate(builder):
         if name in _BUILDERS:
             raise ValueError(f"model name {name!r} is registered twice")
         _BUILDERS[name] = builder
         _CPU_PRESETS[name] = dict(cpu or {})
+        _CHECKS[name] = check
+        option_types(name)  # fails at import for an option whose type cannot be told
         return builder
     return decorate
+
+
+def _known(name: str) -> None:
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_BUILDERS))}.")
+
+
+def option_types(name: str) -> dict[str, OptionType]:
+    """``{option: OptionType}`` of the registered model ``name``."""
+    _known(name)
+    builder = _BUILDERS[name]
+    hints = typing.get_type_hints(builder)
+    return {k: _option_type(name, p, hints)
+            for k, p in inspect.signature(builder).parameters.items() if k not in _NOT_OPTIONS}
+
+
+def _defaults(name: str) -> dict:
+    return {k: p.default for k, p in inspect.signature(_BUILDERS[name]).parameters.items()
+            if k not in _NOT_OPTIONS}
+
+
+def describe_options(name: str) -> str:
+    """One line per model: ``depth (a whole number, default 4), ...``."""
+    defaults = _defaults(name)
+    return ", ".join(f"{k} ({kind.describe()}, default {_show(defaults[k])})"
+                     for k, kind in option_types(name).items())
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value).lower() if value is None or isinstance(value, bool) else str(value)
+
+
+def _unknown_options(name: str, given) -> None:
+    kinds = option_types(name)
+    unknown = [k for k in given if k not in kinds]
+    if unknown:
+        raise ValueError(f"{name} has no option {', '.join(unknown)}; its options: "
+                         f"{describe_options(name)}.")
+
+
+def _check_value(name: str, key: str, value, kind: OptionType, shown=None) -> None:
+    shown = shown if shown is not None else f"{value!r} ({type(value).__name__})"
+    if not kind.accepts(value):
+        raise ValueError(f"{name}: option {key} takes {kind.describe()}; got {shown}. Its "
+                         f"options: {describe_options(name)}.")
+    if value is not None and key in _RANGES:
+        test, required = _RANGES[key]
+        if not test(value):
+            raise ValueError(f"{name}: option {key} must be {required}; got {shown}.")
+
+
+def parse_options(name: str, pairs) -> dict:
+    """``["depth=3", "skips=false"]`` → ``{"depth": 3, "skips": False}``, each value read by
+    the type of its option (``true``/``false``, whole numbers, numbers, text, ``1,2,4`` for a
+    tuple, ``none`` where allowed). Refuses a pair without ``=``, an option named twice, an
+    option the model lacks and a value of the wrong type or out of range."""
+    _known(name)
+    kinds, options = option_types(name), {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise ValueError(f"an option is KEY=VALUE (e.g. depth=3); got {pair!r}. "
+                             f"{name}'s options: {describe_options(name)}.")
+        if key in options:
+            raise ValueError(f"option {key} is given twice ({key}={_show(options[key])} and "
+                             f"{pair}); give each option once.")
+        _unknown_options(name, [key])
+        kind = kinds[key]
+        try:
+            value = kind.parse(text)
+        except ValueError:
+            example = _show(_defaults(name)[key])
+            raise ValueError(f"{name}: option {key}={text} is not {kind.describe()}; write it "
+                             f"like {key}={example} (its default). {name}'s options: "
+                             f"{describe_options(name)}.") from None
+        if kind.kind is float and not math.isfinite(value):
+            raise ValueError(f"{name}: option {key} must be a finite number; got {text}.")
+        _check_value(name, key, value, kind, shown=text)
+        options[key] = value
+    return options
+
+
+def check(name: str, num_classes, input_shape=(None, None, 3), preset="full",
+          **options) -> dict:
+    """Everything ``build`` refuses, refused without building anything; returns the options
+    the builder gets (the preset's, then the given ones). ``num_classes=None``: not known yet,
+    not checked."""
+    _known(name)
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}; got {preset!r}.")
+    if num_classes is not None:
+        if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool) \
+                or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}.")
+        if num_classes == 1:
+            raise ValueError(
+                "num_classes must be at least 2; got 1: a softmax over one class always says "
+                "class 0, whatever the image. For binary segmentation (object and background) "
+                "use num_classes=2, with masks of 0 (background) and 1 (object).")
+    _check_shape(name, input_shape)
+    if preset == "cpu":
+        options = {**_CPU_PRESETS[name], **options}
+    _unknown_options(name, options)
+    kinds = option_types(name)
+    for key, value in options.items():
+        _check_value(name, key, value, kinds[key])
+    if _CHECKS[name] is not None:
+        _CHECKS[name](tuple(input_shape), **{**_defaults(name), **options})
+    return options
+
+
+def _check_shape(name, input_shape) -> None:
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or not all(
+            s is None or (isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1)
+            for s in shape) or shape[2] is None:
+        raise ValueError(f"{name}: input_shape is (height, width, channels) with sizes of at "
+                         f"least 1 (height and width may be None); got {input_shape!r}.")
 
 
 def build(name: str, num_classes: int, input_shape=(None, None, 3), preset="full", **options):
     """Build the registered model ``name``; ``options`` are the builder's keyword arguments
     (``available()`` lists them). ``preset="cpu"`` starts from the model's small CPU
-    configuration; explicit options override it."""
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_BUILDERS))}.")
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}; got {preset!r}.")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}.")
-    builder = _BUILDERS[name]
-    if preset == "cpu":
-        options = {**_CPU_PRESETS[name], **options}
-    accepted = inspect.signature(builder).parameters
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        known = [k for k in accepted if k not in ("num_classes", "input_shape")]
-        raise ValueError(f"{name} has no option {', '.join(unknown)}; its options: "
-                         f"{', '.join(known)}.")
-    return builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
+    configuration; explicit options override it. What would give a wrong model is refused
+    first (:func:`check`)."""
+    options = check(name, num_classes, input_shape, preset, **options)
+    return _BUILDERS[name](num_classes=num_classes, input_shape=tuple(input_shape), **options)
 
 
 def available() -> dict[str, dict]:
-    """``{name: {"summary": first line, "options": {option: default}, "cpu": {option: value}}}``."""
+    """``{name: {"summary": first line, "options": {option: default}, "cpu": {option: value},
+    "types": {option: description}}}``."""
     listing = {}
     for name in sorted(_BUILDERS):
-        builder = _BUILDERS[name]
-        options = {k: p.default for k, p in inspect.signature(builder).parameters.items()
-                   if k not in ("num_classes", "input_shape")}
-        summary = (inspect.getdoc(builder) or "").split("\n")[0]
-        listing[name] = {"summary": summary, "options": options, "cpu": _CPU_PRESETS[name]}
+        summary = (inspect.getdoc(_BUILDERS[name]) or "").split("\n")[0]
+        listing[name] = {"summary": summary, "options": _defaults(name),
+                         "cpu": _CPU_PRESETS[name],
+                         "types": {k: t.describe() for k, t in option_types(name).items()}}
     return listing
 
 
@@ -61,9 +274,18 @@ def check_input_size(input_shape, multiple: int, model: str) -> None:
     if len(input_shape) != 3:
         raise ValueError(f"{model}: input_shape is (height, width, channels); got {input_shape}.")
     for axis, size in zip(("height", "width"), input_shape[:2], strict=True):
+        if size is not None and size < 1:
+            raise ValueError(f"{model}: input {axis} must be at least 1; got {size}.")
         if size is not None and size % multiple:
             below, above = size // multiple * multiple, -(-size // multiple) * multiple
             nearest = " or ".join(str(v) for v in (below, above) if v > 0)
             raise ValueError(
                 f"{model}: input {axis} {size} is not a multiple of its total stride "
                 f"{multiple}; the nearest valid sizes are {nearest}. Resize or pad the images.")
+
+
+def pretrained_width(model: str, weights, width) -> None:
+    """Pretrained weights fit only the paper's width: refuse the pair before building."""
+    if weights is not None and width != 1.0:
+        raise ValueError(f"{model}: pretrained weights ({weights!r}) need width=1.0; got width="
+                         f"{width}. Drop the weights or the width option.")

@@ -42,13 +42,18 @@ def _decoder_filters(width):
     return plan
 
 
-@register_model("segnet", cpu={"width": 0.125})
-def segnet(num_classes, input_shape=(None, None, 3), variant="vgg16", width=1.0):
-    """SegNet: VGG16 encoder with BN, pooling indices carried to a mirrored decoder."""
+def _check(input_shape, variant="vgg16", **_):
+    """What the builder refuses, before it builds anything (the registry calls it first)."""
     if variant not in VARIANTS:
         raise ValueError(f"segnet: variant must be one of {VARIANTS}; got {variant!r}.")
+    check_input_size(input_shape, 2 ** (5 if variant == "vgg16" else 4), f"segnet ({variant})")
+
+
+@register_model("segnet", cpu={"width": 0.125}, check=_check)
+def segnet(num_classes, input_shape=(None, None, 3), variant="vgg16", width=1.0):
+    """SegNet: VGG16 encoder with BN, pooling indices carried to a mirrored decoder."""
+    _check(input_shape, variant)
     blocks = 5 if variant == "vgg16" else 4
-    check_input_size(input_shape, 2 ** blocks, f"segnet ({variant})")
     inputs = keras.Input(input_shape, name="image")
     x, indices = inputs, {}
 

@@ -84,23 +84,29 @@ def _check_paper_size(input_shape, depth):
                 f"{' or '.join(map(str, below + above))}.")
 
 
-@register_model("unet", cpu={"base_filters": 8})
-def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, base_filters=64,
-         batch_norm=None, upsampling="transposed", skips=True, width=1.0):
-    """U-Net: contracting path, expanding path with copy-and-crop skips (paper or padded)."""
+def _check(input_shape, variant="padded", depth=4, batch_norm=None, upsampling="transposed",
+           **_):
+    """What the builder refuses, before it builds anything (the registry calls it first)."""
     if variant not in VARIANTS:
         raise ValueError(f"unet: variant must be one of {VARIANTS}; got {variant!r}.")
     if upsampling not in UPSAMPLINGS:
         raise ValueError(f"unet: upsampling must be one of {UPSAMPLINGS}; got {upsampling!r}.")
-    paper = variant == "paper"
-    if paper and (batch_norm or upsampling != "transposed"):
+    if variant == "paper" and (batch_norm or upsampling != "transposed"):
         raise ValueError("unet: the paper variant has no batch norm and upsamples by "
                          "up-convolution; use variant='padded' for those options.")
-    batch_norm = (not paper) if batch_norm is None else batch_norm
-    if paper:
+    if variant == "paper":
         _check_paper_size(input_shape, depth)
     else:
         check_input_size(input_shape, 2 ** depth, "unet")
+
+
+@register_model("unet", cpu={"base_filters": 8}, check=_check)
+def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, base_filters=64,
+         batch_norm: bool | None = None, upsampling="transposed", skips=True, width=1.0):
+    """U-Net: contracting path, expanding path with copy-and-crop skips (paper or padded)."""
+    _check(input_shape, variant, depth, batch_norm, upsampling)
+    paper = variant == "paper"
+    batch_norm = (not paper) if batch_norm is None else batch_norm
     padding = "valid" if paper else "same"
     bilinear = upsampling == "bilinear"
     filters = [scaled(base_filters * 2 ** level, width) for level in range(depth + 1)]

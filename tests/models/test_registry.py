@@ -45,3 +45,95 @@ def test_the_plain_baseline_has_a_receptive_field_of_two_depth_plus_one():
         y = model(x, training=False)[0, 10, 10, 0]
     rows = np.nonzero(np.abs(tape.gradient(y, x).numpy()[0, :, :, 0]).sum(axis=1))[0]
     assert rows.max() - rows.min() + 1 == 7
+
+
+# Issue 11 ------------------------------------------------------------------------------------
+
+def test_one_class_is_refused_with_how_to_do_binary_segmentation():
+    with pytest.raises(ValueError, match="num_classes must be at least 2; got 1") as refusal:
+        models.build("unet", 1, (32, 32, 3), preset="cpu")
+    assert "binary segmentation" in str(refusal.value)
+    assert "num_classes=2" in str(refusal.value)
+
+
+@pytest.mark.parametrize("name, options, match", [
+    ("unet", {"width": 0}, "option width must be a width multiplier above 0"),
+    ("unet", {"width": -0.5}, "option width must be a width multiplier above 0"),
+    ("unet", {"width": float("nan")}, "option width must be a width multiplier above 0"),
+    ("unet", {"base_filters": 0}, "option base_filters must be at least 1"),
+    ("unet", {"base_filters": -8}, "option base_filters must be at least 1"),
+    ("plain", {"filters": 0}, "option filters must be at least 1"),
+    ("segnet", {"width": 0.0}, "option width must be a width multiplier above 0"),
+    ("fcn8s", {"width": -1.0}, "option width must be a width multiplier above 0"),
+])
+def test_widths_and_filters_of_zero_or_less_are_refused(name, options, match):
+    with pytest.raises(ValueError, match=match):
+        models.build(name, 2, preset="cpu", **options)
+
+
+def test_a_zero_width_is_refused_by_the_backbones_too():
+    from segcourse.models.backbones import backbone
+
+    with pytest.raises(ValueError, match="width .* must be above 0"):
+        backbone("vgg16", width=0)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"skips": "false"}, r"option skips takes true or false; got 'false' \(str\)"),
+    ({"depth": "3"}, r"option depth takes a whole number; got '3' \(str\)"),
+    ({"depth": 2.5}, r"option depth takes a whole number; got 2\.5 \(float\)"),
+    ({"batch_norm": 1}, r"option batch_norm takes true or false, or none; got 1 \(int\)"),
+])
+def test_options_of_the_wrong_type_are_refused_naming_the_options(options, match):
+    with pytest.raises(ValueError, match=match) as refusal:
+        models.build("unet", 2, preset="cpu", **options)
+    assert "skips (true or false, default true)" in str(refusal.value)
+
+
+def test_option_text_is_read_by_the_option_type():
+    parsed = models.parse_options("unet", ["skips=false", "depth=3", "batch_norm=none",
+                                           "width=0.5", "variant=padded"])
+    assert parsed == {"skips": False, "depth": 3, "batch_norm": None, "width": 0.5,
+                      "variant": "padded"}
+    assert parsed["skips"] is False
+    assert models.parse_options("unet", ["skips=True", "batch_norm=yes"]) == {
+        "skips": True, "batch_norm": True}
+    assert models.parse_options("pspnet", ["bins=1,2,4", "aux_head=true"]) == {
+        "bins": (1, 2, 4), "aux_head": True}
+    assert models.parse_options("deeplabv3", ["multi_grid=(1,2,4)", "weights=none"]) == {
+        "multi_grid": (1, 2, 4), "weights": None}
+    assert models.parse_options("segnet", []) == {}
+
+
+@pytest.mark.parametrize("pairs, match", [
+    (["depth=abc"], r"unet: option depth=abc is not a whole number; write it like depth=4"),
+    (["skips=maybe"], r"unet: option skips=maybe is not true or false; write it like "
+                      r"skips=true"),
+    (["width=wide"], r"unet: option width=wide is not a number"),
+    (["width=inf"], r"unet: option width must be a finite number; got inf"),
+    (["kernel=3"], r"unet has no option kernel; its options: variant \(text, default padded\)"),
+    (["depth"], r"an option is KEY=VALUE \(e\.g\. depth=3\); got 'depth'"),
+    (["depth=2", "depth=3"], r"option depth is given twice \(depth=2 and depth=3\)"),
+    (["base_filters=0"], r"unet: option base_filters must be at least 1"),
+])
+def test_option_text_that_does_not_fit_is_refused(pairs, match):
+    with pytest.raises(ValueError, match=match) as refusal:
+        models.parse_options("unet", pairs)
+    if "twice" not in match and "at least" not in match and "finite" not in match:
+        assert "depth (a whole number, default 4)" in str(refusal.value)
+
+
+def test_check_refuses_without_building():
+    assert models.check("unet", None, (32, 32, 3), preset="cpu", depth=2) == {
+        "base_filters": 8, "depth": 2}
+    for shape in ((0, 0, 3), (-16, -16, 3), (32, 32)):
+        with pytest.raises(ValueError, match="input_shape is \\(height, width, channels\\)"):
+            models.check("unet", 2, shape)
+    with pytest.raises(ValueError, match="segnet \\(vgg16\\): input height 48 is not a multiple"):
+        models.check("segnet", 2, (48, 48, 3))
+    with pytest.raises(ValueError, match="unet: variant must be one of"):
+        models.check("unet", 2, variant="papr")
+    with pytest.raises(ValueError, match="pretrained weights .* need width=1.0"):
+        models.check("deeplabv3", 2, weights="imagenet", width=0.5)
+    with pytest.raises(ValueError, match="multi_grid is one dilation factor"):
+        models.check("deeplabv3", 2, multi_grid=(1, 2))

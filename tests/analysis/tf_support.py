@@ -1,0 +1,26 @@
+"""What the installed TensorFlow can run on this CPU.
+
+TensorFlow's own CPU kernel for a transposed convolution refuses dilation rates above 1
+("Current CPU implementations do not yet support dilation rates larger than 1"); only its oneDNN
+path runs them, and oneDNN is on by default only on CPUs with AVX-512-class features (or with
+TF_ENABLE_ONEDNN_OPTS=1). Tests of dilated transposed convolutions run where it can.
+"""
+
+import functools
+
+import keras
+import numpy as np
+
+
+@functools.cache
+def dilated_transposed_supported() -> bool:
+    layer = keras.layers.Conv2DTranspose(1, 3, dilation_rate=2)
+    try:
+        layer(np.zeros((1, 4, 4, 1), np.float32))
+    except Exception:  # TensorFlow's InvalidArgumentError, whatever its module path
+        return False
+    return True
+
+
+SKIP_REASON = ("this TensorFlow cannot run a dilated Conv2DTranspose on this CPU (its oneDNN "
+               "path is off here; TF_ENABLE_ONEDNN_OPTS=1 turns it on)")
