@@ -44,6 +44,8 @@ SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "passwd", "group",
        "nsswitch.conf", "hosts", "host.conf", "ssl", "ca-certificates", "fonts", "alternatives",
        "mime.types", "os-release", "matplotlibrc")
+#: The paths bound into the zygote's root (set there; its runs inherit them by fork).
+ALLOWED: list[str] = []
 #: The pivot_root system call's number by processor (the C library has no wrapper for it).
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 #: Where the new root is assembled (a tmpfs is mounted over it in the zygote's own namespace).
@@ -190,6 +192,7 @@ def enter_zygote_namespaces(plan: SandboxPlan) -> str:
         raise SandboxRefused("a submission or the reference sits directly in / (or is a link "
                              "to a file there): hiding / hides nothing; move them into a folder")
     allowed = allowed_paths(hidden)
+    ALLOWED[:] = allowed  # each run puts back those under its fresh /tmp
     os.chdir("/")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     root = NEW_ROOT
@@ -417,6 +420,26 @@ def set_rlimits(limits: Limits) -> None:
         resource.setrlimit(which, (value, value))
 
 
+def _fresh_tmpfs(place: str, options: str) -> None:
+    """A fresh, writable tmpfs on ``place``, with the allowed paths that live below it (a
+    Python environment under /tmp, say) bound back, read-only."""
+    inside = [p for p in ALLOWED if _under(p, place) and p != place]
+    handles = [(p, os.open(p, os.O_PATH)) for p in inside if os.path.lexists(p)]
+    try:
+        mount("tmpfs", place, "tmpfs", MS_NOSUID | MS_NODEV, options)
+    except OSError:
+        return
+    for path, handle in handles:
+        if os.path.isdir(f"/proc/self/fd/{handle}"):
+            os.makedirs(path, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "w").close()
+        mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC)
+        mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+        os.close(handle)
+
+
 def _minimal_dev() -> None:
     """A fresh /dev holding only the harmless devices (no disks, no kernel log)."""
     handles = {name: os.open(f"/dev/{name}", os.O_PATH) for name in DEVICES
@@ -478,8 +501,7 @@ def enter_run(namespaced: bool, limits: Limits, cgroup: str, scratch: str) -> st
     size = f"size={limits.scratch_bytes},mode=1777"
     for place in ("/tmp", "/dev/shm", "/var/tmp"):
         if os.path.isdir(place):
-            with contextlib.suppress(OSError):
-                mount("tmpfs", place, "tmpfs", MS_NOSUID | MS_NODEV, size)
+            _fresh_tmpfs(place, size)
     _join_cgroups(cgroup, limits)
     if CGROUP_ROOT.is_dir():
         mount("tmpfs", str(CGROUP_ROOT), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")

@@ -41,9 +41,13 @@ def test_a_run_computes_spawns_and_writes_its_scratch(zygote):
                 "print(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.ones((3, 3)))))",
                 "import subprocess, threading\n"
                 "print(subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout)",
-                "open('notes.txt', 'w').write('mine'); print(open('notes.txt').read())")
-    assert [s[0] for s in steps] == ["ok", "ok", "ok"], steps
-    assert [s[1] for s in steps] == ["9.0", "child", "mine"]
+                "open('notes.txt', 'w').write('mine'); print(open('notes.txt').read())",
+                # modules the zygote never imported load from the environment, wherever it is
+                # (CI's clone, and so its environment, lives under /tmp, which each run
+                # replaces with a fresh tmpfs)
+                "import IPython.core.logger, email.mime.text, xml.dom.minidom\nprint('loaded')")
+    assert [s[0] for s in steps] == ["ok", "ok", "ok", "ok"], steps
+    assert [s[1] for s in steps] == ["9.0", "child", "mine", "loaded"]
 
 
 @pytest.mark.skipif(not NAMESPACES, reason="the sandbox needs Linux namespaces (root)")
