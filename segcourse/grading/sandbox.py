@@ -72,10 +72,9 @@ class Limits:
 
 @dataclass
 class SandboxPlan:
-    """What the zygote hides and keeps visible (absolute paths)."""
+    """What the zygote must keep out of every run's root (absolute paths)."""
 
     hide: list[str] = field(default_factory=list)
-    keep: list[str] = field(default_factory=list)
 
 
 def _check(result: int, what: str) -> None:
@@ -133,6 +132,12 @@ def _bind(source: str, root: str) -> None:
         if not os.path.lexists(target):
             os.symlink(os.readlink(source), target)
         return
+    _bind_at(source, target)
+
+
+def _bind_at(source: str, target: str, read_only: bool = False) -> None:
+    """Bind ``source`` (a path, or ``/proc/self/fd/N`` of a handle opened before it was
+    covered) at ``target``, making the folder or empty file to mount on."""
     if os.path.isdir(source):
         os.makedirs(target, exist_ok=True)
     else:
@@ -140,6 +145,8 @@ def _bind(source: str, root: str) -> None:
         if not os.path.exists(target):
             open(target, "w").close()
     mount(source, target, None, MS_BIND | MS_REC)
+    if read_only:
+        mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
 
 
 def allowed_paths(hidden: list[str]) -> list[str]:
@@ -430,13 +437,7 @@ def _fresh_tmpfs(place: str, options: str) -> None:
     except OSError:
         return
     for path, handle in handles:
-        if os.path.isdir(f"/proc/self/fd/{handle}"):
-            os.makedirs(path, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            open(path, "w").close()
-        mount(f"/proc/self/fd/{handle}", path, None, MS_BIND | MS_REC)
-        mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+        _bind_at(f"/proc/self/fd/{handle}", path, read_only=True)
         os.close(handle)
 
 
@@ -446,8 +447,7 @@ def _minimal_dev() -> None:
                if os.path.exists(f"/dev/{name}")}
     mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=755")
     for name, handle in handles.items():
-        open(f"/dev/{name}", "w").close()
-        mount(f"/proc/self/fd/{handle}", f"/dev/{name}", None, MS_BIND)
+        _bind_at(f"/proc/self/fd/{handle}", f"/dev/{name}")
         os.close(handle)
     os.makedirs("/dev/shm")
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),

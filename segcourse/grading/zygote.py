@@ -214,7 +214,7 @@ def main(argv=None) -> int:
     if plan.get("sandbox", True):
         try:
             description = sandbox.enter_zygote_namespaces(
-                sandbox.SandboxPlan(hide=plan.get("hide", []), keep=plan.get("keep", [])))
+                sandbox.SandboxPlan(hide=plan.get("hide", [])))
         except sandbox.SandboxRefused as refused:
             control.sendall((json.dumps({"ready": False, "error": str(refused)}) + "\n").encode())
             return 2
