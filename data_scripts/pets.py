@@ -4,6 +4,8 @@
     segcourse train unet --dataset folder:data/pets
 
 (``segcourse train --dataset pets`` uses tensorflow-datasets instead, which downloads by itself.)
+Without a connection, place images.tar.gz and annotations.tar.gz in <out>/downloads/ yourself:
+they are checked (size, SHA-256) and used as they are.
 """
 
 from pathlib import Path

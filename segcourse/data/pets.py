@@ -6,13 +6,25 @@ animal). Here: 0 = background, 1 = pet, and the border either a class of its own
 is where the annotators were unsure). tfds downloads and prepares the data once (about 800 MB)
 into its data directory; splits: train = the first 90 % of tfds' ``train``, val = the rest,
 test = tfds' ``test``.
+
+Offline, tfds would retry its download for minutes before a bare error: when the data is not
+prepared and the two archives are not at hand, the download host is tried first, for a few
+seconds, and if it does not answer the error says which files to place where by hand.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
 from segcourse.metrics import IGNORE_INDEX
 
 TFDS_NAME = "oxford_iiit_pet"
+HOST = "https://thor.robots.ox.ac.uk/"  # where tfds fetches images.tar.gz and annotations.tar.gz
+PROBE_SECONDS = 5.0  # how long the host may take to answer before pets.dataset gives up
 SPLITS = {"train": "train[:90%]", "val": "train[90%:]", "test": "test"}
 BORDERS = ("ignore", "class")
 
@@ -42,8 +54,11 @@ def dataset(split="train", size=128, batch_size=16, border="ignore", shuffle=Non
 
     if split not in SPLITS:
         raise ValueError(f"pets has the splits {', '.join(SPLITS)}; got {split!r}.")
-    data = tfds.load(TFDS_NAME, split=SPLITS[split], data_dir=data_dir,
-                     shuffle_files=False)
+    builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
+    if not builder.is_prepared():
+        ensure_obtainable(builder)
+        builder.download_and_prepare()
+    data = builder.as_dataset(split=SPLITS[split], shuffle_files=False)
 
     def prepare(example):
         image = tf.cast(example["image"], tf.float32) / 255.0
@@ -56,3 +71,65 @@ def dataset(split="train", size=128, batch_size=16, border="ignore", shuffle=Non
     if augment is not None:
         data = data.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _cached(builder, url, sha256) -> bool:
+    """Whether tfds downloaded ``url`` before (its cache: the file and its ``.INFO``)."""
+    try:
+        from tensorflow_datasets.core.download.resource import get_dl_fname
+    except ImportError:  # another tfds layout: then only the manual folder counts
+        return False
+    name = get_dl_fname(url, sha256)
+    downloads = Path(builder.data_dir_root) / "downloads"
+    return any((folder / name).exists() and (folder / f"{name}.INFO").exists()
+               for folder in (downloads / builder.name, downloads))
+
+
+def missing_archives(builder):
+    """The archives tfds would have to download: ``[(url, UrlInfo)]``; none in its manual folder
+    (``<data_dir>/downloads/manual/<file name>``) or download cache counts as at hand."""
+    manual = Path(builder.data_dir_root) / "downloads" / "manual"
+    return [(url, info) for url, info in sorted((type(builder).url_infos or {}).items())
+            if not (manual / info.filename).exists()
+            and not _cached(builder, url, info.checksum)]
+
+
+def unreachable(url, seconds):
+    """``None`` when ``url`` answers (any HTTP status) within about ``seconds``, else why not.
+    The attempt runs in a thread so that a slow name lookup cannot hold it up for longer."""
+    outcome = []
+
+    def probe():
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
+                                   timeout=seconds).close()
+            outcome.append(None)
+        except urllib.error.HTTPError:  # an answer, though not a happy one: the host is there
+            outcome.append(None)
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = str(getattr(error, "reason", error))
+            errno = re.search(r"\[Errno -?\d+\] [^'\")]+", reason)
+            outcome.append(errno.group(0) if errno else reason or type(error).__name__)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(seconds + 1)
+    return outcome[0] if outcome else f"no answer within {seconds:g} s"
+
+
+def ensure_obtainable(builder) -> None:
+    """Raise ``ConnectionError`` at once when tfds would have to download an archive and the
+    download host does not answer within ``PROBE_SECONDS``; otherwise return."""
+    missing = missing_archives(builder)
+    if not missing or (reason := unreachable(HOST, PROBE_SECONDS)) is None:
+        return
+    manual = Path(builder.data_dir_root) / "downloads" / "manual"
+    files = "; ".join(f"{info.filename} ({int(info.size):,} bytes, SHA-256 {info.checksum}) "
+                      f"from {url}" for url, info in missing)
+    raise ConnectionError(
+        f"Oxford-IIIT Pet is not prepared in {builder.data_dir_root} and its download host "
+        f"{HOST} cannot be reached ({reason}), so tensorflow-datasets cannot download it. "
+        f"Connect to the internet and run again, or fetch these files another way and place "
+        f"them in {manual}: {files}; tensorflow-datasets then prepares the data from them "
+        f"offline. (The same archives placed in data/downloads/ also work with `python "
+        f"data_scripts/pets.py --out data` and then `--dataset folder:data/pets`.)")
