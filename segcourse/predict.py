@@ -1,6 +1,7 @@
 """Label maps for image files: ``segcourse predict MODEL IMAGES... --out DIR``.
 
-Each image is read with PIL, resized to the model's input size (bilinear: it is an image),
+Each image is read as training reads a folder dataset's photos (8-bit divided by 255, 16-bit
+greyscale by 65535), resized to the model's input size (bilinear: it is an image),
 segmented, and its label map resized back to the image's own size (nearest: labels are never
 interpolated). Written per image: ``<name>_labels.png`` (a palette PNG whose pixel values are
 the class numbers, as in VOC's SegmentationClass) and ``<name>_overlay.png``.
@@ -70,6 +71,7 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
     """Segment each image file and write its label map and overlay (module docstring); returns
     the paths written. Every image is checked to be readable, and no result to exist already
     (unless ``overwrite``), before the model is loaded."""
+    import tensorflow as tf
     from PIL import Image
 
     from segcourse import viz
@@ -86,35 +88,33 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
             f"{existing[0]} already exists{more}; predict does not replace files unasked. "
             "Choose another output folder, or pass --overwrite (overwrite=True) to replace them.")
     for image_path in image_paths:
-        _open(image_path).close()
+        _read(image_path)
 
     model, run_config = load_run(model_path)
     palette = _palette(run_config)
     height, width = model.input_shape[1:3]
     written = []
     for image_path, (target, overlay_path) in zip(image_paths, targets, strict=True):
-        with _open(image_path) as opened:
-            image = opened.convert("RGB")
-        resized = image.resize((width or image.width, height or image.height), Image.BILINEAR)
-        pixels = np.asarray(resized, np.float32)[None] / 255.0
+        image = _read(image_path)
+        size = (height or image.shape[0], width or image.shape[1])
+        pixels = tf.image.resize(image[None], size, method="bilinear").numpy()
         labels = predict_labels(model, pixels)[0]
-        labels = Image.fromarray(labels, mode="L").resize(image.size, Image.NEAREST)
+        labels = Image.fromarray(labels, mode="L").resize(image.shape[1::-1], Image.NEAREST)
         label_png = labels.convert("P")
         label_png.putpalette(palette.flatten().tolist())
         target.parent.mkdir(parents=True, exist_ok=True)
         label_png.save(target)
-        blend = viz.overlay(np.asarray(image), np.asarray(labels), palette)
+        blend = viz.overlay(image, np.asarray(labels), palette)
         Image.fromarray((blend * 255).astype(np.uint8)).save(overlay_path)
         written += [target, overlay_path]
     return written
 
 
-def _open(image_path):
-    from PIL import Image
+def _read(image_path) -> np.ndarray:
+    """The image as float32 RGB in [0, 1], or a ``ValueError`` that names the file."""
+    from segcourse.data.folders import read_image
 
     try:
-        image = Image.open(image_path)
-        image.load()
+        return read_image(image_path)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read {image_path} as an image: {error}") from error
-    return image

@@ -20,11 +20,9 @@ points, kernelspec and outputs are ignored.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import stat
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,34 +96,17 @@ def file_digest(path: Path) -> str:
 
 def read_notebook(path: Path):
     """The notebook at ``path`` as nbformat 4, or :class:`Unreadable` with the reason."""
-    import nbformat
+    from segcourse.labs.notebook import NotANotebook
+    from segcourse.labs.notebook import read_notebook as read
 
     path = Path(path)
     problem = regular_file_problem(path)
     if problem:
         raise Unreadable(problem)
-    if path.stat().st_size == 0:
-        raise Unreadable("empty file")
     try:
-        data = json.loads(path.read_bytes())
-    except (ValueError, RecursionError):
-        raise Unreadable("unreadable notebook (not JSON)") from None
-    if not isinstance(data, dict) or not ("cells" in data or "worksheets" in data):
-        raise Unreadable("not a notebook")
-    try:
-        with warnings.catch_warnings():  # nbformat warns about (and mends) missing cell ids
-            warnings.simplefilter("ignore")
-            notebook = nbformat.reads(json.dumps(data), as_version=4)
-    except Exception as error:
-        raise Unreadable("unreadable notebook (malformed)") from error
-    for cell in notebook.get("cells", []):
-        if not isinstance(cell, dict) or not isinstance(cell.get("source", ""), (str, list)):
-            raise Unreadable("unreadable notebook (malformed)")
-        if isinstance(cell.get("source"), list):
-            cell["source"] = "".join(map(str, cell["source"]))
-        if not isinstance(cell.get("metadata", {}), dict):
-            cell["metadata"] = {}
-    return notebook
+        return read(path)
+    except NotANotebook as error:
+        raise Unreadable(error.reason) from None
 
 
 def _normal(source: str) -> str:

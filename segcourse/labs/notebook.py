@@ -12,6 +12,10 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+from pathlib import Path
+
 from segcourse.labs.catalog import REPOSITORY
 
 CHECK_TAG = "nbval-check-output"
@@ -35,6 +39,52 @@ if importlib.util.find_spec("segcourse") is None:
 
 from segcourse.labs import setup
 PROFILE = setup()"""
+
+
+class NotANotebook(ValueError):
+    """A file that cannot be read as a notebook. ``reason`` is the short cause ("empty file",
+    "not a notebook", ...); the message is a sentence naming the file and what to do."""
+
+    def __init__(self, path, reason: str, detail: str = ""):
+        self.reason = reason
+        super().__init__(f"{path} cannot be read as a notebook: {reason}{detail}. Open it in "
+                         "JupyterLab to see what it holds, or take the file again from the labs.")
+
+
+def read_notebook(path):
+    """The notebook at ``path`` as nbformat 4 (older versions converted; each cell's source one
+    string, its metadata a dict), or :class:`NotANotebook` saying why not."""
+    import nbformat
+
+    path = Path(path)
+    content = path.read_bytes()
+    if not content:
+        raise NotANotebook(path, "empty file")
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        raise NotANotebook(path, "unreadable notebook (not JSON)") from None
+    if not isinstance(data, dict) or not ("cells" in data or "worksheets" in data):
+        kind = {dict: "an object without cells", list: "a list"}.get(type(data), "a single value")
+        raise NotANotebook(path, "not a notebook", f" (its JSON is {kind}, a notebook is an "
+                                                   "object with a list of cells)")
+    try:
+        with warnings.catch_warnings():  # nbformat warns about (and mends) missing cell ids
+            warnings.simplefilter("ignore")
+            notebook = nbformat.reads(json.dumps(data), as_version=4)
+    except Exception as error:
+        raise NotANotebook(path, "unreadable notebook (malformed)", f" ({error})") from error
+    cells = notebook.get("cells", [])
+    if not isinstance(cells, list):
+        raise NotANotebook(path, "unreadable notebook (malformed)", " (its cells are no list)")
+    for cell in cells:
+        if not isinstance(cell, dict) or not isinstance(cell.get("source", ""), (str, list)):
+            raise NotANotebook(path, "unreadable notebook (malformed)", " (a cell without text)")
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(map(str, cell["source"]))
+        if not isinstance(cell.get("metadata", {}), dict):
+            cell["metadata"] = {}
+    return notebook
 
 
 def cell_info(cell) -> dict:
