@@ -49,18 +49,72 @@ def _train(args) -> int:
     from segcourse.labs import detect_profile
     from segcourse.train import TrainConfig, train
 
+    if args.resume:
+        return _resume(args)
+    if args.model is None:
+        args.usage_error("the following arguments are required: model (or --resume RUN)")
     profile = args.profile or detect_profile().name
-    config = TrainConfig(model=args.model, dataset=args.dataset, profile=profile,
+    config = TrainConfig(model=args.model, dataset=args.dataset or "shapes", profile=profile,
                          epochs=args.epochs, image_size=args.image_size,
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
-                         seed=args.seed, train_count=args.train_count, out_dir=args.out,
+                         seed=0 if args.seed is None else args.seed,
+                         train_count=args.train_count, out_dir=args.out or "runs",
                          model_options=models.parse_options(args.model, args.option),
-                         distribute=args.distribute)
+                         distribute=args.distribute or "auto")
     config.validate()  # every bad value named before any work
     print(f"training {config.model} on {config.dataset} ({profile} profile)")
-    result = train(config)
-    print(f"\ntest split, best checkpoint ({result.seconds / 60:.1f} min):")
+    return _train_summary(lambda: train(config))
+
+
+def _resume(args) -> int:
+    from segcourse import models
+    from segcourse.train import resumable, resume
+
+    run = Path(args.resume)
+    config = resumable(run)  # refuses a finished run, a folder that is no run, ...
+    given = {"model": args.model, "dataset": args.dataset, "profile": args.profile,
+             "epochs": args.epochs, "image_size": args.image_size,
+             "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+             "train_count": args.train_count, "seed": args.seed,
+             "distribute": args.distribute}
+    clashes = [f"{'the model' if name == 'model' else '--' + name.replace('_', '-')} {value} "
+               f"(the run has {getattr(config, name)})"
+               for name, value in given.items()
+               if value is not None and value != getattr(config, name)]
+    if args.option:
+        options = models.parse_options(config.model, args.option)
+        if any(key not in config.model_options or config.model_options[key] != value
+               for key, value in options.items()):
+            had = " ".join(f"--option {key}={value}"
+                           for key, value in config.model_options.items())
+            clashes.append(f"--option {' --option '.join(args.option)} (the run has "
+                           f"{had or 'no options'})")
+    if args.out is not None and Path(args.out).resolve() != run.resolve().parent:
+        clashes.append(f"--out {args.out} (a resumed run stays in its folder, {run})")
+    if clashes:
+        raise ValueError(f"--resume continues {run} with the configuration it started with "
+                         f"({run / 'config.json'}), and {'; '.join(clashes)} "
+                         f"{'contradicts' if len(clashes) == 1 else 'contradict'} it. Leave "
+                         f"{'that flag' if len(clashes) == 1 else 'those flags'} out to resume "
+                         "the run, or start a new run (without --resume) to train with them.")
+    print(f"training {config.model} on {config.dataset} ({config.profile} profile), resumed")
+    return _train_summary(lambda: resume(run))
+
+
+def _train_summary(session) -> int:
+    """Run a training session (a new run or a resumed one) and print its test scores."""
+    try:
+        result = session()
+    except KeyboardInterrupt as interrupt:
+        if getattr(interrupt, "run_dir", None) is None:  # else train() said where and how
+            print("\ninterrupted before training began; nothing was written.",
+                  file=sys.stderr)
+        return 130
+    print(f"\n{result.split} split, {'best checkpoint' if not result.notes else 'last epoch'} "
+          f"({result.seconds / 60:.1f} min):")
     print(result.scores.table())
+    for note in result.notes:
+        print(f"note: {note}")
     print(f"\nrun folder: {result.run_dir}")
     return 0
 
@@ -73,11 +127,10 @@ def _analyze(args) -> int:
             raise ValueError(f"--option sets an option of a registered model; {args.model} is "
                              "a saved model, built already: leave out --option "
                              f"{' --option '.join(args.option)}.")
-        import keras
+        from segcourse.train import load_keras_file
 
-        import segcourse.layers  # noqa: F401  (registers the custom layers)
-
-        model = keras.saving.load_model(args.model, compile=False)
+        model = load_keras_file(args.model, compile=False,
+                                what="a .keras model file (or a registered model's name)")
     else:
         from segcourse import models
 
@@ -98,17 +151,22 @@ def _analyze(args) -> int:
 
 def _evaluate(args) -> int:
     from segcourse.data.sources import open_dataset
-    from segcourse.train import TrainConfig, evaluate, load_run
+    from segcourse.train import TrainConfig, check_classes, evaluate, open_run, test_split_name
 
-    model, run_config = load_run(args.model)
+    run = open_run(args.model)  # an unfinished run: its best checkpoint so far, with a note
+    if run.note:
+        print(f"note: {run.note}")
+    model, run_config = run.model, run.config
     config = TrainConfig(**run_config) if run_config else TrainConfig()
     if args.dataset:
         config.dataset = args.dataset
     config.image_size = model.input_shape[1] or config.image_size
     data = open_dataset(config.resolved())
+    check_classes(model, data.num_classes, config.dataset, data.class_names)
     split = {"test": data.test, "val": data.val}[args.split]
+    name = test_split_name(data) if args.split == "test" else "val"
     result = evaluate(model, split, data.num_classes, data.class_names, data.ignore_index)
-    print(f"{args.split} split of {config.dataset}:")
+    print(f"{name} split of {config.dataset}:")
     print(result.table())
     if args.json:
         Path(args.json).write_text(result.to_json())
@@ -151,13 +209,15 @@ def _lab_run(args) -> int:
 
 
 def _lab_check(args) -> int:
-    import nbformat
-
-    from segcourse.labs.notebook import reference_problems
+    from segcourse.labs.notebook import NotANotebook, read_notebook, reference_problems
 
     failed = 0
-    for path in args.notebooks:
-        problems = reference_problems(nbformat.read(path, as_version=4), Path(path).stem)
+    for path in args.notebooks:  # every file is checked, whatever the ones before it held
+        try:
+            problems = reference_problems(read_notebook(path), Path(path).stem)
+        except (NotANotebook, OSError) as error:
+            problems = [str(error) if isinstance(error, NotANotebook)
+                        else f"cannot be read: {error.strerror or error}"]
         print(f"{path}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
         for problem in problems:
             print(f"  - {problem}")
@@ -299,24 +359,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model; writes a run folder",
                                 parents=[common])
-    train.add_argument("model", help="a registered model: unet, fcn8s, segnet, deeplabv3, ...")
-    train.add_argument("--dataset", default="shapes", help="shapes, pets or folder:PATH")
+    train.add_argument("model", nargs="?",
+                       help="a registered model: unet, fcn8s, segnet, deeplabv3, ...")
+    train.add_argument("--resume", metavar="RUN",
+                       help="continue the interrupted run in the folder RUN from its last "
+                            "finished epoch, with its own configuration (flags that differ from "
+                            "it are refused); it ends as the uninterrupted run would have")
+    train.add_argument("--dataset", help="shapes (default), pets or folder:PATH")
     train.add_argument("--profile", choices=("cpu", "gpu"), help="default: detected")
     train.add_argument("--epochs", type=int)
     train.add_argument("--image-size", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--learning-rate", type=float, help="peak of a cosine decay")
     train.add_argument("--train-count", type=int, help="shapes: training pictures")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, help="default 0")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a model option, e.g. --option upsampling=bilinear (repeatable)")
-    train.add_argument("--distribute", choices=("auto", "mirrored", "none"), default="auto")
-    train.add_argument("--out", default="runs", help="where run folders go")
-    train.set_defaults(run=_train)
+    train.add_argument("--distribute", choices=("auto", "mirrored", "none"),
+                       help="default auto")
+    train.add_argument("--out", help="where run folders go (default runs)")
+    train.set_defaults(run=_train, usage_error=train.error)
 
     evaluate = commands.add_parser("evaluate", help="score a trained model on a test split",
                                    parents=[common])
-    evaluate.add_argument("model", help="a run folder or a .keras file")
+    evaluate.add_argument("model", help="a run folder or a .keras file (an unfinished run: its "
+                                        "best checkpoint so far)")
     evaluate.add_argument("--dataset", help="default: the run's dataset")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import nbformat
+import numpy as np
 import pytest
 
 from segcourse.cli import main
@@ -191,3 +192,34 @@ def test_the_command_exits_2_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "segcourse train: unet: option depth=abc is not a whole number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# Issue 11: a .keras file that is not one ---------------------------------------------------------
+
+def broken_keras_files(folder):
+    """A random-bytes file, a truncated archive and a text file, each named .keras."""
+    import zipfile
+
+    random_bytes = folder / "random.keras"
+    random_bytes.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 300, np.uint8)))
+    whole = folder / "whole.zip"
+    with zipfile.ZipFile(whole, "w") as archive:
+        archive.writestr("config.json", "{}" * 500)
+        archive.writestr("model.weights.h5", b"\0" * 5000)
+    truncated = folder / "truncated.keras"
+    truncated.write_bytes(whole.read_bytes()[:-200])
+    text = folder / "notes.keras"
+    text.write_text("not a model\n")
+    return [random_bytes, truncated, text]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "analyze"])
+def test_a_corrupt_or_missing_keras_file_is_named_as_such(command, tmp_path, capsys):
+    for path in broken_keras_files(tmp_path):
+        assert main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"segcourse {command}: {path} is not a valid Keras archive" in err
+        assert "File not found" not in err and "Traceback" not in err
+    missing = tmp_path / "nowhere.keras"
+    assert main([command, str(missing)]) == 2
+    assert f"{missing} does not exist" in capsys.readouterr().err

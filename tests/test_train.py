@@ -145,3 +145,261 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert "replicas 2" in result.stdout
     miou = float(result.stdout.split("miou")[1])
     assert 0 <= miou <= 1
+
+
+# Issue 11: interrupted runs, resume, NaN checkpoints, the data a run records ------------------
+
+FOUR = {**TINY, "epochs": 4}
+
+
+class Recorder:
+    """A callback (built lazily: keras is imported by the tests that use it) that keeps each
+    epoch's weights and can stop training at a given (epoch, batch) like a Ctrl-C would."""
+
+    def __new__(cls, stop=None, nan_epochs=()):
+        import keras
+
+        class _Recorder(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.weights, self.epoch = {}, None
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                if stop == (self.epoch, batch):
+                    raise KeyboardInterrupt
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.weights[epoch + 1] = [np.array(v) for v in self.model.weights]
+                if epoch + 1 in nan_epochs:
+                    logs["val_miou"] = float("nan")  # what the run's checkpoint then sees
+
+        return _Recorder()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted 4-epoch run, with its weights after every epoch."""
+    recorder = Recorder()
+    result = train(TrainConfig(**FOUR, out_dir=str(tmp_path_factory.mktemp("reference"))),
+                   verbose=0, callbacks=[recorder])
+    return result, recorder.weights
+
+
+def only_run(folder):
+    (run_dir,) = folder.iterdir()
+    return run_dir
+
+
+def assert_same_run(run_dir, reference_dir):
+    """log.csv, model.keras and the test scores exactly equal: with op determinism on one
+    machine, the same state and the same batches give bit-identical floats."""
+    import keras
+
+    assert (run_dir / "log.csv").read_text() == (reference_dir / "log.csv").read_text()
+    resumed = keras.saving.load_model(run_dir / "model.keras").get_weights()
+    uninterrupted = keras.saving.load_model(reference_dir / "model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, uninterrupted, strict=True))
+    ours, theirs = (json.loads((d / "metrics.json").read_text()) for d in (run_dir,
+                                                                          reference_dir))
+    assert ours["confusion"] == theirs["confusion"] and ours["miou"] == theirs["miou"]
+    assert ours["best_epoch"] == theirs["best_epoch"]
+
+
+def test_an_interrupted_run_says_so_and_resumes_to_the_uninterrupted_result(
+        reference, tmp_path, capsys):
+    from segcourse.train import resume
+
+    result, weights = reference
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C in the middle of the third epoch
+        train(TrainConfig(**FOUR, out_dir=str(tmp_path)), verbose=0,
+              callbacks=[Recorder(stop=(2, 1))])
+    run_dir = only_run(tmp_path)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["epochs_done"] == 2
+    assert "KeyboardInterrupt" in status["reason"]
+    assert f"--resume {run_dir}" in capsys.readouterr().err
+    assert not (run_dir / "model.keras").exists() and (run_dir / "checkpoints" /
+                                                        "state-epoch-2").is_dir()
+
+    assert main(["evaluate", str(run_dir)]) == 0  # the best checkpoint so far, with a note
+    out = capsys.readouterr().out
+    assert "is not a finished run (interrupted after epoch 2 of 4" in out
+    assert f"checkpoints/best.keras, from epoch {status['best_epoch']}" in out
+    assert "mean (mIoU)" in out
+
+    recorder = Recorder()
+    resumed = resume(run_dir, verbose=0, callbacks=[recorder])
+    assert sorted(recorder.weights) == [3, 4]  # epochs 1-2 were not trained again
+    for epoch in (3, 4):
+        assert all(np.array_equal(a, b) for a, b in zip(recorder.weights[epoch],
+                                                        weights[epoch], strict=True))
+    assert resumed.history == result.history
+    assert_same_run(run_dir, result.run_dir)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "finished" and status["resumed"][0]["after_epoch"] == 2
+    assert not list((run_dir / "checkpoints").glob("state-epoch-*"))
+
+    assert main(["train", "--resume", str(run_dir)]) == 2  # finished: nothing to resume
+    assert "cannot resume" in (err := capsys.readouterr().err) and "it finished" in err
+
+
+KILLED = """
+import os, signal, sys
+import keras
+from segcourse.train import TrainConfig, train
+
+class Kill(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == (2, 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(TrainConfig(**{four}, out_dir=sys.argv[1]), verbose=0, callbacks=[Kill()])
+"""
+
+
+def test_a_killed_run_is_recognised_and_resumed_by_the_command(reference, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", KILLED.format(four=FOUR), str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == -9, result.stderr[-2000:]
+    run_dir = only_run(tmp_path)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "running" and status["epochs_done"] == 2  # nobody said otherwise
+
+    assert main(["evaluate", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "still says running, after epoch 2 of 4: its process was killed" in out
+
+    # Resuming takes the run's own configuration: a flag that contradicts it is refused.
+    assert main(["train", "--resume", str(run_dir), "--epochs", "6", "--seed", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs 6 (the run has 4) contradicts it" in err and "--seed" not in err
+    assert main(["train", "fcn8s", "--resume", str(run_dir)]) == 2
+    assert "the model fcn8s (the run has unet)" in capsys.readouterr().err
+
+    assert main(["train", "--resume", str(run_dir), "--epochs", "4"]) == 0
+    assert f"run folder: {run_dir}" in capsys.readouterr().out
+    assert_same_run(run_dir, reference[0].run_dir)
+
+
+def test_resume_refuses_what_is_not_an_unfinished_run(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is not a run folder (it is empty)" in err and "config.json" in err
+    (tmp_path / "notes.txt").write_text("hello")
+    assert main(["evaluate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "it holds notes.txt but no config.json" in err and "model.keras" in err
+    with pytest.raises(SystemExit):
+        main(["train"])
+    assert "required: model (or --resume RUN)" in capsys.readouterr().err
+
+
+def test_the_random_state_of_dropout_is_saved_with_the_training_state(tmp_path):
+    """A weights file leaves out the seed generators of dropout layers; the state does not."""
+    import keras
+    import tensorflow as tf
+
+    from segcourse.train import _load_state, _random_variables, _save_state
+
+    def model():
+        keras.utils.set_random_seed(1)
+        net = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5),
+                                keras.layers.Dense(2)])
+        net.compile("adam", "mse")
+        return net
+
+    first = model()
+    first.fit(np.ones((8, 4)), np.ones((8, 2)), epochs=2, verbose=0)
+    _save_state(first, tmp_path / "state")
+    second = model()
+    _load_state(second, tmp_path / "state", tf.distribute.get_strategy())
+    states = [[np.array(v) for v in _random_variables(net)] for net in (first, second)]
+    assert len(states[0]) == 1 and np.array_equal(states[0][0], states[1][0])
+    assert int(second.optimizer.iterations) == 2  # and the optimizer's step count, too
+    assert np.array_equal(first.predict(np.ones((1, 4)), verbose=0),
+                          second.predict(np.ones((1, 4)), verbose=0))
+
+
+def test_a_nan_first_epoch_does_not_block_the_best_checkpoint(tmp_path):
+    # Keras' ModelCheckpoint keeps a NaN first value as its best, and nothing beats a NaN.
+    import keras
+
+    from segcourse.train import _BestCheckpoint, _Status
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoint = _BestCheckpoint(tmp_path / "best.keras", "val_miou", _Status(tmp_path, {}))
+    checkpoint.set_model(model)
+    for epoch, value in enumerate([float("nan"), 0.5, 0.4, float("nan"), 0.6]):
+        checkpoint.on_epoch_end(epoch, {"val_miou": value})
+        saved = json.loads((tmp_path / "status.json").read_text()) if epoch else {}
+        assert checkpoint.best_epoch == [None, 2, 2, 2, 5][epoch]
+        assert saved.get("best_epoch") == checkpoint.best_epoch
+    assert checkpoint.best == 0.6 and (tmp_path / "best.keras").is_file()
+
+
+def test_a_run_whose_val_miou_is_always_nan_still_ends_with_a_model(tmp_path, capsys):
+    result = train(TrainConfig(**{**TINY, "epochs": 2}, out_dir=str(tmp_path)), verbose=0,
+                   callbacks=[Recorder(nan_epochs=(1, 2))])
+    assert not (result.run_dir / "checkpoints" / "best.keras").exists()
+    assert (result.run_dir / "model.keras").is_file()
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["best_epoch"] is None and metrics["model_epoch"] == 2
+    (note,) = metrics["notes"]
+    assert "val_miou was NaN in every epoch (2)" in note and "last epoch's model" in note
+    assert f"note: {note}" in capsys.readouterr().out
+    assert main(["evaluate", str(result.run_dir)]) == 0  # a finished run: its model.keras
+
+
+def save_folder_dataset(root, count=6, size=32, classes=3):
+    """train/ and val/ (no test/) of random pictures whose masks hold 0..classes-1."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for i in range(count):
+            (root / split / "images").mkdir(parents=True, exist_ok=True)
+            (root / split / "masks").mkdir(parents=True, exist_ok=True)
+            picture = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+            mask = np.zeros((size, size), np.uint8)
+            for value in range(1, classes):
+                top, left = rng.integers(0, size // 2, 2)
+                mask[top:top + size // 3, left:left + size // 3] = value
+            Image.fromarray(picture).save(root / split / "images" / f"{split}{i}.png")
+            Image.fromarray(mask).save(root / split / "masks" / f"{split}{i}.png")
+
+
+def test_a_run_records_its_data_and_says_when_test_is_the_val_split(tmp_path, capsys):
+    root = tmp_path / "data"
+    save_folder_dataset(root)
+    runs = tmp_path / "runs"
+    assert main(["train", "unet", "--dataset", f"folder:{root}", "--profile", "cpu",
+                 "--epochs", "1", "--image-size", "32", "--batch-size", "4", "--option",
+                 "base_filters=4", "--option", "depth=2", "--out", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "has no test split" in out  # said at the start ...
+    assert "\nval (no test split) split, best checkpoint" in out  # ... and in the summary
+    run_dir = only_run(runs)
+    data = json.loads((run_dir / "data.json").read_text())
+    assert data["test_split"] == "val (no test split)"
+    assert data["classes"] == ["class 0", "class 1", "class 2"]
+    assert any("has no test split" in note for note in data["notes"])
+    assert data["split_files"]["train"] == [f"train/images/train{i}.png" for i in range(6)]
+    assert json.loads((run_dir / "metrics.json").read_text())["split"] == "val (no test split)"
+    assert main(["evaluate", str(run_dir)]) == 0
+    assert "val (no test split) split of folder:" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_a_model_whose_classes_are_not_the_datasets(run, tmp_path, capsys):
+    root = tmp_path / "data"
+    save_folder_dataset(root, count=2)
+    assert main(["evaluate", str(run.run_dir), "--dataset", f"folder:{root}"]) == 2
+    err = capsys.readouterr().err
+    assert (f"the model outputs 6 classes but the dataset folder:{root} has 3 (class 0, class 1, "
+            "class 2)") in err
+    assert "Traceback" not in err
