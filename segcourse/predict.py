@@ -75,7 +75,8 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
     from PIL import Image
 
     from segcourse import viz
-    from segcourse.train import load_run, predict_labels
+    from segcourse.runs import load_run
+    from segcourse.train import predict_labels
 
     image_paths = [Path(p) for p in image_paths]
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
@@ -114,6 +115,9 @@ def _read(image_path) -> np.ndarray:
     """The image as float32 RGB in [0, 1], or a ``ValueError`` that names the file."""
     from segcourse.data.folders import read_image
 
+    if Path(image_path).is_dir():
+        raise ValueError(f"{image_path} is a folder; give the image files in it, e.g. "
+                         f"{Path(image_path) / '*.png'}.")
     try:
         return read_image(image_path)
     except (OSError, ValueError) as error:

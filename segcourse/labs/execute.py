@@ -35,10 +35,12 @@ def run_notebook(path, profile: str = "cpu", timeout: int = 600, write: bool = T
     import nbformat
     from nbclient import NotebookClient
 
+    from segcourse.labs.notebook import read_notebook
+
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r} is not one of {PROFILES}.")
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     previous = os.environ.get(PROFILE_VARIABLE)
     os.environ[PROFILE_VARIABLE] = profile  # the kernel inherits this process's environment
     try:

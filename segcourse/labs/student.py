@@ -49,11 +49,21 @@ def build_student_versions(references, out_dir) -> list[Path]:
     """Write the student version of each reference notebook into ``out_dir``; return the paths."""
     import nbformat
 
+    from segcourse.labs.notebook import read_notebook
+
     out_dir = Path(out_dir)
+    references = [Path(reference) for reference in references]
+    notebooks = [read_notebook(reference) for reference in references]  # all, before writing
+    for reference in references:
+        target = out_dir / reference.name
+        if target.exists() and target.resolve() == reference.resolve():
+            raise ValueError(f"the student version of {reference} would replace the reference "
+                             f"itself ({target}), solutions and all; choose an --out folder "
+                             "other than the references' own.")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for reference in map(Path, references):
+    for reference, notebook in zip(references, notebooks, strict=True):
         target = out_dir / reference.name
-        nbformat.write(student_notebook(nbformat.read(reference, as_version=4)), target)
+        nbformat.write(student_notebook(notebook), target)
         written.append(target)
     return written
