@@ -91,7 +91,8 @@ def architecture_report(epochs=None, train_count=None, out="benchmarks/architect
 
     from segcourse.data import shapes
     from segcourse.metrics import boundary_band, confusion_matrix, scores
-    from segcourse.train import TrainConfig, load_run, predict_labels, train
+    from segcourse.runs import load_run
+    from segcourse.train import TrainConfig, predict_labels, train
 
     budget = TrainConfig(epochs=epochs, train_count=train_count).resolved()  # CPU profile
     epochs, train_count = budget.epochs, budget.train_count

@@ -127,7 +127,7 @@ def _analyze(args) -> int:
             raise ValueError(f"--option sets an option of a registered model; {args.model} is "
                              "a saved model, built already: leave out --option "
                              f"{' --option '.join(args.option)}.")
-        from segcourse.train import load_keras_file
+        from segcourse.runs import load_keras_file
 
         model = load_keras_file(args.model, compile=False,
                                 what="a .keras model file (or a registered model's name)")
@@ -151,7 +151,8 @@ def _analyze(args) -> int:
 
 def _evaluate(args) -> int:
     from segcourse.data.sources import open_dataset
-    from segcourse.train import TrainConfig, check_classes, evaluate, open_run, test_split_name
+    from segcourse.runs import check_classes, open_run, test_split_name
+    from segcourse.train import TrainConfig, evaluate
 
     run = open_run(args.model)  # an unfinished run: its best checkpoint so far, with a note
     if run.note:

@@ -307,7 +307,7 @@ def test_the_random_state_of_dropout_is_saved_with_the_training_state(tmp_path):
     import keras
     import tensorflow as tf
 
-    from segcourse.train import _load_state, _random_variables, _save_state
+    from segcourse.checkpoints import _random_variables, load_state, save_state
 
     def model():
         keras.utils.set_random_seed(1)
@@ -318,9 +318,9 @@ def test_the_random_state_of_dropout_is_saved_with_the_training_state(tmp_path):
 
     first = model()
     first.fit(np.ones((8, 4)), np.ones((8, 2)), epochs=2, verbose=0)
-    _save_state(first, tmp_path / "state")
+    save_state(first, tmp_path / "state")
     second = model()
-    _load_state(second, tmp_path / "state", tf.distribute.get_strategy())
+    load_state(second, tmp_path / "state", tf.distribute.get_strategy())
     states = [[np.array(v) for v in _random_variables(net)] for net in (first, second)]
     assert len(states[0]) == 1 and np.array_equal(states[0][0], states[1][0])
     assert int(second.optimizer.iterations) == 2  # and the optimizer's step count, too
@@ -332,10 +332,11 @@ def test_a_nan_first_epoch_does_not_block_the_best_checkpoint(tmp_path):
     # Keras' ModelCheckpoint keeps a NaN first value as its best, and nothing beats a NaN.
     import keras
 
-    from segcourse.train import _BestCheckpoint, _Status
+    from segcourse.checkpoints import BestCheckpoint
+    from segcourse.runs import RunStatus
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    checkpoint = _BestCheckpoint(tmp_path / "best.keras", "val_miou", _Status(tmp_path, {}))
+    checkpoint = BestCheckpoint(tmp_path / "best.keras", "val_miou", RunStatus(tmp_path, {}))
     checkpoint.set_model(model)
     for epoch, value in enumerate([float("nan"), 0.5, 0.4, float("nan"), 0.6]):
         checkpoint.on_epoch_end(epoch, {"val_miou": value})

@@ -1,0 +1,348 @@
+"""The run folder that ``segcourse train`` writes: what it holds, its status, reading it back
+and loading a model from it.
+
+    runs/<model>-<dataset>-<time>/
+        config.json      the configuration, resolved (profile defaults filled in)
+        data.json        what the data was: classes, the split notes (how a flat folder was
+                         split, a test split that is the val split) and each split's files
+        status.json      running / interrupted / finished, epochs done, the best epoch so far
+        model.keras      the best model (by validation mIoU), once training has finished
+        checkpoints/     best.keras, written during training; state-epoch-<k>/, the training
+                         state after the last finished epoch (weights, optimizer, random
+                         state), kept until the run finishes so that ``resume`` can continue
+        log.csv          one row per epoch (loss, mIoU, validation loss and mIoU)
+        metrics.json     test scores: pixel accuracy, mIoU, per-class IoU and Dice, confusion
+        *.png            learning curves, predictions, confusion matrix, per-class IoU
+
+An interrupted run (Ctrl-C, an error, a killed process) keeps its folder: ``status.json`` says
+it is unfinished, :func:`open_run` (``segcourse evaluate RUN``) gives its best checkpoint so
+far, and :func:`segcourse.train.resume` continues it. What writes the checkpoints:
+:mod:`segcourse.checkpoints`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import numbers
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from segcourse.train import TrainConfig
+
+RUN_CONTENTS = ("a run folder of `segcourse train` holds config.json, data.json, status.json, "
+                "log.csv and checkpoints/best.keras, and model.keras and metrics.json once its "
+                "training has finished")
+
+
+# The run folder's records: status, log, data -------------------------------------------------
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def write_json(path: Path, data) -> None:
+    """Replaced whole: a kill mid-write leaves the previous version, never half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2))
+    os.replace(partial, path)
+
+
+def finite_number(value) -> bool:
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    """A new run folder, with its ``checkpoints/``, in ``config.out_dir``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(config.out_dir) / f"{config.model}-{config.dataset.split(':')[0]}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    (path / "checkpoints").mkdir(parents=True)
+    return path
+
+
+class RunStatus:
+    """A run's ``status.json``: ``status`` (running, interrupted, finished), ``epochs_done``,
+    the best epoch so far, the process that trains it; rewritten whole at every change."""
+
+    def __init__(self, run_dir: Path, fields: dict):
+        self.path = Path(run_dir) / "status.json"
+        self.fields = dict(fields)
+
+    def update(self, **changes) -> None:
+        self.fields.update(changes, updated=timestamp())
+        write_json(self.path, self.fields)
+
+
+def read_status(run_dir) -> dict | None:
+    """A run folder's ``status.json``, or ``None`` where there is none (a run made before runs
+    recorded their status)."""
+    path = Path(run_dir) / "status.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is not readable JSON ({error}); it is written whole by "
+                         "`segcourse train`, so something else changed it. Restore it or "
+                         "start a new run.") from None
+
+
+def _process_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError):
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def still_training(status: dict) -> bool:
+    """Whether the process that status.json says trains the run is alive on this machine."""
+    return (status.get("status") == "running" and status.get("host") == socket.gethostname()
+            and status.get("pid") != os.getpid() and _process_alive(status.get("pid")))
+
+
+def not_a_run(path: Path) -> str:
+    if not path.exists():
+        what = "it does not exist"
+    elif not path.is_dir():
+        what = "it is a file"
+    else:
+        names = sorted(p.name for p in path.iterdir())
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        what = (f"it holds {', '.join(names[:5])}{more} but no config.json" if names
+                else "it is empty")
+    return f"{path} is not a run folder ({what}): {RUN_CONTENTS}."
+
+
+def _unfinished(run_dir: Path, status: dict | None) -> str:
+    """How far an unfinished run got, in words."""
+    if status is None:
+        return "it has no model.keras: its training did not end"
+    done, epochs = status.get("epochs_done", 0), status.get("epochs", "?")
+    if status.get("status") == "interrupted":
+        return f"interrupted after epoch {done} of {epochs} by {status.get('reason')}"
+    if status.get("status") == "running":
+        alive = (f", or it is still training in process {status.get('pid')}"
+                 if still_training(status) else "")
+        return (f"its status.json still says running, after epoch {done} of {epochs}: its "
+                f"process was killed{alive}")
+    return f"status {status.get('status')!r} after epoch {done} of {epochs}"
+
+
+def _number(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def log_history(rows: list[dict]) -> dict:
+    """``log.csv``'s rows as Keras' ``History.history``: a list of numbers per column."""
+    keys = [key for key in (rows[0] if rows else {}) if key != "epoch"]
+    return {key: [_number(row[key]) for row in rows] for key in keys}
+
+
+def best_in_log(rows: list[dict], monitor: str):
+    """``(best value, its epoch)`` of the finite values of ``monitor``; ``(None, None)``."""
+    values = [_number(row.get(monitor)) for row in rows]
+    finite = [(value, epoch) for epoch, value in enumerate(values, 1) if math.isfinite(value)]
+    if not finite:
+        return None, None
+    best = max(value for value, _ in finite)
+    return best, next(epoch for value, epoch in finite if value == best)
+
+
+def truncate_log(path: Path, epochs: int) -> list[dict]:
+    """Keep ``log.csv``'s header and its first ``epochs`` rows (an epoch that ended after the
+    last saved training state is trained again, so its row is written again)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        lines = list(csv.reader(handle))
+    if epochs == 0:
+        path.unlink()
+        return []
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w", newline="") as handle:
+        csv.writer(handle).writerows(lines[:1 + epochs])
+    os.replace(partial, path)
+    return read_log(path)
+
+
+def test_split_name(data) -> str:
+    """``"test"``, or ``"val (no test split)"`` for a dataset whose test split is its val split
+    (a folder without a test split: its notes say so)."""
+    files = data.split_files or {}
+    if files.get("test") is not None and list(files["test"]) == list(files.get("val") or ()):
+        return "val (no test split)"
+    return "test"
+
+
+def data_record(config: TrainConfig, data) -> dict:
+    """What a run's ``data.json`` says about its data: the classes, which split the test
+    scores come from, the dataset's notes and, for a folder, each split's files."""
+    files = data.split_files
+    return {"dataset": config.dataset, "classes": list(data.class_names),
+            "ignore_index": int(data.ignore_index), "test_split": test_split_name(data),
+            "notes": list(data.notes),
+            "split_files": {name: list(f) for name, f in files.items()} if files else None}
+
+
+def check_same_data(run_dir: Path, record: dict) -> None:
+    path = run_dir / "data.json"
+    if not path.is_file():
+        return
+    before, now = json.loads(path.read_text()), json.loads(json.dumps(record))
+    changed = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
+    if changed:
+        raise ValueError(f"the data of {run_dir} changed since the run started (its "
+                         f"{', '.join(changed)} differ from {path}): the remaining epochs would "
+                         "train on other data than the first ones. Restore the data as it was, "
+                         "or start a new run. Nothing was changed in the run folder.")
+
+
+# Reading runs and models --------------------------------------------------------------------
+
+@dataclass
+class LoadedRun:
+    model: object
+    config: dict | None  # the run's config.json; None for a bare .keras file
+    source: Path  # the .keras file read
+    note: str | None = None  # set for an unfinished run: what it is and which checkpoint
+
+
+def load_keras_file(path, compile: bool = True, what: str = "a .keras model file"):
+    """A model from a ``.keras`` file; a ``ValueError`` that names the problem for a path that
+    does not exist and for a file that is not a valid Keras archive (Keras itself says "File
+    not found" for a file that exists but is not a zip)."""
+    import zipfile
+
+    import keras
+
+    import segcourse.layers
+    import segcourse.losses  # noqa: F401  (register the custom layers and losses)
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path} does not exist: give the path of {what}.")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not {what}.")
+    problem = None
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as handle:
+            head = handle.read(16)
+        problem = (f"a .keras file is a zip archive and this one is not ({path.stat().st_size} "
+                   f"bytes, starting {head!r})")
+    else:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names, broken = archive.namelist(), archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            problem = f"its zip structure is broken ({error})"
+        else:
+            if "config.json" not in names:
+                problem = "it is a zip archive without the config.json every Keras archive holds"
+            elif broken:
+                problem = f"its member {broken} is corrupt (it fails its CRC check)"
+    if problem:
+        raise ValueError(f"{path} is not a valid Keras archive: {problem}. It may be truncated "
+                         "(a copy or a save that did not end) or not a model at all; save the "
+                         "model again with model.save(...) or give another file.")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as error:
+        raise ValueError(f"{path} is a Keras archive but cannot be loaded as a model "
+                         f"({type(error).__name__}: {error}); it may come from another version "
+                         "of Keras or hold layers this package does not define.") from error
+
+
+def _best_epoch_of(run_dir: Path, status: dict | None) -> str:
+    if status and status.get("best_epoch"):
+        value = status.get("best_value")
+        monitor = status.get("monitor", "val_miou")
+        return f"epoch {status['best_epoch']}" + (f" ({monitor} {value:.4f})"
+                                                  if finite_number(value) else "")
+    monitor = (status or {}).get("monitor", "val_miou")
+    _, epoch = best_in_log(read_log(run_dir / "log.csv"), monitor)
+    return f"epoch {epoch} (by log.csv)" if epoch else "an epoch its log does not show"
+
+
+def open_run(path, unfinished: bool = True) -> LoadedRun:
+    """The model of a run folder or a ``.keras`` file, with the run's configuration. A
+    finished run gives its ``model.keras``; an unfinished one (interrupted, killed) its best
+    checkpoint so far, with a ``note`` that says so and which epoch it is from (or a
+    ``ValueError`` where ``unfinished`` is false)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{not_a_run(path)} Give a run folder of `segcourse train` or a "
+                             ".keras file.")
+        config = json.loads((path / "config.json").read_text())
+        status = read_status(path)
+        finished = (status.get("status") == "finished" if status
+                    else (path / "model.keras").is_file())
+        if finished:
+            if not (path / "model.keras").is_file():
+                raise ValueError(f"{path} finished but its model.keras is missing (moved or "
+                                 "deleted?): put it back, or give the .keras file itself.")
+            return LoadedRun(load_keras_file(path / "model.keras"), config, path / "model.keras")
+        state = _unfinished(path, status)
+        best = path / "checkpoints" / "best.keras"
+        if not unfinished:
+            raise ValueError(f"{path} is not a finished run ({state}), so it has no model.keras "
+                             f"yet. `segcourse train --resume {path}` finishes it; `segcourse "
+                             "evaluate` scores its best checkpoint so far.")
+        if not best.is_file():
+            raise ValueError(f"{path} is not a finished run ({state}) and has no checkpoint yet "
+                             "(checkpoints/best.keras is written when an epoch ends with a best "
+                             f"validation score): there is nothing to score. `segcourse train "
+                             f"--resume {path}` continues its training.")
+        note = (f"{path} is not a finished run ({state}): scoring its best checkpoint so far, "
+                f"checkpoints/best.keras, from {_best_epoch_of(path, status)}; "
+                f"`segcourse train --resume {path}` finishes the run.")
+        return LoadedRun(load_keras_file(best, what="a checkpoint"), config, best, note)
+    if path.suffix == ".keras":
+        return LoadedRun(load_keras_file(path), None, path)
+    where = "it does not exist" if not path.exists() else "it is another kind of file"
+    raise ValueError(f"{path} is neither a run folder (with config.json: {RUN_CONTENTS}) nor a "
+                     f".keras model file: {where}.")
+
+
+def load_run(path):
+    """A trained model and its run configuration, from a finished run folder or a ``.keras``
+    file."""
+    run = open_run(path, unfinished=False)
+    return run.model, run.config
+
+
+def check_classes(model, num_classes: int, dataset: str, class_names=()) -> None:
+    """A ``ValueError`` where the model's output classes are not the dataset's classes."""
+    shape = model.output_shape
+    shape = shape[0] if isinstance(shape, list) else shape
+    outputs = shape[-1]
+    if outputs != num_classes:
+        names = f" ({', '.join(class_names)})" if class_names else ""
+        raise ValueError(f"the model outputs {outputs} classes but the dataset {dataset} has "
+                         f"{num_classes}{names}: its scores would compare unrelated class "
+                         "numbers. Evaluate the model on a dataset with the classes it was "
+                         f"trained on (--dataset), or a model trained on {dataset}.")
