@@ -7,6 +7,11 @@ boundaries) are left out. A class absent from both the truth and the predictions
 is reported as absent and left out of the mean; a class predicted but never true has IoU 0.
 
 Rows of the matrix are the true classes, columns the predicted ones.
+
+Labels outside ``[0, K)`` that are not the ignore label, and fractional labels, are refused: by
+a ``ValueError`` that names them where the values are at hand (NumPy, eager tensors), and inside
+a compiled step by :class:`ConfusionMatrixMetric` counting them and reporting ``nan`` until the
+next eager look raises (see there). A pixel never silently drops out of the matrix.
 """
 
 from __future__ import annotations
@@ -18,19 +23,32 @@ import keras
 import numpy as np
 from keras import ops
 
+from segcourse.layers._validation import concrete, shapes_match
+
 IGNORE_INDEX = 255
 
 
+def _pixels(count: int) -> str:
+    return f"{count} pixel" + ("" if count == 1 else "s")
+
+
 def validate_labels(labels, num_classes: int, ignore_index: int | None = IGNORE_INDEX,
-                    what: str = "labels") -> np.ndarray:
+                    what: str = "labels", hint: str | None = None) -> np.ndarray:
     """Integer labels as an int64 array, or a ``ValueError`` that names the offending values.
 
     Labels must be whole numbers in ``[0, num_classes)`` or ``ignore_index``: a fractional value
     means a mask was interpolated (resize masks with nearest only); a value out of range means
-    the wrong number of classes or an unmapped label.
+    the wrong number of classes or an unmapped label. ``hint`` replaces the closing advice on
+    out-of-range values, for a caller that knows where ``num_classes`` came from.
     """
     labels = np.asarray(labels)
     if labels.dtype.kind == "f":
+        finite = np.isfinite(labels)
+        if not finite.all():
+            raise ValueError(
+                f"{what} must be whole class numbers; found {int((~finite).sum())} NaN or "
+                "infinite values. Labels are integers 0..K-1 (or the ignore label): build masks "
+                "from integer arrays, not from a division or a network's output.")
         fractional = labels[labels != np.round(labels)]
         if fractional.size:
             raise ValueError(
@@ -45,11 +63,13 @@ def validate_labels(labels, num_classes: int, ignore_index: int | None = IGNORE_
         bad &= labels != ignore_index
     if bad.any():
         values = np.unique(labels[bad])
-        allowed = f"0..{num_classes - 1}" + ("" if ignore_index is None else f" or {ignore_index}")
+        allowed = f"0..{num_classes - 1}" + ("" if ignore_index is None
+                                             else f" or {ignore_index}, ignore label")
         raise ValueError(
             f"{what} hold values {values[:8].tolist()} outside the {num_classes} classes "
-            f"({allowed}, ignore label) in {int(bad.sum())} pixels. Check num_classes, or map "
-            "those labels to a class or to the ignore label.")
+            f"({allowed}) in {_pixels(int(bad.sum()))}. "
+            + (hint or "Check num_classes, or map those labels to a class or to the ignore "
+                       "label."))
     return labels
 
 
@@ -167,11 +187,53 @@ class SegmentationScores:
         return "\n".join(lines)
 
 
+def _as_counts(confusion) -> np.ndarray:
+    """A confusion matrix as int64 pixel counts, or a ``ValueError`` saying what it holds."""
+    matrix = np.asarray(confusion)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a confusion matrix is square (true classes in rows, predicted in "
+                         f"columns); got shape {matrix.shape}.")
+    if matrix.dtype.kind not in "iuf":
+        raise ValueError(f"a confusion matrix holds pixel counts; got dtype {matrix.dtype}.")
+    advice = ("Pass the counts, e.g. segcourse.metrics.confusion_matrix(y_true, y_pred, "
+              "num_classes)")
+    if matrix.dtype.kind == "f":
+        bad = np.argwhere(~np.isfinite(matrix))
+        if bad.size:
+            row, col = bad[0]
+            raise ValueError(f"a confusion matrix holds pixel counts; this one has {len(bad)} "
+                             f"NaN or infinite entries (the first at row {row}, column {col}). "
+                             + advice + ".")
+        bad = np.argwhere(matrix != np.round(matrix))
+        if bad.size:
+            row, col = bad[0]
+            rows = matrix.sum(axis=1)
+            normalized = (np.allclose(rows[rows > 0], 1) or np.isclose(matrix.sum(), 1)
+                          or matrix.max() <= 1)
+            raise ValueError(
+                f"a confusion matrix holds whole pixel counts; this one has {len(bad)} fractional "
+                f"entries such as {matrix[row, col]:g} (row {row}, column {col})"
+                + (", so it looks normalized: the scores need the counts it came from"
+                   if normalized else "") + ". " + advice + ", and normalize only for display.")
+    bad = np.argwhere(matrix < 0)
+    if bad.size:
+        row, col = bad[0]
+        raise ValueError(f"a confusion matrix counts pixels, so no entry is negative; this one "
+                         f"has {len(bad)} negative entries such as {matrix[row, col]:g} (row "
+                         f"{row}, column {col}). Was it a difference of two matrices? "
+                         + advice + ".")
+    return matrix.astype(np.int64)
+
+
 def scores(confusion, class_names=None) -> SegmentationScores:
-    """Derive every score from a confusion matrix (see :class:`SegmentationScores`)."""
-    confusion = np.asarray(confusion, dtype=np.int64)
-    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
-        raise ValueError(f"a confusion matrix is square; got shape {confusion.shape}.")
+    """Derive every score from a confusion matrix of pixel counts (see
+    :class:`SegmentationScores`).
+
+    The matrix must be square and hold whole, non-negative, finite counts (integer-valued floats
+    such as ``3.0`` are fine); a normalized or otherwise fractional matrix is refused, since its
+    pixel accuracy and IoUs would be silently wrong.
+    """
+    confusion = _as_counts(confusion)
     names = tuple(class_names or (f"class {k}" for k in range(confusion.shape[0])))
     if len(names) != confusion.shape[0]:
         raise ValueError(f"{len(names)} class names for a {confusion.shape[0]}-class matrix.")
@@ -198,21 +260,77 @@ def boundary_band(masks, width: int = 2) -> np.ndarray:
     return band
 
 
-def streaming_confusion_update(y_true, y_pred, num_classes, ignore_index):
+def _align(y_true, y_pred, num_classes, owner):
+    """Truth and predictions of one shape, and whether the predictions are scores (one more,
+    class, axis) rather than labels; a trailing axis of 1 on labels is dropped. Shapes are
+    compared where known (at trace time: no cost in a compiled step)."""
+    truth_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    if truth_shape[-1:] == (1,) and (len(truth_shape) == len(pred_shape) + 1
+                                     or (len(truth_shape) == len(pred_shape)
+                                         and pred_shape[-1] != 1)):
+        y_true, truth_shape = ops.squeeze(y_true, -1), truth_shape[:-1]
+    if len(pred_shape) == len(truth_shape) + 1 and pred_shape[-1] == 1 and num_classes > 1:
+        y_pred, pred_shape = ops.squeeze(y_pred, -1), pred_shape[:-1]  # labels, not 1 score
+    from_scores = len(pred_shape) == len(truth_shape) + 1
+    if from_scores and pred_shape[-1] not in (None, num_classes):
+        raise ValueError(
+            f"{owner}: y_pred has {pred_shape[-1]} class scores per pixel (shape {pred_shape}) "
+            f"but the metric counts {num_classes} classes; give the metric num_classes="
+            f"{pred_shape[-1]}, or the model {num_classes} output channels.")
+    if not shapes_match(truth_shape, pred_shape[:-1] if from_scores else pred_shape):
+        raise ValueError(
+            f"{owner}: y_pred of shape {pred_shape} does not fit y_true of shape "
+            f"{truth_shape}: give labels (batch, height, width), or (..., 1), and predictions of "
+            "the same shape as labels or with one more axis of class scores (logits or "
+            "probabilities). One-hot truth: pass its argmax over the last axis instead.")
+    return y_true, y_pred, from_scores
+
+
+def flat_label_check(labels, num_classes, ignore_index=IGNORE_INDEX):
+    """The ``keras.ops`` twin of :func:`validate_labels`, for compiled code, which cannot raise
+    with values: flat int32 labels (0 where not countable), a flat bool of the countable pixels
+    (whole numbers in ``[0, num_classes)``), and a flat bool of the bad ones (neither that nor
+    ``ignore_index``)."""
+    flat = ops.reshape(labels, (-1,))
+    if keras.backend.standardize_dtype(flat.dtype) == "bool":
+        flat = ops.cast(flat, "int32")
+    # Compared in the labels' own dtype: a float label such as 1e10 or nan is no class, however
+    # a cast to int32 would wrap it.
+    bad = (flat < 0) | (flat >= num_classes)
+    if keras.backend.is_float_dtype(flat.dtype):
+        bad = bad | (flat != ops.floor(flat))  # fractional, and nan
+    countable = ops.logical_not(bad)
+    if ignore_index is not None:
+        ignored = flat == ignore_index
+        bad = bad & ops.logical_not(ignored)
+        countable = countable & ops.logical_not(ignored)
+    return ops.cast(ops.where(countable, flat, 0), "int32"), countable, bad
+
+
+def streaming_confusion_update(y_true, y_pred, num_classes, ignore_index,
+                               owner="streaming_confusion_update"):
     """One batch's confusion matrix with ``keras.ops`` (XLA-friendly: a one-hot matrix
-    product, no bincount). Returns float32 counts, exact below 2**24 per cell and batch."""
+    product, no bincount), and what it could not count.
+
+    Returns ``(counts, invalid)``: float32 counts, exact below 2**24 per cell and batch, and an
+    int32 pair: the pixels whose true label is neither a whole number in ``[0, num_classes)``
+    nor ``ignore_index``, and those whose predicted label (when ``y_pred`` holds labels, not
+    scores) is not one in ``[0, num_classes)``. Such pixels are in no cell of ``counts``, so no
+    score may be reported from a matrix while its ``invalid`` is non-zero.
+    """
     y_true = ops.convert_to_tensor(y_true)
     y_pred = ops.convert_to_tensor(y_pred)
-    if len(y_pred.shape) == len(y_true.shape) + 1:
+    y_true, y_pred, from_scores = _align(y_true, y_pred, num_classes, owner)
+    if from_scores:
         y_pred = ops.argmax(y_pred, axis=-1)
-    elif len(y_true.shape) == len(y_pred.shape) + 1 and y_true.shape[-1] == 1:
-        y_true = ops.squeeze(y_true, -1)
-    truth = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-    predicted = ops.reshape(ops.cast(y_pred, "int32"), (-1,))
-    valid = ops.cast(truth != ignore_index, "float32")[:, None]
-    truth_hot = ops.one_hot(ops.where(truth == ignore_index, 0, truth), num_classes) * valid
-    predicted_hot = ops.one_hot(predicted, num_classes)
-    return ops.matmul(ops.transpose(truth_hot), predicted_hot)
+    truth, truth_countable, truth_bad = flat_label_check(y_true, num_classes, ignore_index)
+    predicted, pred_countable, pred_bad = flat_label_check(y_pred, num_classes, None)
+    truth_hot = ops.one_hot(truth, num_classes) * ops.cast(truth_countable, "float32")[:, None]
+    predicted_hot = ops.one_hot(predicted, num_classes) * ops.cast(pred_countable,
+                                                                  "float32")[:, None]
+    invalid = ops.stack([ops.sum(ops.cast(truth_bad, "int32")),
+                         ops.sum(ops.cast(pred_bad, "int32"))])
+    return ops.matmul(ops.transpose(truth_hot), predicted_hot), invalid
 
 
 REPORTS = ("miou", "pixel_accuracy", "mean_class_accuracy", "frequency_weighted_iou")
@@ -224,6 +342,20 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     of an epoch (the dataset-level definition), reports ``report`` (mIoU by default) as its
     result, and gives every score through :meth:`scores`. Accepts logits, probabilities or
     labels; ``ignore_index`` pixels are skipped.
+
+    Bad labels (a true label that is neither a whole number in ``[0, num_classes)`` nor
+    ``ignore_index``, or a predicted label out of range) never drop out silently:
+
+    - called eagerly (``update_state`` on NumPy arrays or eager tensors, or
+      ``compile(run_eagerly=True)``), ``update_state`` raises a ``ValueError`` naming the values;
+    - inside a compiled step (``model.fit`` / ``evaluate``) values cannot be raised, so the
+      pixels are counted apart and the result is ``nan`` (the progress bar shows ``miou: nan``);
+      the next eager look — Keras reads every metric eagerly at the end of each epoch and of
+      ``evaluate`` — raises a ``ValueError`` with the count and what to do, as does
+      :meth:`scores`. ``reset_state`` clears the count.
+
+    It takes no ``sample_weight``: each labelled pixel counts once (the ignore label leaves
+    pixels out).
     """
 
     def __init__(self, num_classes, ignore_index=IGNORE_INDEX, report="miou", class_names=None,
@@ -237,10 +369,50 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
         self.class_names = tuple(class_names) if class_names else None
         self.confusion = self.add_variable((num_classes, num_classes), "zeros", dtype="int64",
                                            name="confusion")
+        # Pixels that fit no cell: [bad true labels, bad predicted labels] (see the docstring).
+        self.invalid = self.add_variable((2,), "zeros", dtype="int64", name="invalid_pixels")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        counts = streaming_confusion_update(y_true, y_pred, self.num_classes, self.ignore_index)
+        if sample_weight is not None:
+            raise ValueError(
+                f"{type(self).__name__} counts every labelled pixel once and takes no "
+                f"sample_weight; to leave pixels out, give them the ignore label "
+                f"{self.ignore_index}. Put the metric in compile(metrics=...), not "
+                "weighted_metrics.")
+        counts, invalid = streaming_confusion_update(y_true, y_pred, self.num_classes,
+                                                     self.ignore_index, type(self).__name__)
+        found = concrete(invalid)
+        if found is not None and found.any():  # eager: name the values, count nothing
+            self._raise_with_values(y_true, y_pred, found)
         self.confusion.assign_add(ops.cast(counts, "int64"))
+        self.invalid.assign_add(ops.cast(invalid, "int64"))
+
+    def _raise_with_values(self, y_true, y_pred, found):
+        owner = f"{type(self).__name__} '{self.name}'"
+        truth, predicted = np.asarray(y_true), np.asarray(y_pred)
+        if found[0]:
+            validate_labels(truth, self.num_classes, self.ignore_index, f"{owner}: y_true")
+        if found[1]:
+            validate_labels(predicted, self.num_classes, None, f"{owner}: y_pred (labels)",
+                            hint="Predicted labels come from the model's class axis: give it "
+                                 f"{self.num_classes} output channels, or pass its scores.")
+        raise ValueError(self._invalid_message(found))  # not reached: the rules are the same
+
+    def _invalid_message(self, found) -> str:
+        truth, predicted = int(found[0]), int(found[1])
+        what = " and ".join(
+            ([f"{_pixels(truth)} of y_true"] if truth else [])
+            + ([f"{_pixels(predicted)} of y_pred (predicted labels)"] if predicted else []))
+        allowed = f"0..{self.num_classes - 1}" + (
+            "" if self.ignore_index is None else f" or the ignore label {self.ignore_index}")
+        return (
+            f"{type(self).__name__} '{self.name}': since the last reset it met {what} with "
+            f"a label that is not a whole class number in {allowed}. Such pixels fit no cell "
+            "of the confusion matrix, so every score would be wrong (inside the compiled step "
+            "the metric reported nan). Find the "
+            f"values with segcourse.metrics.validate_labels(masks, {self.num_classes}), or "
+            "compile(..., run_eagerly=True) to have them named; then fix num_classes (the "
+            "model's output channels) or map those labels to a class or to the ignore label.")
 
     def _derived(self):
         """The report computed with ``keras.ops`` (runs inside a compiled step)."""
@@ -261,13 +433,22 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
         return ops.sum(present * iou) / ops.maximum(ops.sum(present), 1.0)
 
     def result(self):
-        return self._derived()
+        """The report; ``nan`` inside a compiled step once bad labels were seen, and a
+        ``ValueError`` when read eagerly then (see the class docstring)."""
+        found = concrete(self.invalid)
+        if found is not None and found.any():
+            raise ValueError(self._invalid_message(found))
+        return ops.where(ops.sum(self.invalid) > 0, float("nan"), self._derived())
 
     def scores(self) -> SegmentationScores:
+        found = ops.convert_to_numpy(self.invalid)
+        if found.any():
+            raise ValueError(self._invalid_message(found))
         return scores(ops.convert_to_numpy(self.confusion), self.class_names)
 
     def reset_state(self):
         self.confusion.assign(ops.zeros((self.num_classes, self.num_classes), "int64"))
+        self.invalid.assign(ops.zeros((2,), "int64"))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,

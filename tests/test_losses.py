@@ -80,3 +80,107 @@ def test_combined_loss_is_the_weighted_sum_and_round_trips(rng):
     assert float(again(truth, logits)) == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="2 losses but 1 weights"):
         CombinedLoss([MaskedCrossEntropy(), DiceLoss()], [1.0])
+
+
+# Bad input: refused eagerly with the values named, nan (never a plausible number) when compiled.
+
+ALL_LOSSES = [MaskedCrossEntropy(), SoftIoULoss(), DiceLoss(), SoftIoULoss(per_class=True),
+              DiceLoss(per_class=True)]
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=lambda loss: loss.name)
+def test_labels_outside_the_classes_are_refused_eagerly_with_their_values(loss, rng):
+    logits = rng.normal(size=(1, 2, 3, 3)).astype("float32")
+    with pytest.raises(ValueError, match=r"y_true hold values \[7\] outside the 3 classes "
+                                         r"\(0..2 or 255.* 1 pixel\. y_pred has 3 classes"):
+        loss(np.array([[[0, 7, 1], [2, 255, 0]]]), logits)
+    with pytest.raises(ValueError, match=r"values \[-1, 3\] outside .* in 2 pixels"):
+        loss(tf.constant([[[0, -1, 1], [3, 255, 0]]]), logits)
+    with pytest.raises(ValueError, match="fractional values such as 0.5.*nearest"):
+        loss(np.array([[[0, 0.5, 1], [2, 1, 0]]]), logits)
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=lambda loss: loss.name)
+def test_shapes_that_do_not_fit_are_refused_naming_both(loss, rng):
+    logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    with pytest.raises(ValueError, match=r"labels of shape \(2, 4, 5\) do not fit scores of "
+                                         r"shape \(2, 4, 4, 3\).*\(2, 4, 4\)"):
+        loss(np.zeros((2, 4, 5), int), logits)
+    with pytest.raises(ValueError, match="one-hot, pass its argmax"):
+        loss(np.eye(3)[rng.integers(0, 3, (2, 4, 4))], logits)
+    with pytest.raises(ValueError, match="scores .*not labels"):
+        loss(np.zeros((2, 4, 4, 3), int), np.zeros((2, 4, 4), "float32"))
+
+
+@pytest.mark.parametrize("loss", ALL_LOSSES, ids=lambda loss: loss.name)
+def test_labels_with_a_trailing_axis_of_one_give_the_same_loss(loss, rng):
+    truth = rng.integers(0, 3, (2, 4, 4))
+    truth[0, 0] = 255
+    logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    assert float(loss(truth[..., None], logits)) == pytest.approx(float(loss(truth, logits)))
+
+
+def test_one_class_weight_per_class():
+    with pytest.raises(ValueError, match="2 class_weights for scores with 3 classes"):
+        MaskedCrossEntropy(class_weights=[1.0, 2.0])(np.zeros((1, 2, 2), int),
+                                                     np.zeros((1, 2, 2, 3), "float32"))
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize("loss", [SoftIoULoss(), DiceLoss(), DiceLoss(per_class=True)],
+                         ids=lambda loss: loss.name)
+def test_compiled_a_bad_label_makes_the_loss_nan_and_gives_no_gradient(loss, jit, rng):
+    """Inside a graph nothing can be raised with values: the batch's loss is nan (the one-hot of
+    an out-of-range label would silently be zeros: a plausible, wrong number)."""
+    logits = tf.Variable(rng.normal(size=(1, 3, 3, 3)).astype("float32"))
+
+    @tf.function(jit_compile=jit)
+    def value_and_gradient(truth):
+        with tf.GradientTape() as tape:
+            value = loss(truth, logits)
+        return value, tape.gradient(value, logits)
+
+    good = np.array([[[0, 1, 2], [2, 255, 0], [1, 1, 0]]])
+    value, _ = value_and_gradient(tf.constant(good))
+    x, y = softmax(logits.numpy())[good != 255], np.eye(3)[good[good != 255]]
+    if isinstance(loss, DiceLoss):
+        per_class = 2 * (x * y).sum(0) / (x + y).sum(0)
+        expected = 1 - (per_class.mean() if loss.per_class else
+                        2 * (x * y).sum() / (x + y).sum())
+    else:
+        expected = 1 - (x * y).sum() / (x + y - x * y).sum()
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+    for bad in ([[[0, 1, 2], [2, 5, 0], [1, 1, 0]]], [[[0, 1, 2], [2, -1, 0], [1, 1, 0]]],
+                [[[0, 1, 2], [2, 0.5, 0], [1, 1, 0]]]):
+        value, gradient = value_and_gradient(tf.constant(bad, "float32"))
+        assert np.isnan(float(value))
+        assert np.all(gradient.numpy() == 0)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_compiled_cross_entropy_is_nan_for_a_bad_label(jit, rng):
+    """Out of range, TensorFlow's own kernel would raise without XLA and give nan with it;
+    fractional labels a cast would silently truncate. Both ways: nan."""
+    loss, logits = MaskedCrossEntropy(), rng.normal(size=(1, 2, 2, 3)).astype("float32")
+    compiled = tf.function(lambda t: loss(t, logits), jit_compile=jit)
+    for bad in ([[[0, 7], [1, 2]]], [[[0, -1], [1, 2]]], [[[0, 1.5], [1, 2]]]):
+        assert np.isnan(float(compiled(tf.constant(bad))))
+    good = np.array([[[0, 1], [255, 2]]])
+    keep = good != 255
+    expected = -np.log(softmax(logits)[keep, good[keep]]).mean()
+    assert float(compiled(tf.constant(good))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_what_a_student_sees_in_fit(rng):
+    images = rng.random((4, 4, 4, 3)).astype("float32")
+    masks = rng.integers(0, 3, (4, 4, 4))
+    masks[2, 1, 1] = 3  # a fourth class the model has no output for
+    inp = keras.Input((4, 4, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(3, 1)(inp))
+    model.compile("sgd", DiceLoss(), run_eagerly=True)
+    with pytest.raises(ValueError, match=r"values \[3\] outside the 3 classes"):
+        model.fit(images, masks, batch_size=4, verbose=0)
+    model.compile("sgd", DiceLoss(), jit_compile=True)
+    assert np.isnan(model.fit(images, masks, batch_size=4, verbose=0).history["loss"][0])
+    masks[2, 1, 1] = 255
+    assert np.isfinite(model.fit(images, masks, batch_size=4, verbose=0).history["loss"][0])

@@ -5,6 +5,7 @@ import re
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,109 @@ def test_the_boundary_band_surrounds_label_changes():
     assert band[:, 3:5].all() and not band[:, :3].any() and not band[:, 5:].any()
     wide = boundary_band(mask, width=2)[0]
     assert wide[:, 2:6].all() and not wide[:, :2].any()
+
+
+# Bad input: a clear error, never a silent wrong score.
+
+
+def test_scores_refuse_what_is_not_a_matrix_of_counts():
+    counts = np.array([[3, 1], [1, 2]])
+    with pytest.raises(ValueError, match=r"fractional entries such as 0.75 \(row 0, column 0\), "
+                                         "so it looks normalized.*Pass the counts"):
+        scores(counts / counts.sum(axis=1, keepdims=True))
+    with pytest.raises(ValueError, match=r"no entry is negative.*such as -1 \(row 1, column 0\)"):
+        scores([[3, 1], [-1, 2]])
+    with pytest.raises(ValueError, match=r"1 NaN or infinite entries \(the first at row 0, "
+                                         "column 1\\)"):
+        scores([[3.0, np.nan], [1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"is square .*got shape \(2, 3\)"):
+        scores(np.zeros((2, 3), int))
+    with pytest.raises(ValueError, match="holds pixel counts; got dtype <U1"):
+        scores([["a", "b"], ["c", "d"]])
+    # Whole counts stored as floats are counts: the same scores as the integers (hand-computed).
+    s = scores(counts.astype(float))
+    np.testing.assert_array_equal(s.confusion, counts)
+    assert s.pixel_accuracy == pytest.approx(5 / 7) and s.miou == pytest.approx((3 / 5 + 2 / 4) / 2)
+
+
+def test_the_keras_metric_refuses_bad_labels_eagerly_and_counts_nothing():
+    metric = ConfusionMatrixMetric(3)
+    with pytest.raises(ValueError, match=r"'miou': y_true hold values \[7\] outside the 3 classes "
+                                         r"\(0..2 or 255, ignore label\) in 1 pixel\."):
+        metric.update_state(np.array([[0, 7, 1]]), np.array([[0, 1, 1]]))
+    with pytest.raises(ValueError, match=r"y_pred \(labels\) hold values \[5\] outside the 3 "
+                                         r"classes \(0..2\) in 1 pixel\..*3 output channels"):
+        metric.update_state(np.array([[0, 2, 1]]), np.array([[0, 5, 1]]))
+    with pytest.raises(ValueError, match="fractional values such as 1.5"):
+        metric.update_state(np.array([[0, 1.5, 1]]), np.eye(3)[None])
+    with pytest.raises(ValueError, match=r"y_pred of shape \(1, 4, 3\) does not fit y_true of "
+                                         r"shape \(1, 3\)"):
+        metric.update_state(np.array([[0, 1, 1]]), np.zeros((1, 4, 3)))
+    with pytest.raises(ValueError, match="takes no sample_weight.*ignore label 255"):
+        metric.update_state(np.array([[0, 1, 1]]), np.array([[0, 1, 1]]), np.ones((1, 3)))
+    assert metric.scores().confusion.sum() == 0  # the refused batches left no trace
+    truth, prediction = np.array([[0, 255, 1], [2, 2, 0]]), np.array([[0, 1, 1], [1, 2, 0]])
+    metric.update_state(truth, prediction)
+    np.testing.assert_array_equal(metric.scores().confusion, [[2, 0, 0], [0, 1, 0], [0, 1, 1]])
+
+
+def test_labels_with_a_trailing_axis_of_one_stream_like_plain_labels(rng):
+    truth = rng.integers(0, 3, (2, 5, 5))
+    truth[0, 0] = 255
+    logits = rng.normal(size=(2, 5, 5, 3)).astype("float32")
+    expected = confusion_matrix(truth, logits, 3)
+    for y_true, y_pred in [(truth[..., None], logits),
+                           (truth, logits.argmax(-1)[..., None]),  # labels, not one score
+                           (truth[..., None], logits.argmax(-1)[..., None])]:
+        metric = ConfusionMatrixMetric(3)
+        metric.update_state(y_true, y_pred)
+        np.testing.assert_array_equal(metric.scores().confusion, expected)
+
+
+def test_scores_for_another_number_of_classes_are_refused():
+    with pytest.raises(ValueError, match=r"y_pred has 4 class scores per pixel \(shape "
+                                         r"\(1, 2, 4\)\) but the metric counts 3 classes"):
+        ConfusionMatrixMetric(3).update_state(np.zeros((1, 2), int), np.zeros((1, 2, 4)))
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_inside_fit_and_evaluate_bad_labels_are_counted_and_then_refused(jit, rng):
+    """What a student sees: ``miou: nan`` on the progress bar during the epoch, then, when Keras
+    reads the metrics at the end of the epoch (or of evaluate), a ValueError with the count."""
+    images = rng.random((4, 4, 4, 3)).astype("float32")
+    masks = rng.integers(0, 3, (4, 4, 4))
+    masks[1, 2, 3] = 5
+    masks[3, 0, 0] = 9
+    inp = keras.Input((4, 4, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(3, 1)(inp))
+    metric = ConfusionMatrixMetric(3)
+    model.compile("sgd", lambda y_true, y_pred: keras.ops.mean(y_pred * 0.0), metrics=[metric],
+                  jit_compile=jit)
+    refusal = (r"ConfusionMatrixMetric 'miou': since the last reset it met 2 pixels of y_true "
+               r"with a label that is not a whole class number in 0..2 or the ignore label 255"
+               r".*validate_labels\(masks, 3\)")
+    with pytest.raises(ValueError, match=refusal):
+        model.evaluate(images, masks, batch_size=2, verbose=0)
+    assert np.isnan(float(tf.function(metric.result)()))  # what the compiled step reported
+    with pytest.raises(ValueError, match=refusal):
+        metric.scores()
+    with pytest.raises(ValueError, match=refusal):
+        model.fit(images, masks, batch_size=2, epochs=2, verbose=0)
+    # The good pixels were counted as ever (against the NumPy matrix of the same pixels).
+    masks[1, 2, 3] = masks[3, 0, 0] = 255
+    expected = confusion_matrix(masks, model.predict(images, verbose=0), 3)
+    logged = model.evaluate(images, masks, batch_size=2, verbose=0, return_dict=True)
+    np.testing.assert_array_equal(metric.scores().confusion, expected)
+    assert logged["miou"] == pytest.approx(scores(expected).miou, rel=1e-6)
+
+
+def test_run_eagerly_names_the_bad_values(rng):
+    images = rng.random((2, 4, 4, 3)).astype("float32")
+    masks = rng.integers(0, 3, (2, 4, 4))
+    masks[0, 0, 0] = 4
+    inp = keras.Input((4, 4, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(3, 1)(inp))
+    model.compile("sgd", lambda y_true, y_pred: keras.ops.mean(y_pred * 0.0),
+                  metrics=[ConfusionMatrixMetric(3)], run_eagerly=True)
+    with pytest.raises(ValueError, match=r"y_true hold values \[4\] outside the 3 classes"):
+        model.evaluate(images, masks, verbose=0)

@@ -1,6 +1,10 @@
-"""Input checks shared by the layers: each failure names the value, the rule and the fix."""
+"""Input checks shared by the layers (and, for :func:`concrete`, the metrics and losses): each
+failure names the value, the rule and the fix."""
 
 from __future__ import annotations
+
+import keras
+import numpy as np
 
 
 def to_pair(value, name: str, owner: str) -> tuple[int, int]:
@@ -35,3 +39,28 @@ def check_choice(value, choices, name: str, owner: str) -> None:
         raise ValueError(
             f"{owner}: unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}."
         )
+
+
+def concrete(x):
+    """``x`` as a NumPy array when its values exist now (NumPy input, eager tensors and
+    variables), or ``None`` inside a traced graph (``tf.function``, ``model.fit``'s compiled
+    step, a functional model being built), where a check on values would have to be an op.
+
+    Eager code can afford to look at every value and raise a ``ValueError`` that names them;
+    compiled code cannot raise with values, so each caller documents what it does there.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, keras.KerasTensor):
+        return None  # a functional model's placeholder: a shape and a dtype, no values
+    try:
+        return np.asarray(x)
+    except NotImplementedError:  # TensorFlow's symbolic tensors and variables in a graph
+        return None
+
+
+def shapes_match(a, b) -> bool:
+    """Whether two shapes agree, an unknown (``None``) size matching any."""
+    a, b = tuple(a), tuple(b)
+    return len(a) == len(b) and all(x is None or y is None or x == y
+                                    for x, y in zip(a, b, strict=True))

@@ -12,6 +12,12 @@ every backend and XLA compile. The index they return is the position *inside the
 (row-major, ``0 .. ph * pw - 1``), which is all unpooling needs; :func:`flat_indices` converts
 it to TensorFlow's flattened ``(y * W + x) * C + c`` for comparison. Ties go to the first
 position in row-major order, always.
+
+Indices only mean something with the pool size that made them, so :class:`MaxUnpooling2D` checks
+what it can: integer indices and a pool size that fits the pooling (when it is called on a
+``MaxPoolingWithArgmax2D``'s output, and against the reference's size) when the model is built,
+and the index range when called eagerly. Inside a compiled graph the range is not checked: an
+index outside its window would put its value nowhere.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from segcourse.layers._validation import check_choice, check_image_batch, to_pair
+from segcourse.layers._validation import check_choice, check_image_batch, concrete, to_pair
 
 register = keras.saving.register_keras_serializable(package="segcourse")
 
@@ -38,6 +44,45 @@ def _pooled_size(size, pool, padding):
     if size is None:
         return None
     return -(-size // pool) if padding == "same" else size // pool
+
+
+def _check_integer_indices(dtype, owner):
+    dtype = keras.backend.standardize_dtype(dtype)
+    if not dtype.startswith(("int", "uint")):
+        raise ValueError(
+            f"{owner}: indices must be integers, the window positions MaxPoolingWithArgmax2D "
+            f"returns (int32); got dtype {dtype}. A float index would be truncated to another "
+            "position: pass the pooling layer's second output unchanged.")
+
+
+def _check_index_range(indices, pool_size, owner):
+    """Window positions must lie in ``0 .. ph * pw - 1`` (NumPy values)."""
+    ph, pw = pool_size
+    bad = (indices < 0) | (indices >= ph * pw)
+    if bad.any():
+        values, count = np.unique(indices[bad]), int(bad.sum())
+        raise ValueError(
+            f"{owner}: indices are positions inside a {ph}x{pw} window, 0..{ph * pw - 1}; got "
+            f"{values[:8].tolist()} in {count} place{'' if count == 1 else 's'}, which would put "
+            "their values nowhere. Were they made by a pooling with another pool_size (a 3x3 "
+            "window gives 0..8)? Give the pooling and the unpooling the same pool_size.")
+
+
+def _check_pooled_size(pooled, reference, pool_size, owner, source="the reference",
+                       fix="Give the unpooling the pool_size of the MaxPoolingWithArgmax2D that "
+                           "made the indices, and that pooling's input as the reference."):
+    """The pooled height and width must be what pooling ``source`` (its input) gives."""
+    for axis, name in ((1, "height"), (2, "width")):
+        size, ref, pool = pooled[axis], reference[axis], pool_size[axis - 1]
+        if not (isinstance(size, int | np.integer) and isinstance(ref, int | np.integer)):
+            continue  # unknown until run
+        valid, same = ref // pool, -(-ref // pool)
+        if size not in (valid, same):
+            expected = (f"{valid}" if valid == same
+                        else f"{valid} (padding 'valid') or {same} (padding 'same')")
+            raise ValueError(
+                f"{owner}: {source}'s {name} {ref} pools with a window of {pool} to "
+                f"{expected}, but the pooled {name} is {size}. " + fix)
 
 
 @register
@@ -96,11 +141,21 @@ class MaxUnpooling2D(keras.layers.Layer):
     Call on ``[values, indices]`` to get ``(B, h * ph, w * pw, C)``, or on
     ``[values, indices, reference]`` to get the reference's height and width (cropping the
     padding a ``"same"`` pooling added, or restoring with zeros what a ``"valid"`` one dropped).
+
+    ``indices`` are the integer window positions of a :class:`MaxPoolingWithArgmax2D` with the
+    same ``pool_size``, and the reference is that pooling's input. Refused when the model is
+    built: float indices, indices straight from a pooling with another ``pool_size``, and a
+    reference whose size does not pool to the values' size. Refused in eager calls: an index
+    outside ``0 .. ph * pw - 1``. Inside a compiled graph the range is the caller's contract.
     """
 
     def __init__(self, pool_size=2, **kwargs):
         super().__init__(**kwargs)
         self.pool_size = to_pair(pool_size, "pool_size", "MaxUnpooling2D")
+
+    @property
+    def _owner(self):
+        return f"MaxUnpooling2D '{self.name}' (pool_size={self.pool_size})"
 
     def build(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (2, 3):
@@ -115,9 +170,33 @@ class MaxUnpooling2D(keras.layers.Layer):
                 f"{tuple(input_shape[1])} must have the same shape; pass both outputs of the "
                 "same MaxPoolingWithArgmax2D."
             )
+        if len(input_shape) == 3:
+            if len(input_shape[2]) != 4:
+                raise ValueError(
+                    f"{self._owner}: the reference is the pooling's input, (batch, height, "
+                    f"width, channels); got shape {tuple(input_shape[2])}.")
+            _check_pooled_size(input_shape[0], input_shape[2], self.pool_size, self._owner)
+
+    def compute_output_spec(self, inputs):
+        """Symbolic call (a functional model being built): check the indices' dtype and, when
+        they come straight from a pooling layer, that layer's pool size."""
+        _check_integer_indices(inputs[1].dtype, self._owner)
+        history = getattr(inputs[1], "_keras_history", None)
+        source = getattr(history, "operation", None)
+        if isinstance(source, MaxPoolingWithArgmax2D) and source.pool_size != self.pool_size:
+            raise ValueError(
+                f"{self._owner}: its indices come from {source.name!r}, a pooling with "
+                f"pool_size={source.pool_size}; window positions only mean something with the "
+                f"window that made them. Use MaxUnpooling2D({source.pool_size}) here, or the "
+                "same pool_size in both layers.")
+        return super().compute_output_spec(inputs)
 
     def call(self, inputs):
         values, indices = inputs[0], inputs[1]
+        _check_integer_indices(indices.dtype, self._owner)
+        found = concrete(indices)
+        if found is not None:  # eager: the values are here, look at them
+            _check_index_range(found, self.pool_size, self._owner)
         ph, pw = self.pool_size
         batch, height, width, channels = ops.shape(values)
         one_hot = ops.one_hot(ops.cast(indices, "int32"), ph * pw, dtype=values.dtype)
@@ -125,7 +204,9 @@ class MaxUnpooling2D(keras.layers.Layer):
         out = ops.transpose(out, (0, 1, 4, 2, 5, 3))
         out = ops.reshape(out, (batch, height * ph, width * pw, channels))
         if len(inputs) == 3:
-            _, ref_height, ref_width, _ = ops.shape(inputs[2])
+            reference_shape = ops.shape(inputs[2])
+            _check_pooled_size(ops.shape(values), reference_shape, self.pool_size, self._owner)
+            _, ref_height, ref_width, _ = reference_shape
             out = out[:, :ref_height, :ref_width, :]
             out = ops.pad(out, [(0, 0), (0, ops.maximum(ref_height - height * ph, 0)),
                                 (0, ops.maximum(ref_width - width * pw, 0)), (0, 0)])
@@ -145,10 +226,30 @@ class MaxUnpooling2D(keras.layers.Layer):
 def flat_indices(window_indices, input_shape, pool_size=2):
     """Window positions -> TensorFlow's ``max_pool_with_argmax`` indices ``(y * W + x) * C + c``.
 
-    NumPy in, NumPy out; ``input_shape`` is the pooled layer's input ``(B, H, W, C)``.
+    NumPy in, NumPy out; ``input_shape`` is the pooled layer's input ``(B, H, W, C)`` and
+    ``pool_size`` the pooling's. Float indices, positions outside the window and shapes that do
+    not fit ``input_shape`` with that ``pool_size`` are refused with a ``ValueError``.
     """
-    ph, pw = to_pair(pool_size, "pool_size", "flat_indices")
+    owner = "flat_indices"
+    ph, pw = to_pair(pool_size, "pool_size", owner)
     window_indices = np.asarray(window_indices)
+    _check_integer_indices(window_indices.dtype, owner)
+    input_shape = tuple(input_shape)
+    if window_indices.ndim != 4 or len(input_shape) != 4:
+        raise ValueError(
+            f"{owner}: window_indices {window_indices.shape} and input_shape {input_shape} must "
+            "both be (batch, height, width, channels): the pooling's indices and its input's "
+            "shape.")
+    _check_index_range(window_indices, (ph, pw), owner)
+    _check_pooled_size(window_indices.shape, input_shape, (ph, pw),
+                       f"{owner} (pool_size={(ph, pw)})", source="input_shape",
+                       fix="Give the pool_size the pooling used, and the shape of its input.")
+    for axis, name in ((0, "batch"), (3, "channels")):
+        if window_indices.shape[axis] != input_shape[axis]:
+            raise ValueError(
+                f"{owner}: window_indices have {window_indices.shape[axis]} {name} but "
+                f"input_shape {input_shape} has {input_shape[axis]}; give the shape of the "
+                "input that was pooled.")
     _, _, width, channels = input_shape
     _, rows, cols, chans = np.indices(window_indices.shape)
     y = rows * ph + window_indices // pw

@@ -102,3 +102,56 @@ def test_bad_inputs_say_what_is_wrong():
         MaxUnpooling2D(2)(np.zeros((1, 2, 2, 1), "float32"))
     with pytest.raises(ValueError, match="same shape"):
         MaxUnpooling2D(2)([np.zeros((1, 2, 2, 1), "float32"), np.zeros((1, 2, 3, 1), "int32")])
+
+
+def test_float_indices_are_refused_not_truncated(rng):
+    x = rng.standard_normal((1, 4, 4, 1)).astype("float32")
+    pooled, indices = MaxPoolingWithArgmax2D(2)(x)
+    with pytest.raises(ValueError, match="indices must be integers.*got dtype float32"):
+        MaxUnpooling2D(2)([pooled, tf.cast(indices, "float32")])
+    inp = keras.Input((4, 4, 1))
+    values, indices = MaxPoolingWithArgmax2D(2)(inp)
+    with pytest.raises(ValueError, match="indices must be integers.*got dtype float32"):
+        MaxUnpooling2D(2)([values, keras.ops.cast(indices, "float32")])
+    with pytest.raises(ValueError, match="indices must be integers.*got dtype float64"):
+        flat_indices(np.zeros((1, 2, 2, 1)), (1, 4, 4, 1), 2)
+
+
+def test_indices_of_another_pool_size_are_refused(rng):
+    # Symbolic: straight from a pooling layer with another window, when the model is built.
+    inp = keras.Input((None, None, 2))
+    values, indices = MaxPoolingWithArgmax2D(3, name="pool3")(inp)
+    with pytest.raises(ValueError, match=r"come from 'pool3', a pooling with pool_size=\(3, 3\)"):
+        MaxUnpooling2D(2)([values, indices])
+    # ... or against the reference's size, when the sizes are known.
+    inp = keras.Input((12, 12, 2))
+    values, indices = MaxPoolingWithArgmax2D(3)(inp)
+    indices = keras.layers.Identity()(indices)  # the provenance is lost, the sizes still tell
+    with pytest.raises(ValueError, match="height 12 pools with a window of 2 to 6, but the "
+                                         "pooled height is 4"):
+        MaxUnpooling2D(2)([values, indices, inp])
+    assert MaxUnpooling2D(3)([values, indices, inp]).shape == (None, 12, 12, 2)
+    # Eager: the index values themselves (a 3x3 window's positions run to 8).
+    x = np.zeros((1, 3, 3, 1), "float32")
+    x[0, 2, 2, 0] = 1.0  # the maximum at position 8 of the window
+    pooled, indices = MaxPoolingWithArgmax2D(3)(x)
+    with pytest.raises(ValueError, match=r"inside a 2x2 window, 0..3; got \[8\] in 1 place,"):
+        MaxUnpooling2D(2)([pooled, indices])
+    with pytest.raises(ValueError, match=r"got \[-1\]"):
+        MaxUnpooling2D(2)([pooled, -tf.ones_like(indices)])
+
+
+def test_flat_indices_refuse_what_does_not_fit(rng):
+    x = rng.standard_normal((2, 6, 6, 3)).astype("float32")
+    _, indices = MaxPoolingWithArgmax2D(3)(x)
+    indices = np.asarray(indices)
+    with pytest.raises(ValueError, match=r"inside a 2x2 window, 0..3; got \[.*\]"):
+        flat_indices(np.full_like(indices, 5), x.shape, 2)
+    with pytest.raises(ValueError, match="input_shape's height 6 pools with a window of 2 to 3"):
+        flat_indices(indices % 4, x.shape, 2)  # in range, but a 2x2 pooling gives 3x3 windows
+    with pytest.raises(ValueError, match="have 3 channels but input_shape"):
+        flat_indices(indices, (2, 6, 6, 4), 3)
+    with pytest.raises(ValueError, match=r"both be \(batch, height, width, channels\)"):
+        flat_indices(indices[0], x.shape, 3)
+    tf_indices = tf.nn.max_pool_with_argmax(x, 3, 3, "VALID")[1]
+    np.testing.assert_array_equal(flat_indices(indices, x.shape, 3), tf_indices)
