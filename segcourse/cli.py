@@ -53,8 +53,14 @@ def _train(args) -> int:
         return _resume(args)
     if args.model is None:
         args.usage_error("the following arguments are required: model (or --resume RUN)")
+    dataset = args.dataset or "shapes"
+    if args.train_count is not None and dataset != "shapes":
+        raise ValueError(f"--train-count {args.train_count} sets how many pictures the shapes "
+                         f"dataset draws; {dataset} trains on all the pictures of its train "
+                         "split. Leave out --train-count, or choose the train split's "
+                         "pictures.")
     profile = args.profile or detect_profile().name
-    config = TrainConfig(model=args.model, dataset=args.dataset or "shapes", profile=profile,
+    config = TrainConfig(model=args.model, dataset=dataset, profile=profile,
                          epochs=args.epochs, image_size=args.image_size,
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
                          seed=0 if args.seed is None else args.seed,
@@ -103,8 +109,15 @@ def _resume(args) -> int:
 
 def _train_summary(session) -> int:
     """Run a training session (a new run or a resumed one) and print its test scores."""
+    import tensorflow as tf
+
     try:
         result = session()
+    except tf.errors.ResourceExhaustedError as error:  # train() has said where the run stopped
+        oom = next((line for line in error.message.splitlines() if "OOM" in line), "")
+        oom = oom[oom.find("OOM"):][:160].strip() or "ResourceExhaustedError"
+        raise ValueError(f"training ran out of memory ({oom}): choose a smaller --batch-size "
+                         "or --image-size (or a narrower model) and start a new run.") from None
     except KeyboardInterrupt as interrupt:
         if getattr(interrupt, "run_dir", None) is None:  # else train() said where and how
             print("\ninterrupted before training began; nothing was written.",
@@ -154,6 +167,15 @@ def _evaluate(args) -> int:
     from segcourse.runs import check_classes, open_run, test_split_name
     from segcourse.train import TrainConfig, evaluate
 
+    if args.json:  # checked before the evaluation, which may take minutes
+        target = Path(args.json)
+        if target.is_dir() or not target.parent.is_dir():
+            raise ValueError(f"--json {args.json}: "
+                             + (f"{args.json} is a folder; give a file name, e.g. "
+                                f"{target / 'scores.json'}." if target.is_dir() else
+                                f"its folder {target.parent} does not exist; create it first "
+                                "or give a path in an existing folder.")
+                             + " Nothing was evaluated.")
     run = open_run(args.model)  # an unfinished run: its best checkpoint so far, with a note
     if run.note:
         print(f"note: {run.note}")

@@ -25,6 +25,8 @@ Keras' default compiler, drops asserts).
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 from keras import ops
 
@@ -55,6 +57,25 @@ def _check_shapes(y_true, y_pred, owner):
         + hint)
 
 
+def _check_scores(scores, from_logits, owner):
+    """Warn where eager scores plainly do not match ``from_logits`` (a silently wrong loss)."""
+    if scores is None or scores.size == 0 or scores.shape[-1] < 2:
+        return
+    import numpy as np
+
+    inside = scores.min() >= 0 and scores.max() <= 1
+    if from_logits and inside and np.allclose(scores.sum(axis=-1), 1, atol=1e-3):
+        warnings.warn(f"{owner}: y_pred looks like probabilities (each pixel's scores lie in "
+                      "[0, 1] and sum to 1), but from_logits=True (the default) applies a "
+                      "softmax to them again, which gives a wrong loss. Pass the model's logits, "
+                      "or set from_logits=False.", stacklevel=4)
+    elif not from_logits and not inside:
+        warnings.warn(f"{owner}: from_logits=False but y_pred holds values outside [0, 1] "
+                      f"({scores.min():.3g} to {scores.max():.3g}): logits, not probabilities, "
+                      "so the loss is wrong. Set from_logits=True, or apply a softmax first.",
+                      stacklevel=4)
+
+
 def _prepare(y_true, y_pred, ignore_index, from_logits, owner):
     """Labels (B*H*W,), a validity mask (B*H*W, 1), scores and probabilities (B*H*W, K), and
     ``None`` where the labels were checked eagerly or else a scalar: any label bad (see the
@@ -63,6 +84,7 @@ def _prepare(y_true, y_pred, ignore_index, from_logits, owner):
     y_pred = ops.convert_to_tensor(y_pred)
     _check_shapes(y_true, y_pred, owner)
     num_classes = y_pred.shape[-1]
+    _check_scores(concrete(y_pred), from_logits, owner)
     values = concrete(y_true)
     if values is not None:
         validate_labels(values, num_classes, ignore_index, f"{owner}: y_true", hint=(

@@ -17,6 +17,7 @@ next eager look raises (see there). A pixel never silently drops out of the matr
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass
 
 import keras
@@ -91,6 +92,10 @@ def confusion_matrix(y_true, y_pred, num_classes: int, ignore_index: int | None 
 
     ``y_pred`` holds labels, logits or probabilities (then with a trailing class axis).
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or (
+            num_classes < 1):
+        raise ValueError(f"num_classes must be a whole number of at least 1 (the classes' "
+                         f"count); got {num_classes!r}.")
     truth = validate_labels(y_true, num_classes, ignore_index, "y_true")
     predicted = validate_labels(to_labels(y_pred, truth.shape), num_classes, None, "y_pred")
     keep = truth != ignore_index if ignore_index is not None else np.ones(truth.shape, bool)

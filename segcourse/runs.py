@@ -287,6 +287,44 @@ def _best_epoch_of(run_dir: Path, status: dict | None) -> str:
     return f"epoch {epoch} (by log.csv)" if epoch else "an epoch its log does not show"
 
 
+def read_config(run_dir) -> dict:
+    """A run folder's ``config.json``, checked to be a training configuration of this segcourse
+    (an object of known keys, each of its type); a ``ValueError`` names the file and the value."""
+    from dataclasses import fields
+
+    from segcourse.train import TrainConfig
+
+    path = Path(run_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path} is not readable JSON ({error}); it is written by `segcourse "
+                         "train`, so something else changed it. Restore it, or give the run's "
+                         "model.keras itself.") from None
+    known = {f.name: f.type for f in fields(TrainConfig)}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} holds a JSON {type(config).__name__}, not the object of "
+                         f"training settings `segcourse train` writes ({', '.join(known)}).")
+    problems = [f"unknown key {key!r}" for key in config if key not in known]
+    for key, value in config.items():
+        kind = known.get(key, "")
+        expected = ("a string" if kind.startswith("str") else "a whole number" if "int" in kind
+                    else "a number" if "float" in kind else "an object" if "dict" in kind else "")
+        fits = ((value is None and "None" in kind) or
+                (kind.startswith("str") and isinstance(value, str)) or
+                ("int" in kind and isinstance(value, int) and not isinstance(value, bool)) or
+                ("float" in kind and finite_number(value)) or
+                ("dict" in kind and isinstance(value, dict)))
+        if expected and not fits:
+            problems.append(f"{key} is {value!r}, not {expected}")
+    if problems:
+        raise ValueError(f"{path} is not a training configuration of this segcourse: "
+                         f"{'; '.join(problems)} (its keys: {', '.join(known)}). Restore the "
+                         "file as `segcourse train` wrote it, or give the run's model.keras "
+                         "itself.")
+    return config
+
+
 def open_run(path, unfinished: bool = True) -> LoadedRun:
     """The model of a run folder or a ``.keras`` file, with the run's configuration. A
     finished run gives its ``model.keras``; an unfinished one (interrupted, killed) its best
@@ -297,7 +335,7 @@ def open_run(path, unfinished: bool = True) -> LoadedRun:
         if not (path / "config.json").is_file():
             raise ValueError(f"{not_a_run(path)} Give a run folder of `segcourse train` or a "
                              ".keras file.")
-        config = json.loads((path / "config.json").read_text())
+        config = read_config(path)
         status = read_status(path)
         finished = (status.get("status") == "finished" if status
                     else (path / "model.keras").is_file())

@@ -47,6 +47,14 @@ DISTRIBUTE = ("auto", "mirrored", "none")
 _COUNTS = ("epochs", "image_size", "batch_size", "train_count", "val_count", "test_count")
 
 
+def _memory_bytes() -> int:
+    """The machine's physical memory (a large number where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2 ** 50
+
+
 def _whole(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -102,6 +110,14 @@ class TrainConfig:
                             f"{config.seed!r}.")
         if config.preset not in PRESETS:
             problems.append(f"preset must be one of {PRESETS}; got {config.preset!r}.")
+        if _whole(config.image_size) and _whole(config.batch_size) and config.batch_size >= 1:
+            needed = config.batch_size * config.image_size ** 2 * 3 * 4  # one float32 batch
+            if needed > _memory_bytes():
+                problems.append(
+                    f"image_size {config.image_size} with batch_size {config.batch_size}: one "
+                    f"batch of pictures alone takes {needed / 1e9:.3g} GB, more than this "
+                    f"machine's {_memory_bytes() / 1e9:.3g} GB of memory; choose a smaller "
+                    "image_size (the profiles use 64 and 128).")
         if config.distribute not in DISTRIBUTE:
             problems.append(f"distribute must be one of {DISTRIBUTE}; got {config.distribute!r}.")
         if not isinstance(config.dataset, str) or not config.dataset:

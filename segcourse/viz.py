@@ -30,7 +30,13 @@ def shapes_palette() -> np.ndarray:
 
 def colorize(mask, palette=None, ignore_index: int = 255) -> np.ndarray:
     """A label map ``(H, W)`` as an RGB image; the ignore label is drawn white."""
-    mask = np.asarray(mask).astype(np.int64)
+    mask = np.asarray(mask)
+    if mask.dtype.kind == "f" and mask.size and (~np.isfinite(mask) | (mask != np.round(mask))
+                                                 ).any():
+        raise ValueError(f"colorize takes a label map of class numbers; got {mask.dtype} values "
+                         f"such as {mask[mask != np.round(mask)].flat[0]:g} (shape {mask.shape})."
+                         " For a model's scores, take the argmax over the class axis first.")
+    mask = mask.astype(np.int64)
     palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
     out = palette[np.clip(mask, 0, len(palette) - 1)]
     out[mask == ignore_index] = IGNORE_COLOUR
@@ -39,7 +45,13 @@ def colorize(mask, palette=None, ignore_index: int = 255) -> np.ndarray:
 
 def overlay(image, mask, palette=None, alpha: float = 0.5, ignore_index: int = 255):
     """The image with the colourized mask blended over it (``image`` in [0, 1] or 0..255)."""
-    image = np.asarray(image, np.float32)
+    image, mask = np.asarray(image, np.float32), np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if image.ndim != 3 or image.shape[-1] != 3 or mask.shape != image.shape[:2]:
+        raise ValueError(f"overlay takes an RGB image (H, W, 3) and its label map (H, W); got "
+                         f"an image of shape {image.shape} and a mask of shape {mask.shape}. "
+                         "Give one picture at a time (not a batch), and a mask of its size.")
     image = image / 255.0 if image.max() > 1.5 else image
     colours = colorize(mask, palette, ignore_index) / 255.0
     return (1 - alpha) * image + alpha * colours

@@ -95,6 +95,118 @@ def test_lab_student_never_replaces_the_reference(tmp_path, capsys):
     assert not (tmp_path / "student").exists()  # nothing written when one file is bad
 
 
+def _flat_folder(root, count=6, mask_suffix=".png"):
+    """``count`` 16×16 image/mask pairs (two classes) in ``root/images`` and ``root/masks``."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(count):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(root / "images" / f"p{i}.png")
+        mask = np.zeros((16, 16), np.uint8)
+        mask[4:12, 4:12] = 1
+        Image.fromarray(mask).save(root / "masks" / f"p{i}{mask_suffix}")
+    return root
+
+
+def test_masks_as_jpeg_are_named_and_upper_case_png_masks_are_read(tmp_path):
+    from segcourse.data.folders import DatasetProblems, open_folders
+
+    with pytest.raises(DatasetProblems) as refused:  # it used to say "only 0 pairs"
+        open_folders(_flat_folder(tmp_path / "jpeg", mask_suffix=".jpg"), progress=False)
+    assert "masks/p0.jpg is not a PNG: masks must be PNG" in str(refused.value)
+    assert len(refused.value.problems) == 6
+    data = open_folders(_flat_folder(tmp_path / "upper", mask_suffix=".PNG"), progress=False)
+    assert len(data.train.images) + len(data.val.images) + len(data.test.images) == 6
+
+
+def test_macos_hidden_files_in_the_folders_are_skipped(tmp_path):
+    from segcourse.data.folders import open_folders
+
+    root = _flat_folder(tmp_path / "copied")
+    for folder in ("images", "masks"):  # what a copy from macOS leaves beside each file
+        (root / folder / "._p0.png").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+        (root / folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    data = open_folders(root, progress=False)
+    assert not any(name.startswith(".") for files in data.split_files.values()
+                   for name in map(lambda f: Path(f).name, files))
+
+
+def test_classes_txt_with_a_bom_or_not_in_utf_8(tmp_path):
+    from segcourse.data.folders import open_folders
+
+    root = _flat_folder(tmp_path / "bom")
+    (root / "classes.txt").write_bytes("\ufeffbackground: 0\r\nobject: 1\r\n".encode())
+    assert open_folders(root, progress=False).class_names == ("background", "object")
+    (root / "classes.txt").write_bytes("Hintergrund\nK\xe4fer\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"classes.txt is not UTF-8 text .*save it as UTF-8"):
+        open_folders(root, progress=False)
+
+
+def test_a_folder_dataset_needs_a_path_and_expands_the_home_folder(tmp_path, capsys,
+                                                                  monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    runs = tmp_path / "runs"
+    out = say(capsys, 2, ["train", "plain", "--dataset", "folder:", "--epochs", "1",
+                          "--out", str(runs)])
+    assert "folder: needs the dataset's folder after the colon" in out
+    out = say(capsys, 2, ["train", "plain", "--dataset", "folder:~/pictures", "--epochs", "1",
+                          "--out", str(runs)])
+    assert f"dataset folder {tmp_path / 'pictures'} does not exist" in out
+    assert not runs.exists()
+
+
+def test_train_count_is_refused_for_a_dataset_other_than_shapes(tmp_path, capsys):
+    out = say(capsys, 2, ["train", "plain", "--dataset", "folder:data", "--train-count", "8",
+                          "--out", str(tmp_path / "runs")])
+    assert "--train-count 8 sets how many pictures the shapes dataset draws" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_image_size_beyond_the_machine_s_memory_is_refused(tmp_path, capsys):
+    out = say(capsys, 2, ["train", "plain", "--image-size", "1000000", "--batch-size", "4",
+                          "--out", str(tmp_path / "runs")])
+    assert "image_size 1000000 with batch_size 4: one batch of pictures alone takes" in out
+    assert "GB of memory; choose a smaller image_size" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_running_out_of_memory_while_training_is_one_paragraph(tmp_path, capsys, monkeypatch):
+    import tensorflow as tf
+
+    import segcourse.train
+
+    def out_of_memory(config):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "Graph execution error:\nmap: OOM when allocating tensor with "
+                        "shape[32,4096,4096,3] and type float\nHint: ...")
+
+    monkeypatch.setattr(segcourse.train, "train", out_of_memory)
+    out = say(capsys, 2, ["train", "plain", "--out", str(tmp_path / "runs")])
+    assert "training ran out of memory (OOM when allocating tensor with shape[32,4096" in out
+    assert "choose a smaller --batch-size or --image-size" in out
+
+
+@pytest.mark.parametrize("content, says", [
+    ('{"model": "plain",', "config.json is not readable JSON"),
+    ('[1, 2]', "config.json holds a JSON list, not the object of training settings"),
+    ('{"model": "plain", "colour": "red"}', "unknown key 'colour'"),
+    ('{"model": "plain", "dataset": 123, "image_size": "32"}',
+     "dataset is 123, not a string; image_size is '32', not a whole number"),
+])
+def test_evaluate_names_a_run_whose_config_json_was_changed(tmp_path, capsys, content, says):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(content)
+    out = say(capsys, 2, ["evaluate", str(run)])
+    assert says in out and str(run / "config.json") in out
+
+
+def test_evaluate_checks_the_json_path_before_evaluating(model_file, tmp_path, capsys):
+    out = say(capsys, 2, ["evaluate", str(model_file), "--json", str(tmp_path / "no" / "s.json")])
+    assert f"its folder {tmp_path / 'no'} does not exist" in out and "Nothing was evaluated" in out
+    out = say(capsys, 2, ["evaluate", str(model_file), "--json", str(tmp_path)])
+    assert f"{tmp_path} is a folder; give a file name" in out
+
+
 def test_every_row_of_the_table_names_a_test_that_exists():
     """docs/bad-inputs.md: each row's last column is ``tests/<file>.py::<test>``."""
     table = (ROOT / "docs" / "bad-inputs.md").read_text()

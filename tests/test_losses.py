@@ -1,5 +1,7 @@
 """Losses against the slides' formula, numpy, and Keras' own cross-entropy."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -184,3 +186,19 @@ def test_what_a_student_sees_in_fit(rng):
     assert np.isnan(model.fit(images, masks, batch_size=4, verbose=0).history["loss"][0])
     masks[2, 1, 1] = 255
     assert np.isfinite(model.fit(images, masks, batch_size=4, verbose=0).history["loss"][0])
+
+
+@pytest.mark.parametrize("loss", [MaskedCrossEntropy, SoftIoULoss, DiceLoss])
+def test_scores_that_do_not_match_from_logits_warn(loss, rng):
+    """Probabilities given with from_logits=True (the default) are softmaxed twice: a plausible
+    wrong loss, so an eager call warns; logits with from_logits=False likewise."""
+    labels = rng.integers(0, 3, (2, 4, 4))
+    logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    with pytest.warns(UserWarning, match="looks like probabilities.*from_logits=True"):
+        loss()(labels, softmax(logits))
+    with pytest.warns(UserWarning, match="from_logits=False but y_pred holds values outside"):
+        loss(from_logits=False)(labels, logits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss()(labels, logits)
+        loss(from_logits=False)(labels, softmax(logits))

@@ -230,3 +230,9 @@ def test_run_eagerly_names_the_bad_values(rng):
                   metrics=[ConfusionMatrixMetric(3)], run_eagerly=True)
     with pytest.raises(ValueError, match=r"y_true hold values \[4\] outside the 3 classes"):
         model.evaluate(images, masks, verbose=0)
+
+
+@pytest.mark.parametrize("num_classes", [2.0, True, 0, "2"])
+def test_confusion_matrix_wants_a_whole_number_of_classes(num_classes):
+    with pytest.raises(ValueError, match="num_classes must be a whole number of at least 1"):
+        confusion_matrix(np.array([0, 1]), np.array([1, 1]), num_classes)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from segcourse import viz
 from segcourse.metrics import confusion_matrix, scores
@@ -34,3 +35,13 @@ def test_figures_are_made_for_every_kind(tmp_path):
     for i, figure in enumerate(figures):
         figure.savefig(tmp_path / f"{i}.png")
         assert (tmp_path / f"{i}.png").stat().st_size > 1000
+
+
+def test_overlay_and_colorize_refuse_what_is_not_a_picture_and_its_labels():
+    image, mask = np.zeros((8, 8, 3)), np.ones((8, 8), np.int64)
+    assert viz.overlay(image, mask[..., None]).shape == (8, 8, 3)  # it used to be (8, 8, 8, 3)
+    for bad_image, bad_mask in [(image, mask[:4]), (image[..., 0], mask), (image[None], mask)]:
+        with pytest.raises(ValueError, match="overlay takes an RGB image"):
+            viz.overlay(bad_image, bad_mask)
+    with pytest.raises(ValueError, match="take the argmax over the class axis first"):
+        viz.colorize(np.full((8, 8, 3), 0.25))  # scores, not labels

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -178,10 +179,13 @@ def _plain_pairs(base):
         raise ValueError(f"{base} has no images/ and masks/ folders; expected "
                          f"{base}/images/<name>.jpg and {base}/masks/<name>.png (or a VOC tree "
                          "with JPEGImages/ and SegmentationClass/).")
-    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    # Hidden files are skipped: macOS leaves ._<name>.png beside every file it copies.
+    images = sorted(p for p in image_dir.iterdir()
+                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not images:
         raise ValueError(f"no images in {image_dir} (looked for {', '.join(IMAGE_SUFFIXES)}).")
-    masks = {p.stem: p for p in mask_dir.glob("*.png")}
+    masks = {p.stem: p for p in mask_dir.iterdir()
+             if p.suffix.lower() == ".png" and not p.name.startswith(".")}
     by_stem = {}
     for path in images:
         by_stem.setdefault(path.stem, []).append(path)
@@ -242,8 +246,13 @@ def _classes_txt(root):
     listing = Path(root) / "classes.txt"
     if not listing.exists():
         return None
+    try:  # utf-8-sig: a BOM (Windows Notepad) must not become part of the first class name
+        text = listing.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{listing} is not UTF-8 text (byte {error.object[error.start]:#x} at "
+                         f"position {error.start}); save it as UTF-8.") from None
     entries = []
-    for number, line in enumerate(listing.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         name, colon, rest = line.rpartition(":") if ":" in line else (line, "", "")
@@ -399,7 +408,10 @@ def open_folders(root, mask_values: dict | None = None, val_fraction: float = 0.
     naming every problem file (and the fix) before anything is trained; see the module
     docstring for what is checked.
     """
-    root = Path(root)
+    if not str(root).strip():
+        raise ValueError("folder: needs the dataset's folder after the colon, e.g. "
+                         "folder:data/pets.")
+    root = Path(root).expanduser()  # folder:~/data: no shell expands the ~ after "folder:"
     if not root.is_dir():
         raise ValueError(f"dataset folder {root} does not exist.")
     if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
@@ -471,6 +483,11 @@ def _list_splits(root, val_fraction, test_fraction, split_seed, problems, notes)
     else:
         images, masks, unmatched, shared = _plain_pairs(root)
         _listing_problems(root, unmatched, shared, problems)
+        if problems and len(images) < 3:  # too few pairs to split, because of these problems
+            raise DatasetProblems("\n".join([
+                f"{root}: {_count(len(problems), 'problem')}; only {len(images)} image/mask "
+                "pairs remain, too few to split. Fix them and open the dataset again:",
+                *(f"  - {p}" for p in problems)]), problems)
         splits = _split_flat(root, images, masks, val_fraction, test_fraction, split_seed)
         counts = " / ".join(str(len(splits[s][0])) for s in SPLITS)
         notes.append(
@@ -489,8 +506,13 @@ def _list_splits(root, val_fraction, test_fraction, split_seed, problems, notes)
 
 def _listing_problems(root, unmatched, shared, problems):
     for path in unmatched:
+        expected = path.parent.parent / "masks" / path.stem
+        other = sorted(p for p in expected.parent.glob(f"{glob_escape(path.stem)}.*")
+                       if p.suffix.lower() != ".png")
+        found = (f"; {_relative(root, other[0])} is not a PNG: masks must be PNG, since JPEG "
+                 "compression changes the class numbers" if other else "")
         problems.append(f"{_relative(root, path)}: no mask (expected "
-                        f"{_relative(root, path.parent.parent / 'masks' / path.stem)}.png)")
+                        f"{_relative(root, expected)}.png{found})")
     for group in shared:
         problems.append(f"{' and '.join(_relative(root, p) for p in group)}: images with the "
                         "same name would share one mask; rename or remove one")
