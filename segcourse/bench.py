@@ -60,6 +60,10 @@ def training_rate(model="unet", size=64, batch=32, steps=10, repeats=3) -> float
 def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md") -> str:
     from tqdm.auto import tqdm
 
+    from segcourse.models import registry
+
+    for name in models_to_time:  # before any timing: a typo should not cost a benchmark run
+        registry.check(name, None)
     rows = [("machine ceiling: float32 matmul 2048²", f"{matmul_gflops():.0f} GFLOP/s")]
     for size in tqdm((64, 128), desc="shapes generator", leave=False):
         rows.append((f"shapes generator, {size}×{size}", f"{shapes_rate(size):.0f} pictures/s"))

@@ -176,6 +176,10 @@ def _evaluate(args) -> int:
                                 f"its folder {target.parent} does not exist; create it first "
                                 "or give a path in an existing folder.")
                              + " Nothing was evaluated.")
+        if target.exists() and not args.overwrite:
+            raise FileExistsError(f"--json {args.json} already exists; evaluate does not replace "
+                                  "files unasked. Give another file name, or pass --overwrite "
+                                  "to replace it. Nothing was evaluated.")
     run = open_run(args.model)  # an unfinished run: its best checkpoint so far, with a note
     if run.note:
         print(f"note: {run.note}")
@@ -410,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", help="default: the run's dataset")
     evaluate.add_argument("--split", choices=("test", "val"), default="test")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
+    evaluate.add_argument("--overwrite", action="store_true",
+                          help="replace the --json file if it exists")
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser("predict", help="label maps for images, as PNG files",

@@ -37,6 +37,10 @@ def colorize(mask, palette=None, ignore_index: int = 255) -> np.ndarray:
                          f"such as {mask[mask != np.round(mask)].flat[0]:g} (shape {mask.shape})."
                          " For a model's scores, take the argmax over the class axis first.")
     mask = mask.astype(np.int64)
+    if mask.size and mask.min() < 0:
+        raise ValueError(f"colorize takes class numbers of 0 and above; got {mask.min()} "
+                         f"(shape {mask.shape}). Map negative labels to a class or to the ignore "
+                         f"label {ignore_index} first.")
     palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
     out = palette[np.clip(mask, 0, len(palette) - 1)]
     out[mask == ignore_index] = IGNORE_COLOUR
@@ -113,6 +117,10 @@ def learning_curves(history: dict):
 def confusion_figure(confusion, class_names, normalize: bool = True):
     """The confusion matrix as a heat map (rows: truth, normalized per row by default)."""
     confusion = np.asarray(confusion, np.float64)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] \
+            or confusion.shape[0] != len(class_names):
+        raise ValueError(f"confusion_figure takes a square (K, K) matrix and its K class names; "
+                         f"got a matrix of shape {confusion.shape} and {len(class_names)} names.")
     shown = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1) if normalize \
         else confusion
     size = max(3.5, 0.45 * len(class_names))

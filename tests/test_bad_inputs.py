@@ -207,6 +207,23 @@ def test_evaluate_checks_the_json_path_before_evaluating(model_file, tmp_path, c
     assert f"{tmp_path} is a folder; give a file name" in out
 
 
+def test_evaluate_never_replaces_a_json_file_unasked(model_file, tmp_path, capsys):
+    scores = tmp_path / "scores.json"
+    scores.write_text("an earlier result")
+    out = say(capsys, 2, ["evaluate", str(model_file), "--json", str(scores)])
+    assert "already exists" in out and "--overwrite" in out and "Nothing was evaluated" in out
+    assert scores.read_text() == "an earlier result"
+
+
+def test_bench_refuses_an_unknown_model_before_timing_anything(tmp_path, capsys, monkeypatch):
+    from segcourse import bench
+
+    monkeypatch.setattr(bench, "matmul_gflops", lambda: pytest.fail("timed before checking"))
+    out = say(capsys, 2, ["bench", "--models", "unet", "nosuch", "--out",
+                          str(tmp_path / "report.md")])
+    assert "nosuch" in out and "unet" in out
+
+
 def test_every_row_of_the_table_names_a_test_that_exists():
     """docs/bad-inputs.md: each row's last column is ``tests/<file>.py::<test>``."""
     table = (ROOT / "docs" / "bad-inputs.md").read_text()

@@ -45,3 +45,12 @@ def test_overlay_and_colorize_refuse_what_is_not_a_picture_and_its_labels():
             viz.overlay(bad_image, bad_mask)
     with pytest.raises(ValueError, match="take the argmax over the class axis first"):
         viz.colorize(np.full((8, 8, 3), 0.25))  # scores, not labels
+
+
+def test_negative_labels_and_a_confusion_matrix_that_does_not_fit_its_names_are_refused():
+    with pytest.raises(ValueError, match="class numbers of 0 and above; got -1"):
+        viz.colorize(np.array([[0, -1], [1, 2]]))
+    with pytest.raises(ValueError, match=r"shape \(3, 3\) and 2 names"):
+        viz.confusion_figure(np.eye(3), ["a", "b"])
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        viz.confusion_figure(np.ones((2, 3)), ["a", "b"])
