@@ -13,6 +13,7 @@
                                          grade submissions against a reference lab
     segcourse grade merge DIR... [--out DIR]
                                          join the folders of sharded grading runs
+    segcourse --version                  the installed version
 
 A user error (a bad value, a missing file) is one paragraph on stderr and exit status 2;
 ``--debug`` (or SEGCOURSE_DEBUG=1) prints the traceback too.
@@ -374,8 +375,34 @@ def build_merge_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def installed_version() -> str:
+    """The installed distribution's version (what ``pip show segcourse`` says); from a source
+    tree that was never installed, ``segcourse.__version__`` with a note."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("segcourse")
+    except metadata.PackageNotFoundError:
+        import segcourse
+
+        return f"{segcourse.__version__} (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (it costs a scan of the installed packages)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"segcourse {installed_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segcourse", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     common = argparse.ArgumentParser(add_help=False)  # --debug after the command, too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

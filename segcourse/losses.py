@@ -17,7 +17,7 @@ with a ``ValueError`` naming them. Inside a compiled step a value cannot be rais
 holding a bad label gives the loss ``nan`` (and no gradient), not a plausible number — under
 XLA and without, whatever TensorFlow's own kernels would do with it: run once
 with ``compile(..., run_eagerly=True)``, or pass the masks to
-:func:`segcourse.metrics.validate_labels`, to have the values named. That in-graph check is a
+:func:`segcourse.labels.validate_labels`, to have the values named. That in-graph check is a
 few comparisons and one reduction over the labels: measured at about 0.2 ms for 8 × 128 × 128
 labels on a 2-core CPU, within the noise of a train step (no ``tf.debugging`` assert: XLA,
 Keras' default compiler, drops asserts).
@@ -30,8 +30,9 @@ import warnings
 import keras
 from keras import ops
 
+from segcourse.labels import IGNORE_INDEX, validate_labels
 from segcourse.layers._validation import concrete, shapes_match
-from segcourse.metrics import IGNORE_INDEX, flat_label_check, validate_labels
+from segcourse.metrics import flat_label_check
 
 register = keras.saving.register_keras_serializable(package="segcourse")
 
@@ -127,7 +128,11 @@ class MaskedCrossEntropy(_SegmentationLoss):
     """Pixel-wise cross-entropy, ignore label skipped, optional per-class weights.
 
     The mean is taken over the non-ignored pixels, each weighted by its class weight
-    (Σ w·CE / Σ w, as PyTorch's ``CrossEntropyLoss(weight=..., ignore_index=...)``).
+    (Σ w·CE / Σ w, as PyTorch's ``CrossEntropyLoss(weight=..., ignore_index=...)``). Without
+    class weights it equals Keras' own
+    ``keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)``
+    (``tests/test_losses.py`` checks it); what it adds are the class weights and the label
+    checks of the module docstring.
     """
 
     def __init__(self, class_weights=None, from_logits=True, ignore_index=IGNORE_INDEX,

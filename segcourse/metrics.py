@@ -24,54 +24,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from segcourse.labels import IGNORE_INDEX, pixel_count, validate_labels
 from segcourse.layers._validation import concrete, shapes_match
-
-IGNORE_INDEX = 255
-
-
-def _pixels(count: int) -> str:
-    return f"{count} pixel" + ("" if count == 1 else "s")
-
-
-def validate_labels(labels, num_classes: int, ignore_index: int | None = IGNORE_INDEX,
-                    what: str = "labels", hint: str | None = None) -> np.ndarray:
-    """Integer labels as an int64 array, or a ``ValueError`` that names the offending values.
-
-    Labels must be whole numbers in ``[0, num_classes)`` or ``ignore_index``: a fractional value
-    means a mask was interpolated (resize masks with nearest only); a value out of range means
-    the wrong number of classes or an unmapped label. ``hint`` replaces the closing advice on
-    out-of-range values, for a caller that knows where ``num_classes`` came from.
-    """
-    labels = np.asarray(labels)
-    if labels.dtype.kind == "f":
-        finite = np.isfinite(labels)
-        if not finite.all():
-            raise ValueError(
-                f"{what} must be whole class numbers; found {int((~finite).sum())} NaN or "
-                "infinite values. Labels are integers 0..K-1 (or the ignore label): build masks "
-                "from integer arrays, not from a division or a network's output.")
-        fractional = labels[labels != np.round(labels)]
-        if fractional.size:
-            raise ValueError(
-                f"{what} must be whole class numbers; found {fractional.size} fractional values "
-                f"such as {fractional.flat[0]:g}. A mask was probably resized with bilinear "
-                "interpolation: resize masks with nearest-neighbour only.")
-    elif labels.dtype.kind not in "iub":
-        raise ValueError(f"{what} must be an integer array; got dtype {labels.dtype}.")
-    labels = labels.astype(np.int64)
-    bad = (labels < 0) | (labels >= num_classes)
-    if ignore_index is not None:
-        bad &= labels != ignore_index
-    if bad.any():
-        values = np.unique(labels[bad])
-        allowed = f"0..{num_classes - 1}" + ("" if ignore_index is None
-                                             else f" or {ignore_index}, ignore label")
-        raise ValueError(
-            f"{what} hold values {values[:8].tolist()} outside the {num_classes} classes "
-            f"({allowed}) in {_pixels(int(bad.sum()))}. "
-            + (hint or "Check num_classes, or map those labels to a class or to the ignore "
-                       "label."))
-    return labels
 
 
 def to_labels(y_pred, y_true_shape) -> np.ndarray:
@@ -406,8 +360,8 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     def _invalid_message(self, found) -> str:
         truth, predicted = int(found[0]), int(found[1])
         what = " and ".join(
-            ([f"{_pixels(truth)} of y_true"] if truth else [])
-            + ([f"{_pixels(predicted)} of y_pred (predicted labels)"] if predicted else []))
+            ([f"{pixel_count(truth)} of y_true"] if truth else [])
+            + ([f"{pixel_count(predicted)} of y_pred (predicted labels)"] if predicted else []))
         allowed = f"0..{self.num_classes - 1}" + (
             "" if self.ignore_index is None else f" or the ignore label {self.ignore_index}")
         return (
@@ -415,7 +369,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
             f"a label that is not a whole class number in {allowed}. Such pixels fit no cell "
             "of the confusion matrix, so every score would be wrong (inside the compiled step "
             "the metric reported nan). Find the "
-            f"values with segcourse.metrics.validate_labels(masks, {self.num_classes}), or "
+            f"values with segcourse.labels.validate_labels(masks, {self.num_classes}), or "
             "compile(..., run_eagerly=True) to have them named; then fix num_classes (the "
             "model's output channels) or map those labels to a class or to the ignore label.")
 

@@ -23,11 +23,11 @@ import numpy as np
 
 
 def _palette(run_config):
-    from segcourse import viz
+    from segcourse.data import palettes
 
     if run_config and run_config.get("dataset") == "shapes":
-        return viz.shapes_palette()
-    return viz.voc_palette()
+        return palettes.shapes_palette()
+    return palettes.voc_palette()
 
 
 def output_names(image_paths) -> list[Path]:

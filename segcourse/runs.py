@@ -240,7 +240,8 @@ def load_keras_file(path, compile: bool = True, what: str = "a .keras model file
     import keras
 
     import segcourse.layers
-    import segcourse.losses  # noqa: F401  (register the custom layers and losses)
+    import segcourse.losses
+    import segcourse.metrics  # noqa: F401  (register the custom layers, losses and metrics)
 
     path = Path(path)
     if not path.exists():

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from segcourse import runs
-from segcourse.metrics import IGNORE_INDEX, SegmentationScores, confusion_matrix, scores
+from segcourse.labels import IGNORE_INDEX
+from segcourse.metrics import SegmentationScores, confusion_matrix, scores
 from segcourse.runs import load_run  # noqa: F401  (the README names segcourse.train.load_run)
 
 if TYPE_CHECKING:

@@ -1,34 +1,19 @@
-"""Figures for the labs and the runs: palettes, overlays, prediction grids, learning curves,
-confusion matrices and per-class IoU bars (matplotlib; each function returns its figure)."""
+"""Figures for the labs and the runs: coloured label maps, overlays, prediction grids, learning
+curves, confusion matrices and per-class IoU bars (matplotlib; each function returns its figure).
+The colours are the datasets' palettes (:mod:`segcourse.data.palettes`, re-exported here)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+# The palettes live with the data they describe; viz.shapes_palette is what lab 01 draws with.
+from segcourse.data.palettes import shapes_palette, voc_palette  # noqa: F401
+from segcourse.labels import IGNORE_INDEX
+
 IGNORE_COLOUR = (255, 255, 255)
 
 
-def voc_palette(num_colours: int = 256) -> np.ndarray:
-    """The PASCAL VOC palette ``(num_colours, 3)`` uint8: class ``c``'s bits spread over the
-    high bits of R, G and B (background black, aeroplane (128, 0, 0), ..., 255 near white)."""
-    palette = np.zeros((num_colours, 3), np.uint8)
-    for index in range(num_colours):
-        label, colour = index, [0, 0, 0]
-        for shift in range(7, -1, -1):
-            for channel in range(3):
-                colour[channel] |= ((label >> channel) & 1) << shift
-            label >>= 3
-        palette[index] = colour
-    return palette
-
-
-def shapes_palette() -> np.ndarray:
-    """Colours for the ``shapes`` classes: background grey, then one clear hue per shape."""
-    return np.array([(40, 40, 40), (230, 159, 0), (86, 180, 233), (0, 158, 115),
-                     (240, 228, 66), (204, 121, 167)], np.uint8)
-
-
-def colorize(mask, palette=None, ignore_index: int = 255) -> np.ndarray:
+def colorize(mask, palette=None, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """A label map ``(H, W)`` as an RGB image; the ignore label is drawn white."""
     mask = np.asarray(mask)
     if mask.dtype.kind == "f" and mask.size and (~np.isfinite(mask) | (mask != np.round(mask))
@@ -47,7 +32,7 @@ def colorize(mask, palette=None, ignore_index: int = 255) -> np.ndarray:
     return out
 
 
-def overlay(image, mask, palette=None, alpha: float = 0.5, ignore_index: int = 255):
+def overlay(image, mask, palette=None, alpha: float = 0.5, ignore_index: int = IGNORE_INDEX):
     """The image with the colourized mask blended over it (``image`` in [0, 1] or 0..255)."""
     image, mask = np.asarray(image, np.float32), np.asarray(mask)
     if mask.ndim == 3 and mask.shape[-1] == 1:

@@ -184,6 +184,26 @@ def test_argparse_errors_stay_as_they_are(capsys):
     assert "the following arguments are required: model" in capsys.readouterr().err
 
 
+def test_version_is_the_installed_distributions(capsys, monkeypatch):
+    from importlib import metadata
+
+    import segcourse
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"segcourse {metadata.version('segcourse')}\n"
+    assert metadata.version("segcourse") == segcourse.__version__  # pyproject.toml agrees
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)  # a source tree run uninstalled
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out == f"segcourse {segcourse.__version__} (not installed)\n"
+
+
 def test_the_command_exits_2_without_a_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "segcourse", "train", "unet", *SMALL,
                              "--option", "depth=abc", "--out", str(tmp_path / "runs")],

@@ -59,6 +59,17 @@ def test_cross_entropy_skips_ignored_pixels_and_weights_classes(rng):
         (w * per_pixel).sum() / w.sum(), rel=1e-5)
 
 
+def test_unweighted_cross_entropy_is_keras_with_ignore_class(rng):
+    truth = rng.integers(0, 4, (3, 6, 5))
+    truth[rng.random(truth.shape) < 0.3] = 255
+    truth[2] = 255  # one picture all but ignored: the mean is over pixels, not pictures
+    truth[2, 0, 0] = 1
+    logits = 3 * rng.normal(size=(3, 6, 5, 4)).astype("float32")
+    keras_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)
+    assert float(MaskedCrossEntropy()(truth, logits)) == pytest.approx(
+        float(keras_ce(truth, logits)), rel=1e-6)
+
+
 @pytest.mark.parametrize("loss", [MaskedCrossEntropy(), SoftIoULoss(), DiceLoss(),
                                   SoftIoULoss(per_class=True)])
 def test_ignored_pixels_get_no_gradient(loss, rng):

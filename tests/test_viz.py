@@ -2,23 +2,16 @@ import numpy as np
 import pytest
 
 from segcourse import viz
+from segcourse.data.palettes import shapes_palette
 from segcourse.metrics import confusion_matrix, scores
-
-
-def test_voc_palette_has_the_known_colours():
-    palette = viz.voc_palette()
-    assert palette.shape == (256, 3)
-    assert palette[0].tolist() == [0, 0, 0] and palette[1].tolist() == [128, 0, 0]
-    assert palette[15].tolist() == [192, 128, 128]  # person
-    assert palette[20].tolist() == [0, 64, 128]  # tvmonitor
 
 
 def test_colorize_and_overlay_draw_ignore_white():
     mask = np.array([[0, 1], [255, 2]])
-    colours = viz.colorize(mask, viz.shapes_palette())
+    colours = viz.colorize(mask, shapes_palette())
     assert colours[1, 0].tolist() == [255, 255, 255]
-    assert colours[0, 1].tolist() == viz.shapes_palette()[1].tolist()
-    blended = viz.overlay(np.zeros((2, 2, 3)), mask, viz.shapes_palette(), alpha=1.0)
+    assert colours[0, 1].tolist() == shapes_palette()[1].tolist()
+    blended = viz.overlay(np.zeros((2, 2, 3)), mask, shapes_palette(), alpha=1.0)
     np.testing.assert_allclose(blended * 255, colours)
 
 

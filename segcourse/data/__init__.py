@@ -1,1 +1,2 @@
-"""Datasets: the embedded ``shapes`` default, real loaders, and facts about public benchmarks."""
+"""Datasets: the embedded ``shapes`` default, real loaders, their palettes, and facts about public
+benchmarks."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from segcourse.metrics import IGNORE_INDEX
+from segcourse.labels import IGNORE_INDEX
 
 
 def resize_pair(image, mask, size):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segcourse.metrics import IGNORE_INDEX
+from segcourse.labels import IGNORE_INDEX
 
 
 def _save(image, mask, out, split, name):

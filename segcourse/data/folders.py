@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segcourse.metrics import IGNORE_INDEX, validate_labels
+from segcourse.labels import IGNORE_INDEX, validate_labels
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
                "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segcourse.metrics import IGNORE_INDEX
+from segcourse.labels import IGNORE_INDEX
 
 
 @dataclass
@@ -41,8 +41,7 @@ class DataBundle:
 
 
 def _shapes(config) -> DataBundle:
-    from segcourse import viz
-    from segcourse.data import shapes
+    from segcourse.data import palettes, shapes
 
     def split(name, count):
         # Training sees new pictures every epoch: the dataset is procedural, hence unlimited.
@@ -51,12 +50,11 @@ def _shapes(config) -> DataBundle:
 
     return DataBundle(split("train", config.train_count), split("val", config.val_count),
                       split("test", config.test_count), shapes.NUM_CLASSES, shapes.CLASS_NAMES,
-                      viz.shapes_palette(), -(-config.train_count // config.batch_size))
+                      palettes.shapes_palette(), -(-config.train_count // config.batch_size))
 
 
 def _pets(config, border="ignore") -> DataBundle:
-    from segcourse import viz
-    from segcourse.data import augment, pets
+    from segcourse.data import augment, palettes, pets
 
     def split(name):
         return pets.dataset(name, config.image_size, config.batch_size, border,
@@ -65,14 +63,13 @@ def _pets(config, border="ignore") -> DataBundle:
 
     names = pets.class_names(border)
     return DataBundle(split("train"), split("val"), split("test"), len(names), names,
-                      viz.voc_palette(), -(-3312 // config.batch_size))  # 90 % of 3,680
+                      palettes.voc_palette(), -(-pets.TRAIN_IMAGES // config.batch_size))
 
 
 def _folder(config, root) -> DataBundle:
     """Checked when opened (every mask read once, every problem file named, classes decided
     for all splits); a flat images/ + masks/ folder is split 70 / 15 / 15 % by file-name hash."""
-    from segcourse import viz
-    from segcourse.data import augment, folders
+    from segcourse.data import augment, folders, palettes
 
     data = folders.open_folders(root)
     for note in data.notes:
@@ -85,7 +82,7 @@ def _folder(config, root) -> DataBundle:
 
     return DataBundle(pipeline(data.train, True), pipeline(data.val, False),
                       pipeline(data.test, False), data.num_classes, data.class_names,
-                      viz.voc_palette(), -(-len(data.train.images) // config.batch_size),
+                      palettes.voc_palette(), -(-len(data.train.images) // config.batch_size),
                       split_files=data.split_files, notes=data.notes)
 
 

@@ -49,11 +49,3 @@ LABS = (
     Lab(6, "metrics_losses", "Measuring segmentation: accuracy, IoU, mIoU, soft IoU loss",
         "confusion matrix, pixel accuracy vs IoU vs mIoU, soft IoU and Dice losses", True),
 )
-
-
-def lab(number: int) -> Lab:
-    for item in LABS:
-        if item.number == number:
-            return item
-    raise ValueError(f"there is no lab {number}; labs are numbered "
-                     f"{LABS[0].number}..{LABS[-1].number}.")

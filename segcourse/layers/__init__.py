@@ -1,12 +1,13 @@
 """Keras 3 layers for segmentation: upsampling, unpooling, atrous convolutions, pyramid pooling.
 
 Every layer is registered under the ``segcourse`` package for the ``.keras`` format, so a saved
-model loads back after ``import segcourse.layers``.
+model loads back after ``import segcourse.layers``, or in any process with
+``segcourse.load_model(path)``.
 """
 
 from segcourse.layers.atrous import ASPP, AtrousConvBlock, ContextModule, IdentityKernel
 from segcourse.layers.crop import CropToReference
-from segcourse.layers.pyramid import PyramidPooling
+from segcourse.layers.pyramid import PyramidPooling, adaptive_average_pool
 from segcourse.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D, flat_indices
 from segcourse.layers.upsampling import (
     INTERPOLATIONS,
@@ -40,6 +41,7 @@ __all__ = [
     "PyramidPooling",
     "Resize",
     "ResizeConv",
+    "adaptive_average_pool",
     "bilinear_kernel",
     "bilinear_kernel_1d",
     "flat_indices",

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segcourse import viz
-from segcourse.data import folders
+from segcourse.data import folders, palettes
 from segcourse.data.sources import open_dataset
 from segcourse.train import TrainConfig
 
@@ -19,7 +18,7 @@ def save_mask(path, labels, kind="L"):
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "P":
         image = Image.fromarray(labels.astype(np.uint8), mode="P")
-        image.putpalette(viz.voc_palette().flatten().tolist())
+        image.putpalette(palettes.voc_palette().flatten().tolist())
     elif kind == "I;16":
         image = Image.fromarray(labels.astype(np.uint16))
     else:

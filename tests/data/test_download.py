@@ -167,6 +167,15 @@ def test_a_verified_file_is_hashed_once_until_it_changes(server, tmp_path, monke
     assert (tmp_path / "file.bin.corrupt").read_bytes() == PAYLOAD[::-1]
 
 
+def test_hashing_shows_a_progress_bar_only_when_asked(tmp_path, capsys):
+    path = tmp_path / "file.bin"
+    path.write_bytes(PAYLOAD)
+    assert dl.sha256_of(path) == SHA
+    assert capsys.readouterr().err == ""
+    assert dl.sha256_of(path, progress=True) == SHA
+    assert "checking file.bin" in capsys.readouterr().err
+
+
 def test_a_file_placed_by_hand_is_verified_and_used(tmp_path):
     (tmp_path / "file.bin").write_bytes(PAYLOAD)
     unreachable = remote(f"http://127.0.0.1:{closed_port()}")

@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segcourse import viz
-from segcourse.data import folders
+from segcourse.data import folders, palettes
 
 
 def write_palette_png(path, labels):
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    image.putpalette(viz.voc_palette().flatten().tolist())
+    image.putpalette(palettes.voc_palette().flatten().tolist())
     image.save(path)
 
 

@@ -23,6 +23,15 @@ def test_trimap_values_become_classes_or_ignore():
         pets.trimap_to_labels(trimap, "drop")
 
 
+def test_the_train_split_size_is_the_one_tfds_slices():
+    """The steps of a pets epoch come from pets.TRAIN_IMAGES, not from the data: it must be the
+    size of tfds' slice SPLITS["train"] of the 3,680 images of its "train" split."""
+    instruction = tfds.core.ReadInstruction.from_spec(pets.SPLITS["train"])
+    info = tfds.core.SplitInfo(name="train", shard_lengths=[pets.TRAINVAL_IMAGES], num_bytes=0)
+    (absolute,) = instruction.to_absolute({"train": info})
+    assert (absolute.from_ or 0, absolute.to) == (0, pets.TRAIN_IMAGES) == (0, 3312)
+
+
 def mock_pets(builder, split, **kwargs):
     """Examples in the real feature format: uint8 images and a (H, W, 1) trimap of 1, 2, 3."""
     rng = np.random.default_rng(0)
