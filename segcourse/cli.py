@@ -505,9 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from segcourse.labs.environment import quiet_tensorflow
+    from segcourse.labs.environment import prepare_tensorflow
 
-    quiet_tensorflow()
+    prepare_tensorflow()
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = os.environ.get("SEGCOURSE_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
     if argv[:1] == ["--debug"]:

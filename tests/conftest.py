@@ -1,10 +1,11 @@
-import os
+from segcourse.labs.environment import prepare_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+prepare_tensorflow()  # before TensorFlow is imported, as the CLI and the labs do; the
+# notebooks' kernels inherit it
 
-import keras
-import numpy as np
-import pytest
+import keras  # noqa: E402  (after prepare_tensorflow)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

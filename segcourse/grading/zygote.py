@@ -38,8 +38,11 @@ PRELOAD = ("numpy", "keras", "tensorflow", "matplotlib.pyplot", "segcourse.layer
 def preload() -> object:
     """Import what the labs use, and make the IPython shell every run starts from."""
     os.environ.setdefault("MPLBACKEND", "Agg")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import importlib
+
+    from segcourse.labs.environment import prepare_tensorflow
+
+    prepare_tensorflow()  # as the labs' setup cell does, before TensorFlow is imported
 
     for name in PRELOAD:
         try:

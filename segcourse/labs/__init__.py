@@ -14,10 +14,11 @@ from segcourse.labs.profiles import Profile, detect_profile
 
 
 def setup() -> Profile:
-    """The labs' first call: quiet TensorFlow's C++ logs, print the environment, pick a profile."""
-    from segcourse.labs.environment import environment_report, format_report, quiet_tensorflow
+    """The labs' first call: TensorFlow's start-up settings (quiet logs, fast CPU kernels; see
+    :func:`segcourse.labs.environment.prepare_tensorflow`), the environment, a profile."""
+    from segcourse.labs.environment import environment_report, format_report, prepare_tensorflow
 
-    quiet_tensorflow()
+    prepare_tensorflow()
 
     profile = detect_profile()
     print(format_report({**environment_report(), "profile": str(profile)}))

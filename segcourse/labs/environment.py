@@ -8,10 +8,21 @@ import sys
 from importlib import metadata
 
 
-def quiet_tensorflow() -> None:
-    """Hide TensorFlow's C++ start-up log lines (only level 3 hides them in TF 2.21); call
-    before TensorFlow is imported. An explicit ``TF_CPP_MIN_LOG_LEVEL`` is left alone."""
+def prepare_tensorflow() -> None:
+    """Settings TensorFlow reads once, when it is imported (so call this first); an explicit
+    value of either variable is left alone.
+
+    - ``TF_CPP_MIN_LOG_LEVEL=3`` hides the C++ start-up log lines (only 3 hides them in 2.21).
+    - ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64: TensorFlow turns its oneDNN CPU kernels on by
+      itself only on CPUs with AVX-512-class features. Elsewhere its Eigen kernels spend most
+      of a small model's training step spinning in the OS: on a 2-core AMD EPYC the CPU-profile
+      U-Net took 18.5 s per 1,024 pictures (46 s of its 104 CPU seconds in the kernel) against
+      6.5 s with oneDNN (3 s), the same recipe, medians of two alternating runs. oneDNN also
+      runs dilated transposed convolutions, which the Eigen kernel refuses.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def _version(distribution: str) -> str | None:

@@ -2,8 +2,10 @@
 
 TensorFlow's own CPU kernel for a transposed convolution refuses dilation rates above 1
 ("Current CPU implementations do not yet support dilation rates larger than 1"); only its oneDNN
-path runs them, and oneDNN is on by default only on CPUs with AVX-512-class features (or with
-TF_ENABLE_ONEDNN_OPTS=1). Tests of dilated transposed convolutions run where it can.
+path runs them. TensorFlow turns oneDNN on by itself only on CPUs with AVX-512-class features;
+segcourse's ``prepare_tensorflow`` (called by tests/conftest.py) turns it on on every x86-64 CPU
+unless TF_ENABLE_ONEDNN_OPTS says otherwise. Tests of dilated transposed convolutions run where
+it is on.
 """
 
 import functools
