@@ -128,10 +128,10 @@ def make_class(reference_path, folder, count=100) -> dict[str, int]:
     version and one unreadable file. Returns how many of each."""
     import nbformat
 
-    from segcourse.labs.notebook import cell_info
+    from segcourse.labs.notebook import cell_info, read_notebook
     from segcourse.labs.student import student_notebook
 
-    reference = nbformat.read(reference_path, as_version=4)
+    reference = read_notebook(reference_path)
     solutions = {cell_info(c)["id"]: c.source for c in reference.cells
                  if cell_info(c).get("role") == "solution"}
     halves = {k: v for i, (k, v) in enumerate(solutions.items()) if i % 2 == 0}

@@ -105,7 +105,7 @@ def _resume(args) -> int:
                          f"{'that flag' if len(clashes) == 1 else 'those flags'} out to resume "
                          "the run, or start a new run (without --resume) to train with them.")
     print(f"training {config.model} on {config.dataset} ({config.profile} profile), resumed")
-    return _train_summary(lambda: resume(run))
+    return _train_summary(lambda: resume(run, config=config))
 
 
 def _train_summary(session) -> int:

@@ -357,6 +357,12 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
                                  f"{self.num_classes} output channels, or pass its scores.")
         raise ValueError(self._invalid_message(found))  # not reached: the rules are the same
 
+    def _refuse_if_invalid(self) -> None:
+        """Eagerly (the end of an epoch, ``scores()``): refuse once bad labels were counted."""
+        found = concrete(self.invalid)
+        if found is not None and found.any():
+            raise ValueError(self._invalid_message(found))
+
     def _invalid_message(self, found) -> str:
         truth, predicted = int(found[0]), int(found[1])
         what = " and ".join(
@@ -394,15 +400,11 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
     def result(self):
         """The report; ``nan`` inside a compiled step once bad labels were seen, and a
         ``ValueError`` when read eagerly then (see the class docstring)."""
-        found = concrete(self.invalid)
-        if found is not None and found.any():
-            raise ValueError(self._invalid_message(found))
+        self._refuse_if_invalid()
         return ops.where(ops.sum(self.invalid) > 0, float("nan"), self._derived())
 
     def scores(self) -> SegmentationScores:
-        found = ops.convert_to_numpy(self.invalid)
-        if found.any():
-            raise ValueError(self._invalid_message(found))
+        self._refuse_if_invalid()
         return scores(ops.convert_to_numpy(self.confusion), self.class_names)
 
     def reset_state(self):

@@ -71,7 +71,6 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
     """Segment each image file and write its label map and overlay (module docstring); returns
     the paths written. Every image is checked to be readable, and no result to exist already
     (unless ``overwrite``), before the model is loaded."""
-    import tensorflow as tf
     from PIL import Image
 
     from segcourse import viz
@@ -88,15 +87,15 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
         raise FileExistsError(
             f"{existing[0]} already exists{more}; predict does not replace files unasked. "
             "Choose another output folder, or pass --overwrite (overwrite=True) to replace them.")
-    for image_path in image_paths:
-        _read(image_path)
+    images = [_read(image_path) for image_path in image_paths]  # all, before the model
+
+    import tensorflow as tf
 
     model, run_config = load_run(model_path)
     palette = _palette(run_config)
     height, width = model.input_shape[1:3]
     written = []
-    for image_path, (target, overlay_path) in zip(image_paths, targets, strict=True):
-        image = _read(image_path)
+    for image, (target, overlay_path) in zip(images, targets, strict=True):
         size = (height or image.shape[0], width or image.shape[1])
         pixels = tf.image.resize(image[None], size, method="bilinear").numpy()
         labels = predict_labels(model, pixels)[0]

@@ -17,7 +17,6 @@ state saved after each epoch are :mod:`segcourse.checkpoints`.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import numbers
 import os
@@ -94,7 +93,6 @@ class TrainConfig:
         not a positive number, an unknown model, an option of the wrong type, an image size
         the model's total stride does not divide, ...)."""
         from segcourse import models
-        from segcourse.models.registry import PRESETS
 
         config = self.resolved()
         problems = []
@@ -103,14 +101,11 @@ class TrainConfig:
             if not _whole(value) or value < 1:
                 problems.append(f"{name} must be a whole number of at least 1; got {value!r}.")
         rate = config.learning_rate
-        if not (isinstance(rate, numbers.Real) and not isinstance(rate, bool)
-                and math.isfinite(rate) and rate > 0):
+        if not (runs.finite_number(rate) and rate > 0):
             problems.append(f"learning_rate must be a number above 0 (e.g. 3e-3); got {rate!r}.")
         if not _whole(config.seed) or not 0 <= config.seed < 2 ** 32:
             problems.append(f"seed must be a whole number from 0 to 2**32 - 1; got "
                             f"{config.seed!r}.")
-        if config.preset not in PRESETS:
-            problems.append(f"preset must be one of {PRESETS}; got {config.preset!r}.")
         if _whole(config.image_size) and _whole(config.batch_size) and config.batch_size >= 1:
             needed = config.batch_size * config.image_size ** 2 * 3 * 4  # one float32 batch
             if needed > _memory_bytes():
@@ -130,7 +125,7 @@ class TrainConfig:
         if not isinstance(config.model_options, dict):
             problems.append(f"model_options must be a dict of the model's options; got "
                             f"{config.model_options!r}.")
-        elif config.preset in PRESETS:
+        else:  # models.check also refuses an unknown preset
             sized = _whole(config.image_size) and config.image_size >= 1
             size = config.image_size if sized else None  # a bad size is reported above
             try:
@@ -248,21 +243,23 @@ def resumable(run_dir) -> TrainConfig:
                          "two trainings would write the same folder. Let it end, or stop it "
                          f"(Ctrl-C, or kill {status.get('pid')}) and resume then.")
     try:
-        config = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+        config = TrainConfig(**runs.read_config(run_dir))
     except (TypeError, ValueError) as error:
         raise ValueError(f"cannot resume {run_dir}: its config.json is not a training "
                          f"configuration of this segcourse ({error}); start a new run.") from None
     return config.validate()
 
 
-def resume(run_dir, verbose: int | str = "auto", callbacks=()) -> RunResult:
+def resume(run_dir, verbose: int | str = "auto", callbacks=(),
+           config: TrainConfig | None = None) -> RunResult:
     """Continue the unfinished run in ``run_dir`` from its last finished epoch, with the
     configuration it started with: it ends where the uninterrupted run would have (the same
     weights, log.csv and scores; see ``tests/test_train.py``). The epochs already trained
     are not trained again, but their data pipeline is replayed (a few seconds per epoch) so
-    that the following epochs see the uninterrupted run's batches, in its order."""
+    that the following epochs see the uninterrupted run's batches, in its order. ``config``:
+    what :func:`resumable` returned for this run, when the caller has checked it already."""
     run_dir = Path(run_dir)
-    return _session(resumable(run_dir), run_dir, verbose, callbacks)
+    return _session(config or resumable(run_dir), run_dir, verbose, callbacks)
 
 
 def _build(config, data, strategy):
@@ -315,12 +312,11 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
     if run_dir is None:
         # The run folder only once data and model exist: a start that fails leaves none behind.
         run_dir = runs.new_run_dir(config)
-        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        runs.write_json(run_dir / "config.json", asdict(config))
         runs.write_json(run_dir / "data.json", record)
         done, best, best_epoch, resumed = 0, None, None, False
         status = runs.RunStatus(run_dir, {"status": "running", "epochs": config.epochs,
                                           "epochs_done": 0, "monitor": monitor,
-                                          "best_epoch": None, "best_value": None,
                                           "started": runs.timestamp()})
         if verbose:
             print(f"run folder: {run_dir}")
@@ -362,7 +358,7 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
         for note in notes:
             print(f"note: {note}")
         final.save(run_dir / "model.keras")
-        split = runs.test_split_name(data)
+        split = record["test_split"]
         test_scores = evaluate(final, data.test, data.num_classes, data.class_names,
                                data.ignore_index, progress=bool(verbose))
         results = {**test_scores.as_dict(), "split": split,
@@ -372,7 +368,7 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
             results["resumed_after_epoch"] = done
         if notes:
             results["notes"] = notes
-        (run_dir / "metrics.json").write_text(json.dumps(results, indent=2))
+        runs.write_json(run_dir / "metrics.json", results)
         _save_figures(run_dir, final, data, history, test_scores, data.palette)
         status.update(status="finished")
         checkpoints.remove_states(run_dir / "checkpoints")  # a finished run is not resumed
@@ -395,10 +391,10 @@ def _final_model(model, checkpoint: checkpoints.BestCheckpoint, history: dict, m
     epoch's model and a note that says why."""
     import keras
 
-    epochs = len(history.get(monitor, [])) or None
     if checkpoint.best_epoch is not None and checkpoint.path.is_file():
         return keras.saving.load_model(checkpoint.path), checkpoint.best_epoch, []
     values = history.get(monitor, [])
+    epochs = len(values) or None
     if checkpoint.best_epoch is not None:
         why = f"{checkpoint.path} (epoch {checkpoint.best_epoch}, the best) is missing"
     elif values and all(math.isnan(v) for v in values):

@@ -16,10 +16,9 @@ IGNORE_COLOUR = (255, 255, 255)
 def colorize(mask, palette=None, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """A label map ``(H, W)`` as an RGB image; the ignore label is drawn white."""
     mask = np.asarray(mask)
-    if mask.dtype.kind == "f" and mask.size and (~np.isfinite(mask) | (mask != np.round(mask))
-                                                 ).any():
+    if mask.dtype.kind == "f" and (bad := ~np.isfinite(mask) | (mask != np.round(mask))).any():
         raise ValueError(f"colorize takes a label map of class numbers; got {mask.dtype} values "
-                         f"such as {mask[mask != np.round(mask)].flat[0]:g} (shape {mask.shape})."
+                         f"such as {mask[bad].flat[0]:g} (shape {mask.shape})."
                          " For a model's scores, take the argmax over the class axis first.")
     mask = mask.astype(np.int64)
     if mask.size and mask.min() < 0:

@@ -181,7 +181,8 @@ def test_argparse_errors_stay_as_they_are(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["train"])
     assert exit_.value.code == 2
-    assert "the following arguments are required: model" in capsys.readouterr().err
+    assert "the following arguments are required: model (or --resume RUN)" in \
+        capsys.readouterr().err
 
 
 def test_version_is_the_installed_distributions(capsys, monkeypatch):

@@ -41,6 +41,8 @@ def test_overlay_and_colorize_refuse_what_is_not_a_picture_and_its_labels():
 
 
 def test_negative_labels_and_a_confusion_matrix_that_does_not_fit_its_names_are_refused():
+    with pytest.raises(ValueError, match="values such as inf"):  # not an IndexError
+        viz.colorize(np.array([[np.inf, 1.0]]))
     with pytest.raises(ValueError, match="class numbers of 0 and above; got -1"):
         viz.colorize(np.array([[0, -1], [1, 2]]))
     with pytest.raises(ValueError, match=r"shape \(3, 3\) and 2 names"):

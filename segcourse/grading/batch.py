@@ -29,6 +29,7 @@ from segcourse.grading import report
 from segcourse.grading.executor import StepResult, Zygote, ZygoteFailed, execute
 from segcourse.grading.outcome import Record, judge, unreadable_record
 from segcourse.grading.submission import Submission, file_digest, load
+from segcourse.labs.notebook import NotANotebook, read_notebook
 
 DEFAULT_LIMITS = {"memory_bytes": 4 << 30, "processes": 256, "scratch_bytes": 256 << 20,
                   "open_files": 512, "cpu_seconds": 3600}
@@ -245,7 +246,6 @@ def failed_record(student: str, path: Path, reference_plan: plans.Plan, lab: str
 def grade(reference, submissions, out, options: Options | None = None,
           on_record=None) -> dict[str, Record]:
     """Grade every submission into ``out``; returns all records in the folder."""
-    import nbformat
 
     from segcourse.labs.notebook import lab_name
 
@@ -258,7 +258,10 @@ def grade(reference, submissions, out, options: Options | None = None,
     if not reference.is_file():
         raise GradingError(f"reference {reference} does not exist; give a reference lab "
                            "notebook such as notebooks/06_metrics_losses.ipynb.")
-    reference_nb = nbformat.read(reference, as_version=4)
+    try:
+        reference_nb = read_notebook(reference)
+    except NotANotebook as error:
+        raise GradingError(f"reference {error}") from None
     if reference_nb.metadata.get("segcourse", {}).get("version") == "student":
         raise GradingError(f"{reference} is a student version (it has no solutions and no "
                            "hidden checks); give the reference notebook, e.g. "
