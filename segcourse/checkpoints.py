@@ -38,6 +38,7 @@ def save_state(model, folder: Path) -> None:
 
 
 def load_state(model, folder: Path, strategy) -> None:
+    """Put a saved training state back into ``model``: weights, optimizer, random streams."""
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)  # its variables, to load into
     model.load_weights(folder / "model.weights.h5")
@@ -52,6 +53,7 @@ def load_state(model, folder: Path, strategy) -> None:
 
 
 def remove_states(checkpoints: Path, keep: int | None = None) -> None:
+    """Delete the saved training states (and half-written ones), all but epoch ``keep``'s."""
     for path in list(checkpoints.glob(f"{STATE_PREFIX}*")) + list(
             checkpoints.glob(f".{STATE_PREFIX}*.partial")):
         if keep is None or path.name != f"{STATE_PREFIX}{keep}":

@@ -66,10 +66,12 @@ class SegmentationScores:
 
     @property
     def true_counts(self):
+        """Pixels of each class in the truth: the confusion matrix's row sums."""
         return self.confusion.sum(axis=1)
 
     @property
     def predicted_counts(self):
+        """Pixels predicted as each class: the column sums."""
         return self.confusion.sum(axis=0)
 
     @property
@@ -79,41 +81,49 @@ class SegmentationScores:
 
     @property
     def pixel_accuracy(self) -> float:
+        """Correct pixels over all scored pixels (one of the four metrics of Long et al. 2015)."""
         return float(np.trace(self.confusion) / max(self.confusion.sum(), 1))
 
     @property
     def class_accuracy(self):
+        """Per class, the fraction of its true pixels predicted right (recall)."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.true_counts > 0, np.diag(self.confusion) / self.true_counts,
                             np.nan)
 
     @property
     def mean_class_accuracy(self) -> float:
+        """The mean of the classes' accuracies over the classes present in the truth."""
         return float(np.nanmean(self.class_accuracy)) if (self.true_counts > 0).any() else np.nan
 
     @property
     def iou(self):
+        """Per class, TP / (TP + FP + FN): intersection over union (Jaccard)."""
         union = self.true_counts + self.predicted_counts - np.diag(self.confusion)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(union > 0, np.diag(self.confusion) / union, np.nan)
 
     @property
     def miou(self) -> float:
+        """The mean of the present classes' IoU (mean IU in Long et al. 2015)."""
         return float(np.nanmean(self.iou)) if self.present.any() else np.nan
 
     @property
     def frequency_weighted_iou(self) -> float:
+        """IoU weighted by each class's share of the true pixels (Long et al. 2015)."""
         frequency = self.true_counts / max(self.true_counts.sum(), 1)
         return float(np.nansum(frequency * self.iou))
 
     @property
     def dice(self):
+        """Per class, 2·TP / (2·TP + FP + FN), the F1 score of the class's pixels."""
         total = self.true_counts + self.predicted_counts
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, 2 * np.diag(self.confusion) / total, np.nan)
 
     @property
     def absent(self) -> list[str]:
+        """Names of the classes in neither the truth nor the predictions (scored ``nan``)."""
         return [name for name, here in zip(self.class_names, self.present, strict=True)
                 if not here]
 
@@ -129,6 +139,7 @@ class SegmentationScores:
                 "absent": self.absent, "confusion": self.confusion.tolist()}
 
     def to_json(self) -> str:
+        """``as_dict()`` as indented JSON text."""
         return json.dumps(self.as_dict(), indent=2)
 
     def table(self) -> str:
@@ -404,6 +415,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
         return ops.where(ops.sum(self.invalid) > 0, float("nan"), self._derived())
 
     def scores(self) -> SegmentationScores:
+        """Every score of the matrix gathered so far (refused after bad labels, like ``result``)."""
         self._refuse_if_invalid()
         return scores(ops.convert_to_numpy(self.confusion), self.class_names)
 

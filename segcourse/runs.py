@@ -44,6 +44,7 @@ RUN_CONTENTS = ("a run folder of `segcourse train` holds config.json, data.json,
 # The run folder's records: status, log, data -------------------------------------------------
 
 def timestamp() -> str:
+    """Local time to the second, as status.json and log.csv record it."""
     return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -55,6 +56,7 @@ def write_json(path: Path, data) -> None:
 
 
 def finite_number(value) -> bool:
+    """A real number that is neither a bool, ``nan`` nor infinite."""
     return (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and math.isfinite(value))
 
@@ -80,6 +82,7 @@ class RunStatus:
         self.fields = dict(fields)
 
     def update(self, **changes) -> None:
+        """Change these fields, stamp ``updated`` and rewrite status.json whole."""
         self.fields.update(changes, updated=timestamp())
         write_json(self.path, self.fields)
 
@@ -115,6 +118,7 @@ def still_training(status: dict) -> bool:
 
 
 def not_a_run(path: Path) -> str:
+    """Why ``path`` is no run folder, and what one holds: the text of the refusal."""
     if not path.exists():
         what = "it does not exist"
     elif not path.is_dir():
@@ -150,6 +154,7 @@ def _number(text) -> float:
 
 
 def read_log(path: Path) -> list[dict]:
+    """log.csv's rows as dicts of strings; none when the file is missing."""
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
@@ -209,6 +214,7 @@ def data_record(config: TrainConfig, data) -> dict:
 
 
 def check_same_data(run_dir: Path, record: dict) -> None:
+    """Refuse to resume a run whose data.json differs from the data described by ``record``."""
     path = run_dir / "data.json"
     if not path.is_file():
         return
@@ -225,6 +231,7 @@ def check_same_data(run_dir: Path, record: dict) -> None:
 
 @dataclass
 class LoadedRun:
+    """A model read back by ``load_run``, with the run's configuration when it has one."""
     model: object
     config: dict | None  # the run's config.json; None for a bare .keras file
     source: Path  # the .keras file read

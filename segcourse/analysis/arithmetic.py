@@ -96,6 +96,7 @@ class ShapeCheck:
 
     @property
     def ok(self) -> bool:
+        """Whether Keras computed the shape the formulas predict."""
         return self.expected == self.actual
 
     def __str__(self) -> str:

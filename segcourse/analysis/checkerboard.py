@@ -119,6 +119,7 @@ def upsamplers(channels: int = 3, factor: int = 2) -> dict[str, Callable[[], ker
 
 @dataclass(frozen=True)
 class UpsamplerScore:
+    """One upsampler's checkerboard score before and after training, and its final loss."""
     name: str
     at_init: float
     trained: float
@@ -155,6 +156,7 @@ def compare_upsamplers(steps: int = 300, batch_size: int = 16, size: int = 32, f
 
 
 def format_scores(rows: list[UpsamplerScore]) -> str:
+    """The rows as an aligned text table, one upsampler a line."""
     lines = [f"{'upsampler':<26} {'at init':>8} {'trained':>8} {'final MSE':>10}"]
     lines += [f"{r.name:<26} {r.at_init:>8.3f} {r.trained:>8.3f} {r.final_loss:>10.5f}"
               for r in rows]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Benchmark:
+    """One segmentation benchmark as the lecture's table describes it."""
     name: str
     year: int
     scenes: str

@@ -39,6 +39,7 @@ class Remote:
 
     @property
     def name(self) -> str:
+        """The file name the URL ends with, under which the download is stored."""
         return self.url.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -47,6 +48,7 @@ class SizeMismatch(ValueError):
 
 
 def sha256_of(path, progress=False) -> str:
+    """The file's SHA-256 as hex, read in chunks (a bar with ``progress``)."""
     from tqdm.auto import tqdm
 
     path = Path(path)

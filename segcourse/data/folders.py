@@ -91,6 +91,7 @@ class FolderSplit:
 
     @property
     def num_classes(self) -> int:
+        """How many classes: the length of ``class_names``."""
         return len(self.class_names)
 
     def labels(self, mask, what: str = "mask") -> np.ndarray:
@@ -114,10 +115,12 @@ class FolderDataset:
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The classes' names, index = class number (the same in every split)."""
         return self.train.class_names
 
     @property
     def num_classes(self) -> int:
+        """How many classes (the same in every split)."""
         return self.train.num_classes
 
     @property
@@ -130,6 +133,7 @@ class FolderDataset:
 # Listing ---------------------------------------------------------------------------------------
 
 def is_voc(root) -> bool:
+    """Whether ``root`` is laid out like VOC 2012 (JPEGImages/ and SegmentationClass/)."""
     root = Path(root)
     return (root / "JPEGImages").is_dir() and (root / "SegmentationClass").is_dir()
 

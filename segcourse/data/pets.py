@@ -36,6 +36,7 @@ BORDERS = ("ignore", "class")
 
 
 def class_names(border="ignore"):
+    """The classes of the trimap labels: the border is a third class or ignored."""
     return ("background", "pet") + (("border",) if border == "class" else ())
 
 

@@ -16,6 +16,7 @@ from segcourse.labels import IGNORE_INDEX
 
 @dataclass
 class DataBundle:
+    """A dataset opened for training: its three splits and what its classes are."""
     train: object
     val: object
     test: object

@@ -41,6 +41,7 @@ class GradingError(RuntimeError):
 
 @dataclass
 class Options:
+    """How a class is graded: parallel jobs, time limits, the shard, how students are named."""
     jobs: int = 1
     timeout: float | None = None  # seconds per cell; None: from the reference's own times
     submission_timeout: float | None = None
@@ -86,6 +87,7 @@ def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
 
 
 def take_shard(paths: list, shard: tuple[int, int] | None) -> list:
+    """The submissions of shard I of N (every N-th path from the I-th), or all of them."""
     if shard is None:
         return paths
     index, count = shard
@@ -186,6 +188,7 @@ class ReferenceRun:
 
 
 def lab_of(plan: plans.Plan, reference: Path) -> str:
+    """The lab's name in the results: the reference's own, else its file name."""
     return plan.lab or reference.stem
 
 

@@ -128,6 +128,7 @@ class Zygote:
         return reply["pid"], events_r, output_r
 
     def close(self) -> None:
+        """Stop the zygote and every process it started."""
         try:
             self._control.close()
         finally:

@@ -21,6 +21,7 @@ COLUMNS = ("student", "lab", "check", "points", "max_points", "passed", "reason"
 
 @dataclass
 class Row:
+    """One check of one student, as a line of results.csv."""
     student: str
     lab: str
     check: str
@@ -35,6 +36,7 @@ class Row:
 
 @dataclass
 class Feedback:
+    """What a student reads about one check: points and the reason for any lost."""
     check: str
     points: int
     max_points: int
@@ -63,17 +65,21 @@ class Record:
 
     @property
     def points(self) -> int:
+        """The points earned over all checks."""
         return sum(row.points for row in self.rows)
 
     @property
     def max_points(self) -> int:
+        """The points available over all checks."""
         return sum(row.max_points for row in self.rows)
 
     def to_json(self) -> dict:
+        """The record as plain JSON-ready data (a line of results.jsonl)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> Record:
+        """The record back from ``to_json``'s data."""
         data = dict(data)
         data["rows"] = [Row(**row) for row in data["rows"]]
         data["feedback"] = [Feedback(**item) for item in data["feedback"]]
@@ -179,6 +185,7 @@ def _detail(check, submission, plan, results, expected, passed, reason) -> str:
 
 
 def unreadable_record(submission: Submission, plan: Plan, lab: str, sandbox: str) -> Record:
+    """Zero points on every check, each with the reason the submission could not be read."""
     rows = [Row(submission.student, lab, c.check_id, 0, c.points, False, submission.problem,
                 0.0, "", sandbox) for c in plan.checks]
     feedback = [Feedback(c.check_id, 0, c.points, False, submission.problem, "not run")

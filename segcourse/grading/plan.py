@@ -18,6 +18,7 @@ from segcourse.labs.notebook import cell_info, lab_name
 
 @dataclass
 class Step:
+    """One cell the grader runs: its role, the reference cell it stands for, its source."""
     kind: str  # setup, context, solution, check, hidden
     cell_id: str | None
     source: str
@@ -37,12 +38,14 @@ class GradedCheck:
 
 @dataclass
 class Plan:
+    """The cells to run for one submission, in order, and the checks they score."""
     steps: list[Step]
     checks: list[GradedCheck]
     solution_steps: dict[str, int]
     lab: str | None = None
 
     def sources(self) -> list[dict]:
+        """The steps' sources as the executor takes them."""
         return [{"source": step.source} for step in self.steps]
 
 

@@ -43,6 +43,7 @@ def load_records(out: Path) -> dict[str, Record]:
 
 
 def append_record(out: Path, record: Record) -> None:
+    """Add one graded submission to results.jsonl, flushed to disk before returning."""
     with open(Path(out) / RESULTS, "a", encoding="utf-8") as results:
         results.write(json.dumps(record.to_json()) + "\n")
         results.flush()
@@ -96,6 +97,7 @@ def md(text) -> str:
 
 
 def feedback_markdown(record: Record) -> str:
+    """A student's feedback page: points per check and the reason for each lost point."""
     lines = [f"# {record.lab}: feedback for {md(record.student)}", "",
              f"**{record.points} / {record.max_points} points**", ""]
     for item in record.feedback:
@@ -124,6 +126,7 @@ def feedback_markdown(record: Record) -> str:
 
 
 def write_feedback(out: Path, record: Record) -> None:
+    """Write ``feedback/<student>.md`` whole."""
     folder = Path(out) / "feedback"
     folder.mkdir(exist_ok=True)
     _atomic_write(folder / f"{safe_name(record.student)}.md", feedback_markdown(record))
@@ -151,6 +154,7 @@ def _histogram(out: Path, totals: list[int], max_points: int) -> str | None:
 
 def summary_markdown(records: dict[str, Record], lab: str, picture: str | None,
                      pending: int = 0) -> str:
+    """The class summary: score distribution, per-check pass rates, students to look at."""
     ordered = [records[s] for s in sorted(records)]
     waiting = (f"**{pending} submission(s) not graded yet** (the run was interrupted: run the "
                "same command again).\n\n" if pending else "")
@@ -207,6 +211,7 @@ def summary_markdown(records: dict[str, Record], lab: str, picture: str | None,
 
 
 def write_summary(out: Path, records: dict[str, Record], lab: str, pending: int = 0) -> None:
+    """Write summary.md whole, with a histogram of the totals when there are any."""
     picture = None
     if records:
         max_points = max(r.max_points for r in records.values())

@@ -84,11 +84,13 @@ def _check(result: int, what: str) -> None:
 
 
 def unshare(flags: int) -> None:
+    """unshare(2): move this process into new namespaces; an OSError names the failure."""
     _check(_libc.unshare(flags), "unshare")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int,
           data: str | None = None) -> None:
+    """mount(2), raising an OSError that names the target."""
     def encode(s):
         return (None if s is None else s.encode())
     _check(_libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags),
@@ -416,6 +418,7 @@ def install_seccomp() -> bool:
 
 
 def set_rlimits(limits: Limits) -> None:
+    """Apply the CPU, file size, open file and (not as root) process limits to this process."""
     bounds = [(resource.RLIMIT_CPU, limits.cpu_seconds), (resource.RLIMIT_CORE, 0),
               (resource.RLIMIT_FSIZE, limits.scratch_bytes),
               (resource.RLIMIT_NOFILE, limits.open_files)]

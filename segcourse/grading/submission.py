@@ -39,6 +39,7 @@ class Unreadable(ValueError):
 
 @dataclass
 class Match:
+    """The submitted source found for one reference solution cell, and how it was found."""
     source: str | None
     method: str  # id, position, names, code position, missing
     stub: bool = False
@@ -46,6 +47,7 @@ class Match:
 
 @dataclass
 class Submission:
+    """One student's notebook as read: its identity, its problem if unreadable, its matches."""
     student: str
     path: Path
     sha256: str
@@ -56,6 +58,7 @@ class Submission:
 
 
 def student_id(path: Path) -> str:
+    """The student's identifier: the submission's file name without extension."""
     return Path(path).stem
 
 
@@ -119,6 +122,7 @@ def is_stub(source: str, reference_source: str) -> bool:
 
 
 def solution_cells(notebook) -> list:
+    """The cells tagged as solutions, in order."""
     return [c for c in notebook.cells if cell_info(c).get("role") == "solution"]
 
 

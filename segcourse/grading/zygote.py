@@ -180,6 +180,7 @@ def _run(shell, namespaced: bool, fds: list[int], run_name: str) -> None:
 
 
 def serve(control: socket.socket, shell, namespaced: bool) -> None:
+    """Fork one sandboxed run per request on ``control`` until the grader closes it."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     count = 0
     while True:
@@ -203,6 +204,7 @@ def serve(control: socket.socket, shell, namespaced: bool) -> None:
 
 
 def main(argv=None) -> int:
+    """The zygote process: preload, then serve the grader on the inherited control socket."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--control-fd", type=int, required=True)
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ BRANCH = "main"
 
 @dataclass(frozen=True)
 class Lab:
+    """One lab of the course: where its notebooks live and what it teaches."""
     number: int
     slug: str
     title: str
@@ -19,14 +20,17 @@ class Lab:
 
     @property
     def notebook(self) -> str:
+        """The reference notebook's path in the repository."""
         return f"notebooks/{self.number:02d}_{self.slug}.ipynb"
 
     @property
     def student_notebook(self) -> str:
+        """The generated student notebook's path in the repository."""
         return f"notebooks/student/{self.number:02d}_{self.slug}.ipynb"
 
     @property
     def colab_url(self) -> str:
+        """The student notebook opened on Colab from the repository."""
         return (f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/"
                 f"{self.student_notebook}")
 

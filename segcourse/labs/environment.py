@@ -74,6 +74,7 @@ def environment_report() -> dict:
 
 
 def format_report(report: dict) -> str:
+    """The environment report as aligned ``key  value`` lines."""
     width = max(map(len, report))
     lines = []
     for key, value in report.items():

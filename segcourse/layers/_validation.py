@@ -43,8 +43,9 @@ def check_choice(value, choices, name: str, owner: str) -> None:
 
 def concrete(x):
     """``x`` as a NumPy array when its values exist now (NumPy input, eager tensors and
-    variables), or ``None`` inside a traced graph (``tf.function``, ``model.fit``'s compiled
-    step, a functional model being built), where a check on values would have to be an op.
+    variables), or ``None`` inside a traced graph (``tf.function``, ``jax.jit``, ``model.fit``'s
+    compiled step, a functional model being built), where a check on values would have to be
+    an op.
 
     Eager code can afford to look at every value and raise a ``ValueError`` that names them;
     compiled code cannot raise with values, so each caller documents what it does there.
@@ -57,6 +58,13 @@ def concrete(x):
         return np.asarray(x)
     except NotImplementedError:  # TensorFlow's symbolic tensors and variables in a graph
         return None
+    except TypeError as error:  # JAX's tracers inside jax.jit (Keras' compiled step there)
+        if keras.backend.backend() == "jax":
+            import jax
+
+            if isinstance(error, jax.errors.TracerArrayConversionError):
+                return None
+        raise
 
 
 def shapes_match(a, b) -> bool:
