@@ -16,7 +16,8 @@
     segcourse --version                  the installed version
 
 A user error (a bad value, a missing file) is one paragraph on stderr and exit status 2;
-``--debug`` (or SEGCOURSE_DEBUG=1) prints the traceback too.
+``--debug`` (or SEGCOURSE_DEBUG=1) prints the traceback too. Every option's ``--help`` line
+states its default.
 """
 
 from __future__ import annotations
@@ -31,6 +32,29 @@ from pathlib import Path
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError,
                NotADirectoryError, PermissionError)
 DEBUG_HELP = "on an error, print the full traceback too (or set SEGCOURSE_DEBUG=1)"
+PROFILE_DEFAULT = "the profile's (segcourse.train.PROFILE_DEFAULTS)"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help lines that end with the argument's default where it has one to state: not for a
+    flag (its default is off), nor for ``None`` or an empty list, whose help says instead what
+    happens without the option."""
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if action.nargs == 0 or default is None or default is argparse.SUPPRESS \
+                or default == [] or "%(default)" in text:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser (and, through ``add_subparsers``, its subcommands' parsers) whose
+    help states every default."""
+
+    def __init__(self, *args, formatter_class=_HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
 
 def _info(args) -> int:
@@ -47,7 +71,7 @@ def _info(args) -> int:
 
 def _train(args) -> int:
     from segcourse import models
-    from segcourse.labs import detect_profile
+    from segcourse.labs.profiles import choose_profile
     from segcourse.train import TrainConfig, train
 
     if args.resume:
@@ -60,7 +84,7 @@ def _train(args) -> int:
                          f"dataset draws; {dataset} trains on all the pictures of its train "
                          "split. Leave out --train-count, or choose the train split's "
                          "pictures.")
-    profile = args.profile or detect_profile().name
+    profile = choose_profile(args.profile).name
     config = TrainConfig(model=args.model, dataset=dataset, profile=profile,
                          epochs=args.epochs, image_size=args.image_size,
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -212,16 +236,15 @@ def _predict(args) -> int:
 
 
 def _bench(args) -> int:
-    from segcourse.bench import architecture_report, report
+    from segcourse.bench import architecture_report, grading_report, report
 
+    beside = Path(args.out).parent  # the other reports go in --out's folder
     if args.grading:
-        from segcourse.bench import grading_report
-
-        print(grading_report(count=args.class_size))
+        print(grading_report(count=args.class_size, out=beside / "grading.md"))
         return 0
     print(report(args.models, args.out))
     if args.architectures:
-        print(architecture_report())
+        print(architecture_report(out=beside / "architectures.md"))
     return 0
 
 
@@ -229,10 +252,12 @@ def _lab_run(args) -> int:
     from tqdm import tqdm
 
     from segcourse.labs.execute import run_notebook
+    from segcourse.labs.profiles import choose_profile
 
+    profile = choose_profile(args.profile)
     for path in tqdm(args.notebooks, desc="labs", unit="notebook"):
-        tqdm.write(f"running {path} ({args.profile} profile)")
-        run_notebook(path, profile=args.profile, timeout=args.timeout)
+        tqdm.write(f"running {path} ({profile})")
+        run_notebook(path, profile=profile.name, timeout=args.timeout)
     return 0
 
 
@@ -335,7 +360,8 @@ def _grade_merge(args) -> int:
 
 
 def build_grade_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The parser of ``segcourse grade REFERENCE SUBMISSION...``."""
+    parser = _Parser(
         prog="segcourse grade",
         description="Grade lab submissions against a reference notebook: the reference's hidden "
                     "checks run on each submission's exercise cells in a sandbox, and their "
@@ -344,19 +370,20 @@ def build_grade_parser() -> argparse.ArgumentParser:
                     "DIR...` joins sharded runs.")
     parser.add_argument("reference", help="the reference lab notebook (notebooks/NN_name.ipynb)")
     parser.add_argument("submissions", nargs="+", help=".ipynb files or folders of them")
-    parser.add_argument("--out", help="the grading folder (re-run with it to resume); "
-                                      "default: a temporary folder, results printed")
+    parser.add_argument("--out", help="the grading folder (re-run with it to resume) "
+                                      "(default: a temporary folder, results printed)")
     parser.add_argument("-j", "--jobs", type=int, default=1,
-                        help="submissions at once (default 1; one per core is a good choice)")
+                        help="submissions at once (one per core is a good choice)")
     parser.add_argument("--student-id", choices=("stem", "folder"), default="stem",
-                        help="a student's id: the file name without .ipynb (default), or the "
-                             "folder it sits in under SUBMISSION (LMS exports)")
+                        help="a student's id: the file name without .ipynb (stem), or the "
+                             "folder it sits in under SUBMISSION (folder; LMS exports)")
     parser.add_argument("--timeout", type=float,
                         help="seconds per cell (default: 5x the reference's time + 10, ≥ 20)")
     parser.add_argument("--submission-timeout", type=float,
                         help="seconds per submission (default: 10x the reference's time, at "
                              "least 180 and three cell timeouts)")
-    parser.add_argument("--shard", type=_shard, metavar="I/N", help="grade the I-th of N slices")
+    parser.add_argument("--shard", type=_shard, metavar="I/N",
+                        help="grade the I-th of N slices (default: all submissions)")
     parser.add_argument("--seed", type=int, help="the hidden inputs' seed (default: drawn)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="no namespaces even where allowed (rows say sandbox: none)")
@@ -366,8 +393,9 @@ def build_grade_parser() -> argparse.ArgumentParser:
 
 
 def build_merge_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segcourse grade merge",
-                                     description="Join the folders of sharded grading runs.")
+    """The parser of ``segcourse grade merge DIR...``."""
+    parser = _Parser(prog="segcourse grade merge",
+                     description="Join the folders of sharded grading runs.")
     parser.add_argument("folders", nargs="+", help="grading folders (one per shard)")
     parser.add_argument("--out", help="where the joined results go (default: merged/ beside "
                                       "the first folder)")
@@ -401,10 +429,13 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segcourse", description=__doc__.split("\n")[0])
+    """The parser of every other command (``grade`` has its own: :func:`main`)."""
+    from segcourse.labs.profiles import PROFILE_RULE, PROFILES
+
+    parser = _Parser(prog="segcourse", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-    common = argparse.ArgumentParser(add_help=False)  # --debug after the command, too
+    common = _Parser(add_help=False)  # --debug after the command, too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -419,27 +450,38 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the interrupted run in the folder RUN from its last "
                             "finished epoch, with its own configuration (flags that differ from "
                             "it are refused); it ends as the uninterrupted run would have")
-    train.add_argument("--dataset", help="shapes (default), pets or folder:PATH")
-    train.add_argument("--profile", choices=("cpu", "gpu"), help="default: detected")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--image-size", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--learning-rate", type=float, help="peak of a cosine decay")
-    train.add_argument("--train-count", type=int, help="shapes: training pictures")
-    train.add_argument("--seed", type=int, help="default 0")
+    train.add_argument("--dataset",
+                       help="shapes, pets, pets:CLASS or folder:PATH (default: shapes)")
+    train.add_argument("--profile", choices=PROFILES,
+                       help=f"the sizes to train with; default: {PROFILE_RULE}")
+    train.add_argument("--epochs", type=int, help=f"passes over the data; default: "
+                                                  f"{PROFILE_DEFAULT}")
+    train.add_argument("--image-size", type=int,
+                       help=f"side of the square pictures, in pixels; default: {PROFILE_DEFAULT}")
+    train.add_argument("--batch-size", type=int,
+                       help=f"pictures per training step; default: {PROFILE_DEFAULT}")
+    train.add_argument("--learning-rate", type=float,
+                       help=f"peak of a cosine decay; default: {PROFILE_DEFAULT}")
+    train.add_argument("--train-count", type=int,
+                       help=f"shapes only: training pictures drawn; default: {PROFILE_DEFAULT}")
+    train.add_argument("--seed", type=int,
+                       help="seed of weights, data and batches (default: 0)")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                       help="a model option, e.g. --option upsampling=bilinear (repeatable)")
+                       help="a model option, e.g. --option upsampling=bilinear (repeatable; "
+                            "`segcourse analyze` and models.available() list them)")
     train.add_argument("--distribute", choices=("auto", "mirrored", "none"),
-                       help="default auto")
-    train.add_argument("--out", help="where run folders go (default runs)")
+                       help="auto: mirrored over several GPUs, else one device; mirrored: over "
+                            "every GPU, or every CPU; none: one device (default: auto)")
+    train.add_argument("--out", help="folder the run folders go in (default: runs)")
     train.set_defaults(run=_train, usage_error=train.error)
 
     evaluate = commands.add_parser("evaluate", help="score a trained model on a test split",
                                    parents=[common])
     evaluate.add_argument("model", help="a run folder or a .keras file (an unfinished run: its "
                                         "best checkpoint so far)")
-    evaluate.add_argument("--dataset", help="default: the run's dataset")
-    evaluate.add_argument("--split", choices=("test", "val"), default="test")
+    evaluate.add_argument("--dataset", help="the dataset to score on (default: the run's)")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+                          help="the split to score (a dataset without test: its val)")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
     evaluate.add_argument("--overwrite", action="store_true",
                           help="replace the --json file if it exists")
@@ -448,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="label maps for images, as PNG files",
                                   parents=[common])
     predict.add_argument("model", help="a run folder or a .keras file")
-    predict.add_argument("images", nargs="+")
+    predict.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     predict.add_argument("--out", required=True,
                          help="folder for the PNGs: NAME_labels.png and NAME_overlay.png, NAME "
                               "the image's path below the images' common folder")
@@ -458,46 +500,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="speed figures as a readable report",
                                 parents=[common])
-    bench.add_argument("--models", nargs="+", default=["unet", "fcn8s", "segnet"])
-    bench.add_argument("--out", default="benchmarks/report.md")
+    bench.add_argument("--models", nargs="+", default=["unet", "fcn8s", "segnet"],
+                       help="registered models whose training throughput is timed")
+    bench.add_argument("--out", default="benchmarks/report.md",
+                       help="the speed report's file; --architectures and --grading write "
+                            "theirs in its folder")
     bench.add_argument("--architectures", action="store_true",
                        help="also train plain conv / U-Net without skips / U-Net on the CPU "
-                            "profile's budget (about 20 minutes on 2 cores): "
-                            "benchmarks/architectures.md")
+                            "profile's budget (about 20 minutes on 2 cores): architectures.md "
+                            "beside --out")
     bench.add_argument("--grading", action="store_true",
                        help="only the grading throughput: a class of lab-06 submissions graded "
-                            "with -j 1 and -j 2 (benchmarks/grading.md)")
-    bench.add_argument("--class-size", type=int, default=100)
+                            "with -j 1 and -j 2 (grading.md and .json beside --out)")
+    bench.add_argument("--class-size", type=int, default=100,
+                       help="--grading: submissions in the made class")
     bench.set_defaults(run=_bench)
 
     analyze = commands.add_parser("analyze", help="receptive fields and per-layer summary",
                                   parents=[common])
     analyze.add_argument("model", help="a registered model or a .keras file")
-    analyze.add_argument("--image-size", type=int, default=224)
-    analyze.add_argument("--num-classes", type=int, default=21)
-    analyze.add_argument("--preset", choices=("full", "cpu"), default="full")
+    analyze.add_argument("--image-size", type=int, default=224,
+                         help="side of the square input, in pixels (a registered model)")
+    analyze.add_argument("--num-classes", type=int, default=21,
+                         help="classes of the built model (a registered model)")
+    analyze.add_argument("--preset", choices=("full", "cpu"), default="full",
+                         help="full: the paper's widths; cpu: the model's small configuration")
     analyze.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                          help="a model option, e.g. --option depth=3 (repeatable)")
     only = analyze.add_mutually_exclusive_group()
-    only.add_argument("--fields-only", action="store_true")
-    only.add_argument("--summary-only", action="store_true")
+    only.add_argument("--fields-only", action="store_true",
+                      help="only the receptive fields")
+    only.add_argument("--summary-only", action="store_true",
+                      help="only the per-layer summary")
     analyze.set_defaults(run=_analyze)
 
     lab = commands.add_parser("lab", help="work on the lab notebooks", parents=[common])
     lab_commands = lab.add_subparsers(dest="lab_command", required=True)
     run = lab_commands.add_parser("run", help="execute notebooks in place, storing outputs",
                               parents=[common])
-    run.add_argument("notebooks", nargs="+")
-    run.add_argument("--profile", choices=("cpu", "gpu"), default="cpu")
+    run.add_argument("notebooks", nargs="+", help="lab notebooks (.ipynb), run in order")
+    run.add_argument("--profile", choices=PROFILES,
+                     help=f"the profile the labs run in; default: {PROFILE_RULE}")
     run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     run.set_defaults(run=_lab_run)
     check = lab_commands.add_parser("check", help="check reference notebooks' conventions",
                                     parents=[common])
-    check.add_argument("notebooks", nargs="+")
+    check.add_argument("notebooks", nargs="+", help="reference lab notebooks (.ipynb)")
     check.set_defaults(run=_lab_check)
     student = lab_commands.add_parser("student", help="build student versions of reference labs",
                                       parents=[common])
-    student.add_argument("notebooks", nargs="+")
+    student.add_argument("notebooks", nargs="+", help="reference lab notebooks (.ipynb)")
     student.add_argument("--out", default="notebooks/student", help="folder for the results")
     student.set_defaults(run=_lab_student)
     commands.add_parser("grade", help="grade submissions (segcourse grade --help)", add_help=False)
@@ -505,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command ``argv`` (default: the command line); returns its exit status."""
     from segcourse.labs.environment import prepare_tensorflow
 
     prepare_tensorflow()

@@ -1,5 +1,7 @@
 """Training, evaluation and prediction, shared by the ``segcourse`` CLI and the labs: the
-training configuration (:class:`TrainConfig`, the profiles' defaults, its checks) and the
+training configuration (:class:`TrainConfig`, the profiles' defaults, its checks), the
+training recipe a model is compiled with (:func:`compile_model`, for the labs too; what a model
+needs beyond it, e.g. PSPNet's auxiliary loss weight, it declares in the registry) and the
 training session.
 
 ``train(TrainConfig(model="unet"))`` builds the model from the registry, trains it on the
@@ -80,6 +82,7 @@ class TrainConfig:
     distribute: str = "auto"
 
     def resolved(self) -> TrainConfig:
+        """A copy whose ``None`` fields hold the profile's defaults (unchecked)."""
         if self.profile not in PROFILE_DEFAULTS:
             raise ValueError(f"profile must be one of {tuple(PROFILE_DEFAULTS)}; "
                              f"got {self.profile!r}.")
@@ -142,6 +145,8 @@ class TrainConfig:
 
 @dataclass
 class RunResult:
+    """What :func:`train` and :func:`resume` return: the run folder, its scores and log."""
+
     run_dir: Path
     scores: SegmentationScores
     history: dict
@@ -262,26 +267,45 @@ def resume(run_dir, verbose: int | str = "auto", callbacks=(),
     return _session(config or resumable(run_dir), run_dir, verbose, callbacks)
 
 
-def _build(config, data, strategy):
+def compile_model(model, config: TrainConfig, num_classes: int, steps_per_epoch: int,
+                  ignore_index: int = IGNORE_INDEX) -> str:
+    """Compile ``model`` with the course's training recipe, the one :func:`train` uses:
+    masked cross-entropy (``ignore_index`` pixels count for nothing), Adam on a cosine decay
+    from ``config.learning_rate`` to 5 % of it over ``config.epochs × steps_per_epoch``
+    steps, mIoU on the main (first) output, and the loss weights ``config.model`` declares in
+    the registry (:class:`segcourse.models.registry.TrainingRecipe`; PSPNet's auxiliary 0.4,
+    Zhao et al. 2017 §3.3). Several outputs without declared weights are refused. Call it in
+    the distribution strategy's scope, if any. Returns the validation metric to monitor."""
     import keras
 
-    from segcourse import losses, metrics, models
+    from segcourse import losses, metrics
+    from segcourse.models import registry
+
+    config = config.resolved()  # the profile's epochs and learning rate where None
+    outputs = len(model.outputs)
+    loss_weights = registry.recipe(config.model).loss_weights(config.model, outputs)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, config.epochs * max(1, steps_per_epoch), alpha=0.05)
+    main_metric = metrics.ConfusionMatrixMetric(num_classes, ignore_index)
+    loss = losses.MaskedCrossEntropy(ignore_index=ignore_index)
+    several = outputs > 1
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=[loss] * outputs if several else loss, loss_weights=loss_weights,
+                  metrics=([[main_metric]] + [[]] * (outputs - 1)) if several else [main_metric])
+    return f"val_{model.output_names[0]}_miou" if several else "val_miou"
+
+
+def _build(config, data, strategy):
+    """The model of ``config`` for ``data``, compiled in ``strategy``'s scope, and its
+    monitor."""
+    from segcourse import models
 
     with strategy.scope():
         model = models.build(config.model, data.num_classes,
                              (config.image_size, config.image_size, 3), preset=config.preset,
                              **config.model_options)
-        steps = config.epochs * max(1, data.train_steps)
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
-        main_metric = metrics.ConfusionMatrixMetric(data.num_classes, data.ignore_index)
-        outputs = model.outputs if len(model.outputs) > 1 else None
-        loss = losses.MaskedCrossEntropy(ignore_index=data.ignore_index)
-        model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss=[loss] * len(outputs) if outputs else loss,
-            loss_weights=[1.0, 0.4] if outputs else None,  # PSPNet's auxiliary loss weight
-            metrics=[[main_metric], []] if outputs else [main_metric])
-    monitor = f"val_{model.output_names[0]}_miou" if outputs else "val_miou"
+        monitor = compile_model(model, config, data.num_classes, data.train_steps,
+                                data.ignore_index)
     return model, monitor
 
 

@@ -244,3 +244,93 @@ def test_a_corrupt_or_missing_keras_file_is_named_as_such(command, tmp_path, cap
     missing = tmp_path / "nowhere.keras"
     assert main([command, str(missing)]) == 2
     assert f"{missing} does not exist" in capsys.readouterr().err
+
+
+# Help, profiles and --option text: the CLI a user expects ------------------------------------
+
+def all_parsers():
+    """(name, parser) of every command and subcommand, `grade` and `grade merge` included."""
+    import argparse
+
+    from segcourse.cli import build_grade_parser, build_merge_parser, build_parser
+
+    found, todo = [], [("segcourse", build_parser()), ("segcourse grade", build_grade_parser()),
+                       ("segcourse grade merge", build_merge_parser())]
+    while todo:
+        name, parser = todo.pop()
+        found.append((name, parser))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                assert all(helps.values()) and set(helps) == set(action.choices), name
+                todo.extend((f"{name} {command}", sub) for command, sub in action.choices.items()
+                            if sub._actions)  # `segcourse grade` is a stand-in: its own parser
+    return found
+
+
+def test_every_argument_has_help_that_states_its_default():
+    import argparse
+
+    parsers = all_parsers()
+    assert {"segcourse train", "segcourse lab run", "segcourse bench", "segcourse grade",
+            "segcourse grade merge"} <= {name for name, _ in parsers}
+    for name, parser in parsers:
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            where = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help and action.help.strip(), f"{where} has no help"
+            shown = formatter._expand_help(action)
+            assert "None" not in shown, f"{where}: {shown}"
+            default = action.default
+            if action.nargs != 0 and default not in (None, argparse.SUPPRESS, []):
+                value = " ".join(map(str, default)) if isinstance(default, list) else default
+                assert f"(default: {value})" in shown, f"{where}: {shown}"
+
+
+def test_help_shows_the_defaults_and_the_profile_rule(capsys):
+    from segcourse.labs.profiles import PROFILE_RULE
+
+    for command in (["train"], ["lab", "run"], ["bench"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        if command[0] != "bench":
+            assert f"default: {PROFILE_RULE}" in out
+    assert "(default: benchmarks/report.md)" in out and "(default: unet fcn8s segnet)" in out
+
+
+@pytest.mark.parametrize("environ, accelerators, profile", [
+    ({"SEGCOURSE_PROFILE": "gpu"}, [], "gpu"),
+    ({"SEGCOURSE_PROFILE": "cpu"}, ["GPU:0"], "cpu"),
+    ({}, ["GPU:0"], "gpu"),
+    ({}, [], "cpu"),
+])
+def test_train_and_lab_run_choose_the_same_profile(environ, accelerators, profile,
+                                                   train_config, tmp_path, monkeypatch):
+    import segcourse.labs.execute
+    import segcourse.labs.profiles
+
+    monkeypatch.delenv("SEGCOURSE_PROFILE", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(segcourse.labs.profiles, "accelerators", lambda: accelerators)
+    ran = {}
+    monkeypatch.setattr(segcourse.labs.execute, "run_notebook",
+                        lambda path, profile, timeout: ran.setdefault("profile", profile))
+    assert main(["lab", "run", str(tmp_path / "lab.ipynb")]) == 0
+    with pytest.raises(Stop):
+        main(["train", "unet", "--out", str(tmp_path)])
+    assert train_config["config"].profile == ran["profile"] == profile
+    with pytest.raises(Stop):  # and --profile wins over both, in both
+        main(["train", "unet", "--profile", "cpu", "--out", str(tmp_path)])
+    assert train_config["config"].profile == "cpu"
+
+
+@pytest.mark.parametrize("command", [["train", "unet", *SMALL], ["analyze", "unet"]])
+def test_an_option_without_equals_is_refused_saying_how_to_write_it(command, tmp_path, capsys):
+    assert main([*command, "--option", "depth"]) == 2
+    err = capsys.readouterr().err
+    assert f"segcourse {command[0]}: an option is KEY=VALUE (e.g. depth=3); got 'depth'" in err
+    assert "depth (a whole number, default 4)" in err and "Traceback" not in err

@@ -405,3 +405,51 @@ def test_evaluate_refuses_a_model_whose_classes_are_not_the_datasets(run, tmp_pa
     assert (f"the model outputs 6 classes but the dataset folder:{root} has 3 (class 0, class 1, "
             "class 2)") in err
     assert "Traceback" not in err
+
+
+# The training recipe: compile_model, shared by train() and the labs ----------------------------
+
+def test_compile_model_weighs_pspnets_auxiliary_loss_by_its_declared_0_4(rng):
+    from segcourse import models
+    from segcourse.train import compile_model
+
+    model = models.build("pspnet", 3, (64, 64, 3), preset="cpu", aux_head=True)
+    assert compile_model(model, TrainConfig(model="pspnet"), 3, 10) == "val_score_miou"
+    images = rng.random((2, 64, 64, 3)).astype(np.float32)
+    masks = rng.integers(0, 3, (2, 64, 64)).astype(np.int32)
+    logs = model.evaluate(images, [masks, masks], return_dict=True, verbose=0)
+    assert logs["loss"] == pytest.approx(logs["score_loss"] + 0.4 * logs["aux_score_loss"])
+
+
+def test_compile_model_gives_a_single_output_model_one_unweighted_loss():
+    from segcourse import models
+    from segcourse.train import compile_model
+
+    model = models.build("unet", 6, (32, 32, 3), **TINY["model_options"])
+    assert compile_model(model, TrainConfig(**TINY), 6, 4) == "val_miou"
+    assert model.get_compile_config()["loss_weights"] is None
+    assert float(model.optimizer.learning_rate) == pytest.approx(5e-3)  # the cpu profile's
+
+
+def test_a_model_with_outputs_its_registration_does_not_weigh_is_refused(tmp_path, monkeypatch):
+    """Not given PSPNet's weights: refused, before any run folder."""
+    import keras
+
+    from segcourse.models import registry
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))  # gone after the test
+
+    @registry.register_model("two_heads")
+    def two_heads(num_classes, input_shape=(None, None, 3), filters=4):
+        """Two heads, no recipe."""
+        inputs = keras.Input(input_shape)
+        features = keras.layers.Conv2D(filters, 3, padding="same")(inputs)
+        return keras.Model(inputs, [keras.layers.Conv2D(num_classes, 1)(features),
+                                    keras.layers.Conv2D(num_classes, 1)(features)])
+
+    config = TrainConfig(**{**TINY, "model": "two_heads", "model_options": {}},
+                         out_dir=str(tmp_path / "runs"))
+    with pytest.raises(ValueError, match="two_heads has 2 outputs, but its registration "
+                                         "declares no auxiliary loss weights"):
+        train(config, verbose=0)
+    assert not (tmp_path / "runs").exists()

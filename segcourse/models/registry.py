@@ -5,6 +5,9 @@ Each option of a model has a type, read from its builder: the annotation where t
 number). ``check`` refuses a value of another type or out of range before anything is built,
 and ``parse_options`` turns the command line's ``KEY=VALUE`` text into values of those types
 (``skips=false`` is ``False``, never the string ``"false"``).
+
+Each model also declares how it is trained beyond the course's common recipe
+(:class:`TrainingRecipe`): the weights of its auxiliary outputs' losses, where it has any.
 """
 
 from __future__ import annotations
@@ -17,9 +20,6 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_BUILDERS: dict[str, Callable] = {}
-_CPU_PRESETS: dict[str, dict] = {}
-_CHECKS: dict[str, Callable | None] = {}
 PRESETS = ("full", "cpu")
 _NOT_OPTIONS = ("num_classes", "input_shape")
 _TRUE, _FALSE, _NONE = ("true", "yes", "on", "1"), ("false", "no", "off", "0"), ("none", "null")
@@ -34,11 +34,13 @@ class OptionType:
     optional: bool = False
 
     def describe(self) -> str:
+        """How the values read to a user: ``a whole number, or none``."""
         text = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
                 "ints": "whole numbers separated by commas"}[self.kind]
         return f"{text}, or none" if self.optional else text
 
     def accepts(self, value) -> bool:
+        """Whether ``value`` (already a Python value, not text) is of this type."""
         if value is None:
             return self.optional
         if self.kind is bool:
@@ -97,6 +99,69 @@ def _option_type(name: str, parameter: inspect.Parameter, hints: dict) -> Option
     return OptionType(hint, optional)
 
 
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """What training a model needs beyond the course's common recipe (masked cross-entropy,
+    Adam, cosine decay): ``aux_loss_weights`` weigh the losses of the outputs after the main
+    one, in order (PSPNet's deep supervision: 0.4, Zhao et al. 2017 §3.3 and §4); the main
+    output's loss weighs 1. ``reference``: where the values come from."""
+
+    aux_loss_weights: tuple[float, ...] = ()
+    reference: str = ""
+
+    def __post_init__(self):
+        weights = tuple(self.aux_loss_weights)
+        if not all(isinstance(w, numbers.Real) and math.isfinite(w) and w >= 0
+                   for w in weights):
+            raise ValueError(f"aux_loss_weights are finite numbers of at least 0, one per "
+                             f"output after the main one; got {self.aux_loss_weights!r}.")
+        object.__setattr__(self, "aux_loss_weights", weights)
+
+    def loss_weights(self, model: str, outputs: int) -> list[float] | None:
+        """Keras' ``loss_weights`` for a build of ``model`` with ``outputs`` outputs: ``None``
+        for one output (one loss, nothing to weigh), ``[1.0, *aux_loss_weights]`` when the
+        outputs are the declared ones; a ``ValueError`` otherwise, never a guess."""
+        if outputs == 1:
+            return None
+        if outputs != 1 + len(self.aux_loss_weights):
+            declared = (f"declares loss weights for {1 + len(self.aux_loss_weights)} (the main "
+                        f"output's 1.0 and {', '.join(map(str, self.aux_loss_weights))}; "
+                        f"{self.reference or 'no source given'})" if self.aux_loss_weights
+                        else "declares no auxiliary loss weights (PSPNet's 0.4, Zhao et al. "
+                             "2017 §3.3, is PSPNet's and is not assumed for other models)")
+            raise ValueError(
+                f"{model} has {outputs} outputs, but its registration {declared}, so how much "
+                "each output's loss counts is unknown. Declare one weight per output after "
+                f"the main one where it is registered: register_model({model!r}, ..., "
+                "recipe=TrainingRecipe(aux_loss_weights=(...))).")
+        return [1.0, *self.aux_loss_weights]
+
+
+SINGLE_OUTPUT = TrainingRecipe()
+# Recipes of registered models whose registration passes none; an explicit
+# ``register_model(..., recipe=...)`` takes precedence. Every other model: SINGLE_OUTPUT.
+_RECIPES = {
+    "pspnet": TrainingRecipe((0.4,), "Zhao et al. 2017, PSPNet §3.3 and §4: the auxiliary "
+                                     "loss on conv4 (aux_head=True) weighs 0.4"),
+}
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """One registered model: its builder and what is known of it before anything is built,
+    read once at registration."""
+
+    builder: Callable
+    cpu: dict
+    check: Callable | None
+    types: dict[str, OptionType]
+    defaults: dict
+    recipe: TrainingRecipe
+
+
+_MODELS: dict[str, _Registered] = {}
+
+
 # Ranges that hold for an option of this name in every model: (test, what is required).
 _RANGES = {
     "width": (lambda v: math.isfinite(v) and v > 0,
@@ -110,47 +175,50 @@ _RANGES = {
 }
 
 
-def register_model(name: str, cpu: dict | None = None, check: Callable | None = None):
+def register_model(name: str, cpu: dict | None = None, check: Callable | None = None,
+                   recipe: TrainingRecipe | None = None):
     """Decorator: make a builder available as ``build(name, ...)``; ``cpu`` holds the options
     of its small CPU configuration (narrower, never shallower: fewer filters, same ideas);
     ``check(input_shape, **options)`` (every option, defaults filled in) raises a
     ``ValueError`` for what the builder would refuse — choices, combinations, input sizes —
-    so that ``check()`` can refuse it before anything is built."""
+    so that ``check()`` can refuse it before anything is built; ``recipe``: how it is trained
+    (:class:`TrainingRecipe`; default: one output, one loss)."""
     def decorate(builder):
-        if name in _BUILDERS:
+        if name in _MODELS:
             raise ValueError(f"model name {name!r} is registered twice")
-        _BUILDERS[name] = builder
-        _CPU_PRESETS[name] = dict(cpu or {})
-        _CHECKS[name] = check
-        option_types(name)  # fails at import for an option whose type cannot be told
+        hints = typing.get_type_hints(builder)
+        parameters = {k: p for k, p in inspect.signature(builder).parameters.items()
+                      if k not in _NOT_OPTIONS}
+        _MODELS[name] = _Registered(  # an option whose type cannot be told fails at import
+            builder, dict(cpu or {}), check,
+            types={k: _option_type(name, p, hints) for k, p in parameters.items()},
+            defaults={k: p.default for k, p in parameters.items()},
+            recipe=recipe if recipe is not None else _RECIPES.get(name, SINGLE_OUTPUT))
         return builder
     return decorate
 
 
-def _known(name: str) -> None:
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_BUILDERS))}.")
+def _known(name: str) -> _Registered:
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}.")
+    return _MODELS[name]
 
 
 def option_types(name: str) -> dict[str, OptionType]:
     """``{option: OptionType}`` of the registered model ``name``."""
-    _known(name)
-    builder = _BUILDERS[name]
-    hints = typing.get_type_hints(builder)
-    return {k: _option_type(name, p, hints)
-            for k, p in inspect.signature(builder).parameters.items() if k not in _NOT_OPTIONS}
+    return dict(_known(name).types)
 
 
-def _defaults(name: str) -> dict:
-    return {k: p.default for k, p in inspect.signature(_BUILDERS[name]).parameters.items()
-            if k not in _NOT_OPTIONS}
+def recipe(name: str) -> TrainingRecipe:
+    """How the registered model ``name`` is trained (:class:`TrainingRecipe`)."""
+    return _known(name).recipe
 
 
 def describe_options(name: str) -> str:
     """One line per model: ``depth (a whole number, default 4), ...``."""
-    defaults = _defaults(name)
-    return ", ".join(f"{k} ({kind.describe()}, default {_show(defaults[k])})"
-                     for k, kind in option_types(name).items())
+    model = _MODELS[name]
+    return ", ".join(f"{k} ({kind.describe()}, default {_show(model.defaults[k])})"
+                     for k, kind in model.types.items())
 
 
 def _show(value) -> str:
@@ -160,8 +228,7 @@ def _show(value) -> str:
 
 
 def _unknown_options(name: str, given) -> None:
-    kinds = option_types(name)
-    unknown = [k for k in given if k not in kinds]
+    unknown = [k for k in given if k not in _MODELS[name].types]
     if unknown:
         raise ValueError(f"{name} has no option {', '.join(unknown)}; its options: "
                          f"{describe_options(name)}.")
@@ -183,8 +250,7 @@ def parse_options(name: str, pairs) -> dict:
     the type of its option (``true``/``false``, whole numbers, numbers, text, ``1,2,4`` for a
     tuple, ``none`` where allowed). Refuses a pair without ``=``, an option named twice, an
     option the model lacks and a value of the wrong type or out of range."""
-    _known(name)
-    kinds, options = option_types(name), {}
+    kinds, options = _known(name).types, {}
     for pair in pairs:
         key, equals, text = pair.partition("=")
         key = key.strip()
@@ -199,7 +265,7 @@ def parse_options(name: str, pairs) -> dict:
         try:
             value = kind.parse(text)
         except ValueError:
-            example = _show(_defaults(name)[key])
+            example = _show(_MODELS[name].defaults[key])
             raise ValueError(f"{name}: option {key}={text} is not {kind.describe()}; write it "
                              f"like {key}={example} (its default). {name}'s options: "
                              f"{describe_options(name)}.") from None
@@ -215,7 +281,7 @@ def check(name: str, num_classes, input_shape=(None, None, 3), preset="full",
     """Everything ``build`` refuses, refused without building anything; returns the options
     the builder gets (the preset's, then the given ones). ``num_classes=None``: not known yet,
     not checked."""
-    _known(name)
+    model = _known(name)
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}; got {preset!r}.")
     if num_classes is not None:
@@ -229,13 +295,12 @@ def check(name: str, num_classes, input_shape=(None, None, 3), preset="full",
                 "use num_classes=2, with masks of 0 (background) and 1 (object).")
     _check_shape(name, input_shape)
     if preset == "cpu":
-        options = {**_CPU_PRESETS[name], **options}
+        options = {**model.cpu, **options}
     _unknown_options(name, options)
-    kinds = option_types(name)
     for key, value in options.items():
-        _check_value(name, key, value, kinds[key])
-    if _CHECKS[name] is not None:
-        _CHECKS[name](tuple(input_shape), **{**_defaults(name), **options})
+        _check_value(name, key, value, model.types[key])
+    if model.check is not None:
+        model.check(tuple(input_shape), **{**model.defaults, **options})
     return options
 
 
@@ -254,18 +319,19 @@ def build(name: str, num_classes: int, input_shape=(None, None, 3), preset="full
     configuration; explicit options override it. What would give a wrong model is refused
     first (:func:`check`)."""
     options = check(name, num_classes, input_shape, preset, **options)
-    return _BUILDERS[name](num_classes=num_classes, input_shape=tuple(input_shape), **options)
+    return _MODELS[name].builder(num_classes=num_classes, input_shape=tuple(input_shape),
+                                 **options)
 
 
 def available() -> dict[str, dict]:
     """``{name: {"summary": first line, "options": {option: default}, "cpu": {option: value},
     "types": {option: description}}}``."""
     listing = {}
-    for name in sorted(_BUILDERS):
-        summary = (inspect.getdoc(_BUILDERS[name]) or "").split("\n")[0]
-        listing[name] = {"summary": summary, "options": _defaults(name),
-                         "cpu": _CPU_PRESETS[name],
-                         "types": {k: t.describe() for k, t in option_types(name).items()}}
+    for name, model in sorted(_MODELS.items()):
+        summary = (inspect.getdoc(model.builder) or "").split("\n")[0]
+        listing[name] = {"summary": summary, "options": dict(model.defaults),
+                         "cpu": dict(model.cpu),
+                         "types": {k: t.describe() for k, t in model.types.items()}}
     return listing
 
 

@@ -137,3 +137,76 @@ def test_check_refuses_without_building():
         models.check("deeplabv3", 2, weights="imagenet", width=0.5)
     with pytest.raises(ValueError, match="multi_grid is one dilation factor"):
         models.check("deeplabv3", 2, multi_grid=(1, 2))
+
+
+# Training recipes: what a model needs beyond the common recipe, declared where it is registered
+
+def test_pspnet_declares_its_auxiliary_loss_weight_and_every_other_model_one_output():
+    from segcourse.models import registry
+
+    for name in NAMES:
+        recipe = registry.recipe(name)
+        if name == "pspnet":  # Zhao et al. 2017 §3.3 and §4: the auxiliary loss weighs 0.4
+            assert recipe.aux_loss_weights == (0.4,) and "Zhao" in recipe.reference
+            assert recipe.loss_weights(name, 2) == [1.0, 0.4]
+        else:
+            assert recipe == registry.SINGLE_OUTPUT
+        assert recipe.loss_weights(name, 1) is None  # one output: one loss, nothing to weigh
+
+
+@pytest.mark.parametrize("name, outputs, said", [
+    ("unet", 2, "unet has 2 outputs, but its registration declares no auxiliary loss weights"),
+    ("pspnet", 3, "pspnet has 3 outputs, but its registration declares loss weights for 2"),
+])
+def test_outputs_the_recipe_does_not_weigh_are_refused(name, outputs, said):
+    from segcourse.models import registry
+
+    with pytest.raises(ValueError, match=said) as refusal:
+        registry.recipe(name).loss_weights(name, outputs)
+    assert "recipe=TrainingRecipe(aux_loss_weights=" in str(refusal.value)
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """The registry, to which a test may add models that are gone after it."""
+    from segcourse.models import registry
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    return registry
+
+
+def test_a_registration_declares_its_recipe_and_the_option_types_are_read_once(
+        scratch_registry, monkeypatch):
+    import inspect
+    import typing
+
+    registry = scratch_registry
+    recipe = registry.TrainingRecipe((0.5, 0.25), "a test")
+
+    @registry.register_model("three_heads", cpu={"depth": 1}, recipe=recipe)
+    def three_heads(num_classes, input_shape=(None, None, 3), depth=2,
+                    batch_norm: bool | None = None):
+        """Three heads."""
+
+    assert registry.recipe("three_heads").loss_weights("three_heads", 3) == [1.0, 0.5, 0.25]
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the builder's signature is read again after registration")
+
+    monkeypatch.setattr(inspect, "signature", not_again)
+    monkeypatch.setattr(typing, "get_type_hints", not_again)
+    assert registry.parse_options("three_heads", ["depth=3", "batch_norm=none"]) == {
+        "depth": 3, "batch_norm": None}
+    assert registry.check("three_heads", 2, preset="cpu") == {"depth": 1}
+    assert registry.option_types("three_heads")["batch_norm"].optional
+    with pytest.raises(ValueError, match="three_heads has no option width; its options: depth "
+                                         r"\(a whole number, default 2\)"):
+        registry.check("three_heads", 2, width=1.0)
+
+
+@pytest.mark.parametrize("weights", [(-0.4,), (float("nan"),), ("0.4",)])
+def test_a_recipe_refuses_weights_that_are_not_numbers_of_at_least_0(weights):
+    from segcourse.models.registry import TrainingRecipe
+
+    with pytest.raises(ValueError, match="aux_loss_weights are finite numbers of at least 0"):
+        TrainingRecipe(weights)
