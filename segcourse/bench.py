@@ -13,6 +13,8 @@ import statistics
 import time
 from pathlib import Path
 
+from segcourse.speed import matmul_gflops
+
 
 def _median_seconds(work, repeats):
     times = []
@@ -21,16 +23,6 @@ def _median_seconds(work, repeats):
         work()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def matmul_gflops(n=2048, repeats=5) -> float:
-    """The machine's ceiling: GFLOP/s of an ``n``×``n`` float32 matmul (median)."""
-    import numpy as np
-    import tensorflow as tf
-
-    a = tf.constant(np.random.default_rng(0).random((n, n), np.float32))
-    tf.linalg.matmul(a, a).numpy()  # warm up
-    return 2 * n**3 / _median_seconds(lambda: tf.linalg.matmul(a, a).numpy(), repeats) / 1e9
 
 
 def shapes_rate(size=64, count=200, repeats=5) -> float:

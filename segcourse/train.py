@@ -365,6 +365,12 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
                       "trained on) so that the next batches are the uninterrupted run's"
                       if done else "")
             print(f"resuming {run_dir} after epoch {done} of {config.epochs}{replay}")
+    if verbose and done < config.epochs:
+        from segcourse import speed
+
+        val_pictures = max(int(data.val.cardinality()), 0) * config.batch_size
+        print(speed.estimate_training(model, steps * config.batch_size, val_pictures,
+                                      config.epochs - done))
     status.update(status="running", reason=None, pid=os.getpid(), host=socket.gethostname(),
                   best_epoch=best_epoch, best_value=best)
 

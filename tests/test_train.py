@@ -285,7 +285,12 @@ def test_a_killed_run_is_recognised_and_resumed_by_the_command(reference, tmp_pa
     assert "the model fcn8s (the run has unet)" in capsys.readouterr().err
 
     assert main(["train", "--resume", str(run_dir), "--epochs", "4"]) == 0
-    assert f"run folder: {run_dir}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"run folder: {run_dir}" in out
+    # The estimate, for the 2 epochs left, is printed before training (its probe of the
+    # machine leaves the run's result unchanged: the same run as uninterrupted, below).
+    assert re.search(r"estimate: about \d+ (s|min) for 2 epoch\(s\) \(\d+\.\d TFLOP", out), out
+    assert out.index("estimate: about") < out.index("Epoch 3/4")
     assert_same_run(run_dir, reference[0].run_dir)
 
 

@@ -1,0 +1,80 @@
+"""How fast this machine multiplies matrices, and how long a training should take here.
+
+A training's arithmetic is known before it starts: a forward pass costs 2 FLOPs per
+multiply-accumulate (MACs from :func:`segcourse.analysis.summarize`), and a training step about
+three forward passes (the backward pass computes gradients for activations and for weights,
+each about one forward pass). What is not known is the fraction of the machine's ceiling a
+training reaches; :data:`TRAINING_EFFICIENCY` is the fraction measured, so that the estimate
+scales with the machine: half the matmul rate, twice the time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+# The README's main job (U-Net, CPU preset, 20 epochs of 4,000 + 500 pictures at 64×64,
+# about 24 TFLOP) trained in 579 s on a 2-core AMD EPYC whose 2048² float32 matmul ran at
+# 167 GFLOP/s: 42 GFLOP/s, 25 % of the ceiling. On an H200 (benchmarks/accelerator.md) the
+# paper-size U-Net, SegNet and FCN-8s reached 26-30 % of theirs; DeepLabV3's atrous
+# convolutions 7 %.
+TRAINING_EFFICIENCY = 0.25
+FORWARD_PASSES_PER_STEP = 3
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5, budget_seconds: float | None = None) -> float:
+    """The rate of an ``n``×``n`` float32 matrix product through TensorFlow (GFLOP/s, median of
+    ``repeats``; fewer when ``budget_seconds`` runs out first, at least one after a warm-up)."""
+    import numpy as np
+    import tensorflow as tf
+
+    a = tf.constant(np.random.default_rng(0).random((n, n), np.float32))
+    tf.linalg.matmul(a, a).numpy()  # warm up
+    times, start = [], time.perf_counter()
+    while len(times) < repeats and (not times or budget_seconds is None
+                                    or time.perf_counter() - start < budget_seconds):
+        began = time.perf_counter()
+        tf.linalg.matmul(a, a).numpy()
+        times.append(time.perf_counter() - began)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A training's arithmetic and the time it should take on a machine of ``gflops``."""
+
+    epochs: int
+    tflop: float  # the remaining epochs' training and validation FLOPs, in TFLOP
+    gflops: float  # the machine's matmul rate
+
+    @property
+    def seconds(self) -> float:
+        """The time at :data:`TRAINING_EFFICIENCY` of the machine's matmul rate."""
+        return self.tflop * 1e3 / (TRAINING_EFFICIENCY * self.gflops)
+
+    def __str__(self) -> str:
+        minutes = self.seconds / 60
+        time_text = f"{minutes:.0f} min" if minutes >= 2 else f"{self.seconds:.0f} s"
+        return (f"estimate: about {time_text} for {self.epochs} epoch(s) ({self.tflop:.1f} "
+                f"TFLOP of training and validation; this machine's matmul runs at "
+                f"{self.gflops:.0f} GFLOP/s, and training reaches about "
+                f"{TRAINING_EFFICIENCY:.0%} of that)")
+
+
+def training_tflop(macs_per_picture: float, train_pictures: int, val_pictures: int,
+                   epochs: int) -> float:
+    """FLOPs (in TFLOP) of ``epochs`` epochs: each training picture costs 3 forward passes,
+    each validation picture one, each forward pass 2 FLOPs per MAC."""
+    per_epoch = (FORWARD_PASSES_PER_STEP * train_pictures + val_pictures) * 2 * macs_per_picture
+    return per_epoch * epochs / 1e12
+
+
+def estimate_training(model, train_pictures: int, val_pictures: int, epochs: int,
+                      probe_seconds: float = 2.0) -> Estimate:
+    """How long ``epochs`` epochs of ``model`` take here, from its MACs and a probe of this
+    machine's matmul rate that lasts about ``probe_seconds``."""
+    from segcourse.analysis import summarize
+
+    tflop = training_tflop(summarize(model).macs, train_pictures, val_pictures, epochs)
+    return Estimate(epochs, tflop, matmul_gflops(repeats=50, budget_seconds=probe_seconds))
