@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from segcourse import graph
 from segcourse.analysis.receptive_field import unit_fields
 from segcourse.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
 
@@ -88,7 +89,7 @@ def linearized(model: keras.Model) -> keras.Model:
     kernel a positive constant, biases zero, batch norms the identity. Its input gradient is
     non-zero on the whole theoretical receptive field."""
     copy = keras.models.clone_model(model, clone_function=_linear_copy)
-    for layer in copy._flatten_layers(include_self=False, recursive=True):
+    for layer in graph.sublayers(copy):
         if hasattr(layer, "activation") and callable(layer.activation):
             layer.activation = keras.activations.linear
     for variable in copy.weights:
@@ -108,7 +109,7 @@ def _tap(model: keras.Model, layer_name: str | None) -> keras.Model:
 
 def _name(model: keras.Model, layer_name: str | None) -> str:
     """The layer a probe looks at: ``layer_name``, or the layer that makes the model's output."""
-    return layer_name or model.outputs[0]._keras_history.operation.name
+    return layer_name or graph.producer(model.outputs[0]).operation.name
 
 
 def _clipped(model: keras.Model, bounds):

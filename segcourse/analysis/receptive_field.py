@@ -39,6 +39,7 @@ from fractions import Fraction
 import keras
 import numpy as np
 
+from segcourse import graph
 from segcourse.analysis.arithmetic import same_padding, span
 from segcourse.layers import (
     ASPP,
@@ -312,17 +313,19 @@ def _backward(layer, interval, inputs, outputs, axis):
 # The graph
 
 
-def _node(layer):
-    if len(layer._inbound_nodes) > 1:
-        raise ValueError(f"layer {layer.name!r} is used {len(layer._inbound_nodes)} times "
+def _call(layer):
+    """The layer's one call in the graph (shared layers are refused)."""
+    found = graph.calls(layer)
+    if len(found) > 1:
+        raise ValueError(f"layer {layer.name!r} is used {len(found)} times "
                          "(shared weights); receptive fields handle layers used once.")
-    node = layer._inbound_nodes[0]
-    return list(node.input_tensors), list(node.output_tensors)
+    return found[0]
 
 
 def _source(tensor):
-    history = tensor._keras_history
-    return history.operation.name, history.tensor_index
+    """(name of the layer that made ``tensor``, which of its outputs it is)."""
+    made_by = graph.producer(tensor)
+    return made_by.operation.name, made_by.index
 
 
 def _input_name(model):
@@ -351,7 +354,7 @@ def unit_fields(model: keras.Model, layer_name: str, units, axis: int = 0):
             if interval is not None:
                 pending[(input_name, None)] = interval
             continue
-        inputs, outputs = _node(layer)
+        inputs, outputs = _call(layer)
         for position, reached in _backward(layer, interval, inputs, outputs, axis):
             key = _source(inputs[position])
             pending[key] = _hull(pending.get(key), reached)
@@ -370,7 +373,7 @@ def _jumps(model: keras.Model, axis: int) -> dict[str, Fraction | None]:
         if isinstance(layer, keras.layers.InputLayer):
             jumps[layer.name] = Fraction(1)
             continue
-        inputs, outputs = _node(layer)
+        inputs, outputs = _call(layer)
         sources = [jumps[_source(t)[0]] for t in inputs]
         if isinstance(layer, _MERGES):
             known = {j for j in sources if j is not None}
@@ -411,7 +414,7 @@ def _field(model, layer, jump, coarsest, axis) -> Field:
     # fields repeat once every unit of the coarsest grid has come round again; measure one
     # period in the middle of the map, away from the borders
     period = 1 if jump is None else min(512, math.ceil(coarsest / jump))
-    length = _length(_node(layer)[1][0], axis)
+    length = _length(_call(layer).outputs[0], axis)
     units = np.arange(period) + (max(0, length // 2 - period // 2) if length else 0)
     lo, hi = unit_fields(model, layer.name, units, axis)
     sizes = np.where(lo > hi, 0, hi - lo + 1)
@@ -447,7 +450,7 @@ def field_table(model: keras.Model, axis: int = 0) -> str:
     lines = [f"{'layer':<28} {'type':<22} {'output':>8} {'field':>7} {'jump':>7} {'start':>8}"]
     for layer in model.layers:
         field = fields[layer.name]
-        shape = tuple(_node(layer)[1][0].shape)
+        shape = tuple(_call(layer).outputs[0].shape)
         output = "x".join("?" if s is None else str(s) for s in shape[1:3])
         size = "all" if field.whole_input else f"{field.size:g}"
         lines.append(f"{layer.name[:28]:<28} {type(layer).__name__[:22]:<22} {output:>8} "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from segcourse import graph
 from segcourse.layers import ASPP, AtrousConvBlock, ContextModule, PyramidPooling, ResizeConv
 
 _VIEWS = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Identity,
@@ -154,12 +155,12 @@ def summarize(model: keras.Model, bytes_per_value: int | None = None) -> ModelSu
             model.inputs[0].dtype)).itemsize
     rows = []
     for layer in model.layers:
-        node = layer._inbound_nodes[0]
-        out_shape = tuple(node.output_tensors[0].shape)
+        call = graph.calls(layer)[0]
+        out_shape = tuple(call.outputs[0].shape)
         if None in out_shape[1:]:
             raise ValueError(f"layer {layer.name!r} has output shape {out_shape}; summaries "
                              "need a fixed input size, e.g. keras.Input((224, 224, 3)).")
-        in_shape = tuple(node.input_tensors[0].shape) if node.input_tensors else out_shape
+        in_shape = tuple(call.inputs[0].shape) if call.inputs else out_shape
         activations = 0 if isinstance(layer, _VIEWS) else int(np.prod(out_shape[1:]))
         rows.append(LayerSummary(layer.name, type(layer).__name__, out_shape[1:], activations,
                                  layer.count_params(), _macs(layer, in_shape, out_shape)))

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from segcourse import graph
 from segcourse.layers._validation import check_choice, check_image_batch, concrete, to_pair
 
 register = keras.saving.register_keras_serializable(package="segcourse")
@@ -181,8 +182,8 @@ class MaxUnpooling2D(keras.layers.Layer):
         """Symbolic call (a functional model being built): check the indices' dtype and, when
         they come straight from a pooling layer, that layer's pool size."""
         _check_integer_indices(inputs[1].dtype, self._owner)
-        history = getattr(inputs[1], "_keras_history", None)
-        source = getattr(history, "operation", None)
+        made_by = graph.producer(inputs[1])
+        source = made_by.operation if made_by else None
         if isinstance(source, MaxPoolingWithArgmax2D) and source.pool_size != self.pool_size:
             raise ValueError(
                 f"{self._owner}: its indices come from {source.name!r}, a pooling with "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from segcourse import graph
 from segcourse.models.backbones import dense_to_conv_kernel
 
 _KEPT = (layers.Conv2D, layers.MaxPooling2D, layers.AveragePooling2D, layers.Dropout,
@@ -23,7 +24,7 @@ def _chain(model):
     """The model's layers in order, if it is a single chain (no branches); else ValueError."""
     chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     for layer in chain:
-        if len(getattr(layer, "_inbound_nodes", [])) > 1 or isinstance(layer.input, (list, tuple)):
+        if len(graph.calls(layer)) > 1 or isinstance(layer.input, (list, tuple)):
             raise ValueError(f"convolutionalize handles single-chain classifiers (like VGG16); "
                              f"layer {layer.name!r} joins or is shared by several branches.")
     return chain
