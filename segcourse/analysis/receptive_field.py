@@ -81,6 +81,7 @@ class Field:
 
     @property
     def whole_input(self) -> bool:
+        """Whether the field covers the whole input (``inf``: a global pooling on its path)."""
         return math.isinf(self.size)
 
 

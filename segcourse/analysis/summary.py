@@ -29,6 +29,7 @@ _VIEWS = (keras.layers.Flatten, keras.layers.Reshape, keras.layers.Identity,
 
 @dataclass(frozen=True)
 class LayerSummary:
+    """One layer: its output shape, activations per picture, parameters and MACs."""
     name: str
     kind: str
     output_shape: tuple
@@ -39,32 +40,39 @@ class LayerSummary:
 
 @dataclass(frozen=True)
 class ModelSummary:
+    """A model layer by layer (one picture), with totals, as the lecture's VGG table."""
     rows: list[LayerSummary]
     bytes_per_value: int
 
     @property
     def params(self) -> int:
+        """Parameters of every layer together."""
         return sum(r.params for r in self.rows)
 
     @property
     def activations(self) -> int:
+        """Values of every layer's output for one picture."""
         return sum(r.activations for r in self.rows)
 
     @property
     def activation_bytes(self) -> int:
+        """The activations' memory at ``bytes_per_value`` each (4 for float32)."""
         return self.activations * self.bytes_per_value
 
     @property
     def macs(self) -> int:
+        """Multiply-accumulates of one forward pass over the counted layers."""
         return sum(r.macs or 0 for r in self.rows)
 
     def row(self, name: str) -> LayerSummary:
+        """The summary of the layer called ``name``."""
         for r in self.rows:
             if r.name == name:
                 return r
         raise ValueError(f"no layer {name!r} in the summary.")
 
     def table(self) -> str:
+        """The layers and totals as an aligned text table."""
         lines = [f"{'layer':<24} {'output':>16} {'activations':>12} {'memory':>10} "
                  f"{'params':>12} {'MACs':>15}"]
         for r in self.rows:
