@@ -134,7 +134,7 @@ def _resume(args) -> int:
 
 def _train_summary(session) -> int:
     """Run a training session (a new run or a resumed one) and print its test scores."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow-only: training runs on TensorFlow (tf.errors below)
 
     try:
         result = session()

@@ -89,7 +89,7 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
             "Choose another output folder, or pass --overwrite (overwrite=True) to replace them.")
     images = [_read(image_path) for image_path in image_paths]  # all, before the model
 
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow-only: the pictures are resized with tf.image.resize
 
     model, run_config = load_run(model_path)
     palette = _palette(run_config)

@@ -27,7 +27,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, budget_seconds: float | None 
     """The rate of an ``n``×``n`` float32 matrix product through TensorFlow (GFLOP/s, median of
     ``repeats``; fewer when ``budget_seconds`` runs out first, at least one after a warm-up)."""
     import numpy as np
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow-only: the probe times what training runs on
 
     a = tf.constant(np.random.default_rng(0).random((n, n), np.float32))
     tf.linalg.matmul(a, a).numpy()  # warm up

@@ -182,7 +182,7 @@ def distribution_strategy(kind: str = "auto"):
     """``auto``: MirroredStrategy when TensorFlow sees several GPUs, else the default one;
     ``mirrored``: MirroredStrategy over every GPU, or every (logical) CPU when there is none;
     ``none``: the default strategy."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow-only: tf.distribute
 
     gpus = tf.config.list_logical_devices("GPU")
     if kind not in DISTRIBUTE:
@@ -312,7 +312,7 @@ def _build(config, data, strategy):
 def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks) -> RunResult:
     """One training session: a new run (``run_dir`` None) or the rest of an unfinished one."""
     import keras
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow-only: tf.data pipelines and op determinism
 
     from segcourse import checkpoints
     from segcourse.data.sources import open_dataset

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from segcourse.layers import BilinearKernel, ResizeConv
+from segcourse.layers._validation import require_tensorflow
 
 
 def overlap_counts_1d(kernel_size: int, stride: int, length: int) -> np.ndarray:
@@ -86,6 +87,9 @@ def flat_field_response(upsampler: Callable, size: int = 16, channels: int = 3) 
 def gradient_checkerboard(conv: keras.layers.Layer, size: int = 32, channels: int = 3) -> float:
     """Checkerboard in the input gradient of a strided convolution: the gradient of the sum of
     its outputs with respect to a flat input is a transposed convolution of ones."""
+    # TensorFlow-only: the gradient comes from tf.GradientTape (keras.ops takes no gradients).
+    require_tensorflow("gradient_checkerboard", "the input gradient",
+                       "Use flat_field_response, which runs on every backend")
     import tensorflow as tf
 
     flat = tf.Variable(np.ones((1, size, size, channels), "float32"))

@@ -23,6 +23,7 @@ import numpy as np
 from segcourse import graph
 from segcourse.analysis.receptive_field import unit_fields
 from segcourse.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from segcourse.layers._validation import require_tensorflow
 
 register = keras.saving.register_keras_serializable(package="segcourse.analysis")
 
@@ -135,6 +136,9 @@ def input_gradient(model: keras.Model, inputs, position, layer_name: str | None 
     """``d unit / d inputs`` for the unit at ``position`` (row, column) of ``layer_name``
     (default: the model's output), summed over channels unless ``channel`` is given, and over
     the batch (each picture's gradient only depends on itself)."""
+    # TensorFlow-only: the gradient comes from tf.GradientTape (keras.ops takes no gradients).
+    require_tensorflow("input_gradient", "the input gradient",
+                       "The theoretical field (unit_fields) runs on every backend")
     import tensorflow as tf
 
     tapped = _tap(model, layer_name)

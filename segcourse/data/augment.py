@@ -14,7 +14,7 @@ from segcourse.labels import IGNORE_INDEX
 
 def resize_pair(image, mask, size):
     """``image (H, W, 3)`` bilinear and ``mask (H, W)`` nearest, both to ``size = (h, w)``."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow-only: runs inside tf.data's map
 
     image = tf.image.resize(image, size, method="bilinear")
     mask = tf.image.resize(mask[..., None], size, method="nearest")[..., 0]

@@ -35,10 +35,21 @@ def check_image_batch(shape, owner: str) -> None:
 
 
 def check_choice(value, choices, name: str, owner: str) -> None:
+    """Fail unless ``value`` is one of ``choices``, listing them."""
     if value not in choices:
         raise ValueError(
             f"{owner}: unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}."
         )
+
+
+def require_tensorflow(owner: str, reason: str, fix: str) -> None:
+    """Refuse, saying what to do instead, what only TensorFlow can do when the Keras backend is
+    another (docs/design.md §4.1, Backends)."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(f"{owner}: {reason} needs TensorFlow, but the Keras backend is "
+                         f"{backend!r}. {fix}, or set KERAS_BACKEND=tensorflow before Keras is "
+                         "imported.")
 
 
 def concrete(x):

@@ -27,11 +27,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from segcourse.layers._validation import check_choice, check_image_batch, to_pair
+from segcourse.layers._validation import (
+    check_choice,
+    check_image_batch,
+    require_tensorflow,
+    to_pair,
+)
 
 #: Modes that ``keras.ops.image.resize`` offers on every backend.
 KERAS_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos3", "lanczos5")
-#: Modes only TensorFlow's ``tf.image.resize`` has; used through TensorFlow directly.
+#: Modes only TensorFlow's ``tf.image.resize`` has; used through TensorFlow directly, so they
+#: need the TensorFlow backend (``Resize`` refuses them on another when it is made).
 TENSORFLOW_ONLY_INTERPOLATIONS = ("gaussian", "mitchellcubic")
 INTERPOLATIONS = KERAS_INTERPOLATIONS + TENSORFLOW_ONLY_INTERPOLATIONS
 
@@ -48,7 +54,9 @@ def resize_images(images, size, interpolation="bilinear", antialias=False):
     :data:`KERAS_INTERPOLATIONS` and the size is known when the graph is built. Otherwise
     (``gaussian``, ``mitchellcubic``, or a size only known at run time, e.g. a model built on
     ``keras.Input((None, None, C))``) TensorFlow's ``tf.image.resize`` does it, which needs the
-    TensorFlow backend. The result has the input's dtype.
+    TensorFlow backend; on another a ``ValueError`` says what to use instead (JAX knows every
+    size when it traces, so there only the two modes lead to it). The result has the input's
+    dtype.
     """
     check_choice(interpolation, INTERPOLATIONS, "interpolation", "resize_images")
     static_size = all(isinstance(s, (int, np.integer)) for s in size)
@@ -56,16 +64,25 @@ def resize_images(images, size, interpolation="bilinear", antialias=False):
         size = tuple(int(s) for s in size)
         out = ops.image.resize(images, size, interpolation=interpolation, antialias=antialias)
         return ops.cast(out, images.dtype)
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(
-            f"resize_images: interpolation={interpolation!r} with size {size} needs TensorFlow's "
-            f"tf.image.resize, but the Keras backend is {keras.backend.backend()!r}. Use one of "
-            f"{KERAS_INTERPOLATIONS} with a static size, or set KERAS_BACKEND=tensorflow."
-        )
+    # TensorFlow-only: keras.ops.image.resize has no gaussian or mitchellcubic kernel, and it
+    # wants the size as Python integers, which TensorFlow cannot give for a size unknown until
+    # run time (a graph's shape holds None there; tf.image.resize takes the size as a tensor).
+    if interpolation in TENSORFLOW_ONLY_INTERPOLATIONS:
+        _require_tensorflow("resize_images", f"interpolation={interpolation!r}")
+    else:
+        _require_tensorflow("resize_images", f"a size given as a tensor ({size})",
+                            "Give the size as Python integers, e.g. tuple(x.shape[1:3])")
     import tensorflow as tf
 
     out = tf.image.resize(images, size, method=interpolation, antialias=antialias)
     return ops.cast(out, images.dtype)
+
+
+def _require_tensorflow(owner, reason, fix=None):
+    """Refuse what only TensorFlow's ``tf.image.resize`` can do on another backend."""
+    require_tensorflow(owner, f"{reason} (tf.image.resize)", fix or (
+        f"Use one of {KERAS_INTERPOLATIONS}, which run on every backend ('bicubic' is the "
+        "nearest smooth one)"))
 
 
 def zero_insertion(x, factor):
@@ -148,8 +165,9 @@ class Resize(keras.layers.Layer):
     to resize ``x`` to the reference's height and width (how FCN, PSPNet and DeepLab bring a
     coarse map back to the input size). ``interpolation`` is any of :data:`INTERPOLATIONS`:
     the six of ``keras.ops.image.resize`` run on any backend; ``gaussian`` and
-    ``mitchellcubic`` use ``tf.image.resize`` (TensorFlow backend). Sampling is at half-pixel
-    centres, as in ``tf.image.resize``. Channels last.
+    ``mitchellcubic`` use ``tf.image.resize`` (TensorFlow backend only: on another the layer is
+    refused when it is made). Sampling is at half-pixel centres, as in ``tf.image.resize``.
+    Channels last.
     """
 
     def __init__(self, scale=None, size=None, interpolation="bilinear", antialias=False, **kwargs):
@@ -161,6 +179,8 @@ class Resize(keras.layers.Layer):
         self.scale = None if scale is None else to_pair(scale, "scale", "Resize")
         self.size = None if size is None else to_pair(size, "size", "Resize")
         check_choice(interpolation, INTERPOLATIONS, "interpolation", "Resize")
+        if interpolation in TENSORFLOW_ONLY_INTERPOLATIONS:  # refused now, not at the first call
+            _require_tensorflow("Resize", f"interpolation={interpolation!r}")
         self.interpolation = interpolation
         self.antialias = bool(antialias)
 
