@@ -7,6 +7,15 @@
 
 from segcourse.models import deeplab, fcn, plain, pspnet, segnet, unet  # noqa: F401  (importing registers the models)
 from segcourse.models.convolutionalize import convolutionalize
-from segcourse.models.registry import available, build, check, parse_options, register_model
+from segcourse.models.registry import (
+    TrainingRecipe,
+    available,
+    build,
+    check,
+    parse_options,
+    recipe,
+    register_model,
+)
 
-__all__ = ["available", "build", "check", "convolutionalize", "parse_options", "register_model"]
+__all__ = ["TrainingRecipe", "available", "build", "check", "convolutionalize", "parse_options",
+           "recipe", "register_model"]

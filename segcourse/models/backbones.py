@@ -18,6 +18,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from segcourse.models.blocks import conv_bn_relu
+
 VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 RESNET50_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # bottleneck width, blocks
 MOBILENETV2_TAPS = {2: "block_1_expand_relu", 4: "block_3_expand_relu",
@@ -39,11 +41,11 @@ def vgg16_block(x, block: int, width=1.0, batch_norm=False, first_padding="same"
     for i in range(1, convs + 1):
         padding = first_padding if i == 1 else "same"
         name = f"block{block}_conv{i}"
-        x = layers.Conv2D(scaled(filters, width), 3, padding=padding, use_bias=not batch_norm,
-                          activation=None if batch_norm else "relu", name=name)(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn")(x)
-            x = layers.Activation("relu", name=f"{name}_relu")(x)
+            x = conv_bn_relu(x, scaled(filters, width), 3, name, padding=padding)
+        else:  # keras.applications' VGG16: the ReLU inside the convolution
+            x = layers.Conv2D(scaled(filters, width), 3, padding=padding, activation="relu",
+                              name=name)(x)
     return x
 
 
@@ -61,22 +63,24 @@ def vgg16_taps(x, width=1.0, pool_padding="valid", first_padding="same"):
     return taps
 
 
+def _resnet_unit(x, filters, kernel_size, prefix, relu=True, **conv_options):
+    """``keras.applications``' ResNet unit: a convolution with bias, BN (epsilon 1.001e-5),
+    ReLU, named ``{prefix}_conv``, ``{prefix}_bn``, ``{prefix}_relu``."""
+    return conv_bn_relu(x, filters, kernel_size, f"{prefix}_conv", use_bias=True,
+                        epsilon=1.001e-5, bn_name=f"{prefix}_bn", relu=relu,
+                        relu_name=f"{prefix}_relu", **conv_options)
+
+
 def _bottleneck(x, filters, stride, dilation, shortcut_conv, name, width):
     """ResNet v1 bottleneck as in ``keras.applications`` (the stride on the first 1×1)."""
     out_filters = scaled(4 * filters, width)
     shortcut = x
     if shortcut_conv:
-        shortcut = layers.Conv2D(out_filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        shortcut = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_0_bn")(shortcut)
-    x = layers.Conv2D(scaled(filters, width), 1, strides=stride, name=f"{name}_1_conv")(x)
-    x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_1_bn")(x)
-    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
-    x = layers.Conv2D(scaled(filters, width), 3, padding="same", dilation_rate=dilation,
-                      name=f"{name}_2_conv")(x)
-    x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_2_bn")(x)
-    x = layers.Activation("relu", name=f"{name}_2_relu")(x)
-    x = layers.Conv2D(out_filters, 1, name=f"{name}_3_conv")(x)
-    x = layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_3_bn")(x)
+        shortcut = _resnet_unit(x, out_filters, 1, f"{name}_0", relu=False, strides=stride)
+    x = _resnet_unit(x, scaled(filters, width), 1, f"{name}_1", strides=stride)
+    x = _resnet_unit(x, scaled(filters, width), 3, f"{name}_2", padding="same",
+                     dilation_rate=dilation)
+    x = _resnet_unit(x, out_filters, 1, f"{name}_3", relu=False)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
 
@@ -91,9 +95,7 @@ def resnet50_taps(x, width=1.0, output_stride=32, multi_grid=(1, 1, 1)):
     if output_stride not in (8, 16, 32):
         raise ValueError(f"resnet50: output_stride must be 8, 16 or 32; got {output_stride}.")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = layers.Conv2D(scaled(64, width), 7, strides=2, name="conv1_conv")(x)
-    x = layers.BatchNormalization(epsilon=1.001e-5, name="conv1_bn")(x)
-    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = _resnet_unit(x, scaled(64, width), 7, "conv1", strides=2)
     taps = {2: x}
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from segcourse.models.backbones import scaled
+from segcourse.models.blocks import conv_bn_relu
 from segcourse.models.registry import register_model
 
 
@@ -21,9 +22,6 @@ def plain(num_classes, input_shape=(None, None, 3), depth=3, filters=64, width=1
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for i in range(1, depth + 1):
-        x = layers.Conv2D(scaled(filters, width), 3, padding="same", use_bias=False,
-                          name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
-        x = layers.Activation("relu", name=f"conv{i}_relu")(x)
+        x = conv_bn_relu(x, scaled(filters, width), 3, f"conv{i}", padding="same")
     outputs = layers.Conv2D(num_classes, 1, name="score")(x)
     return keras.Model(inputs, outputs, name=f"plain{depth}")

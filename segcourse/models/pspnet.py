@@ -20,7 +20,12 @@ from keras import layers
 
 from segcourse.layers import AtrousConvBlock, PyramidPooling, Resize
 from segcourse.models.backbones import load_backbone_weights, resnet50_taps, scaled
-from segcourse.models.registry import check_input_size, pretrained_width, register_model
+from segcourse.models.registry import (
+    TrainingRecipe,
+    check_input_size,
+    pretrained_width,
+    register_model,
+)
 
 
 def _head(x, reference, filters, num_classes, dropout, name):
@@ -36,7 +41,9 @@ def _check(input_shape, width=1.0, weights=None, **_):
     check_input_size(input_shape, 8, "pspnet")
 
 
-@register_model("pspnet", cpu={"width": 0.125}, check=_check)
+@register_model("pspnet", cpu={"width": 0.125}, check=_check, recipe=TrainingRecipe(
+    (0.4,), "Zhao et al. 2017, PSPNet §3.3 and §4: the auxiliary loss on conv4 (aux_head=True) "
+            "weighs 0.4"))
 def pspnet(num_classes, input_shape=(None, None, 3), bins=(1, 2, 3, 6), aux_head=False,
            dropout=0.1, width=1.0, weights: str | None = None):
     """PSPNet: dilated ResNet50 (output stride 8) and pyramid pooling with bins 1, 2, 3, 6."""

@@ -137,13 +137,7 @@ class TrainingRecipe:
         return [1.0, *self.aux_loss_weights]
 
 
-SINGLE_OUTPUT = TrainingRecipe()
-# Recipes of registered models whose registration passes none; an explicit
-# ``register_model(..., recipe=...)`` takes precedence. Every other model: SINGLE_OUTPUT.
-_RECIPES = {
-    "pspnet": TrainingRecipe((0.4,), "Zhao et al. 2017, PSPNet §3.3 and §4: the auxiliary "
-                                     "loss on conv4 (aux_head=True) weighs 0.4"),
-}
+SINGLE_OUTPUT = TrainingRecipe()  # a model whose registration declares no recipe
 
 
 @dataclass(frozen=True)
@@ -193,7 +187,7 @@ def register_model(name: str, cpu: dict | None = None, check: Callable | None = 
             builder, dict(cpu or {}), check,
             types={k: _option_type(name, p, hints) for k, p in parameters.items()},
             defaults={k: p.default for k, p in parameters.items()},
-            recipe=recipe if recipe is not None else _RECIPES.get(name, SINGLE_OUTPUT))
+            recipe=recipe if recipe is not None else SINGLE_OUTPUT)
         return builder
     return decorate
 

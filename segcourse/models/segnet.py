@@ -21,15 +21,10 @@ from keras import layers
 
 from segcourse.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from segcourse.models.backbones import VGG16_BLOCKS, scaled, vgg16_block
+from segcourse.models.blocks import conv_bn_relu
 from segcourse.models.registry import check_input_size, register_model
 
 VARIANTS = ("vgg16", "basic")
-
-
-def _conv_bn(x, filters, kernel_size, name, relu=True):
-    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=name)(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
 
 def _decoder_filters(width):
@@ -62,7 +57,7 @@ def segnet(num_classes, input_shape=(None, None, 3), variant="vgg16", width=1.0)
         if variant == "vgg16":
             x = vgg16_block(x, block, width, batch_norm=True)
         else:
-            x = _conv_bn(x, scaled(64, width), 7, f"encoder{block}_conv")
+            x = conv_bn_relu(x, scaled(64, width), 7, f"encoder{block}_conv", padding="same")
         x, indices[block] = MaxPoolingWithArgmax2D(2, name=f"block{block}_pool")(x)
 
     # Decoder: unpool with the encoder's indices, then convolutions, block 5 (or 4) to 1.
@@ -74,9 +69,10 @@ def segnet(num_classes, input_shape=(None, None, 3), variant="vgg16", width=1.0)
             for i, filters in zip(range(len(plan[block]), 0, -1), plan[block], strict=True):
                 if last and i == 1:
                     break  # conv1_1_D is the classifier below
-                x = _conv_bn(x, filters, 3, f"block{block}_conv{i}_D")
+                x = conv_bn_relu(x, filters, 3, f"block{block}_conv{i}_D", padding="same")
         else:
-            x = _conv_bn(x, scaled(64, width), 7, f"decoder{block}_conv", relu=False)
+            x = conv_bn_relu(x, scaled(64, width), 7, f"decoder{block}_conv", relu=False,
+                             padding="same")
     kernel = 3 if variant == "vgg16" else 1
     outputs = layers.Conv2D(num_classes, kernel, padding="same", name="score")(x)
     return keras.Model(inputs, outputs, name=f"segnet_{variant}")

@@ -28,6 +28,7 @@ from keras import layers
 
 from segcourse.layers import CropToReference, Resize
 from segcourse.models.backbones import scaled
+from segcourse.models.blocks import conv_bn_relu
 from segcourse.models.registry import check_input_size, register_model
 
 VARIANTS = ("paper", "padded")
@@ -36,10 +37,8 @@ UPSAMPLINGS = ("transposed", "bilinear")
 
 def _double_conv(x, filters, name, padding, batch_norm, mid_filters=None):
     for i, f in enumerate((mid_filters or filters, filters), start=1):
-        x = layers.Conv2D(f, 3, padding=padding, use_bias=not batch_norm, name=f"{name}_conv{i}")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
-        x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
+        x = conv_bn_relu(x, f, 3, f"{name}_conv{i}", batch_norm=batch_norm, padding=padding,
+                         bn_name=f"{name}_bn{i}", relu_name=f"{name}_relu{i}")
     return x
 
 
