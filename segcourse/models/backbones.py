@@ -1,6 +1,9 @@
-"""Backbones with feature taps by stride: VGG16, ResNet50, MobileNetV2.
+"""Backbones with feature taps by stage: VGG16, ResNet50, MobileNetV2.
 
-The builders work on a tensor and return ``{stride: tensor}`` so a segmentation model stays one
+The builders work on a tensor and return ``{"C1": tensor, ..., "C5": tensor}``: ``Cℓ`` is the
+output of stage ℓ (VGG's block ℓ after its pooling, ResNet's conv ℓ), whose stride is 2^ℓ
+unless the stage is dilated (ResNet with ``output_stride`` 16 or 8 keeps conv4/conv5 at that
+stride), the naming of Lin et al. 2017 (FPN, §3). A segmentation model stays one
 flat functional graph whose every layer (``block4_pool``, ``conv4_block6_out``) can be tapped by
 name. Layer names and shapes follow ``keras.applications``, so ``weights="imagenet"`` (or the
 path of a weights file saved from the ``keras.applications`` model) is loaded through the real
@@ -22,8 +25,9 @@ from segcourse.models.blocks import conv_bn_relu
 
 VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 RESNET50_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # bottleneck width, blocks
-MOBILENETV2_TAPS = {2: "block_1_expand_relu", 4: "block_3_expand_relu",
-                    8: "block_6_expand_relu", 16: "block_13_expand_relu", 32: "out_relu"}
+# The last layer at each stride 2, 4, ..., 32 before the next downsampling.
+MOBILENETV2_TAPS = {"C1": "block_1_expand_relu", "C2": "block_3_expand_relu",
+                    "C3": "block_6_expand_relu", "C4": "block_13_expand_relu", "C5": "out_relu"}
 BACKBONES = ("vgg16", "resnet50", "mobilenetv2")
 
 
@@ -50,7 +54,8 @@ def vgg16_block(x, block: int, width=1.0, batch_norm=False, first_padding="same"
 
 
 def vgg16_taps(x, width=1.0, pool_padding="valid", first_padding="same"):
-    """VGG16's 13 convolutions and 5 poolings; returns ``{2: block1_pool, ..., 32: block5_pool}``.
+    """VGG16's 13 convolutions and 5 poolings; returns ``{"C1": block1_pool, ..., "C5":
+    block5_pool}``.
 
     ``pool_padding="same"`` rounds pooled sizes up, like Caffe's pooling (FCN's reference nets);
     ``first_padding="valid"`` leaves block1_conv1 unpadded (FCN pads the image itself).
@@ -59,7 +64,7 @@ def vgg16_taps(x, width=1.0, pool_padding="valid", first_padding="same"):
     for block in range(1, 6):
         x = vgg16_block(x, block, width, first_padding=first_padding if block == 1 else "same")
         x = layers.MaxPooling2D(2, padding=pool_padding, name=f"block{block}_pool")(x)
-        taps[2 ** block] = x
+        taps[f"C{block}"] = x
     return taps
 
 
@@ -86,17 +91,17 @@ def _bottleneck(x, filters, stride, dilation, shortcut_conv, name, width):
 
 
 def resnet50_taps(x, width=1.0, output_stride=32, multi_grid=(1, 1, 1)):
-    """ResNet50 (v1, ``keras.applications`` layout); returns ``{2, 4, 8, 16, 32: tensor}``.
+    """ResNet50 (v1, ``keras.applications`` layout); returns ``{"C1": conv1, ..., "C5": conv5}``.
 
-    With ``output_stride`` 16 (or 8) conv5 (and conv4) keep their resolution: stride 1 and
-    dilation 2 (4) instead; the key of a dilated stage is still its nominal stride. conv5's
-    three blocks use ``dilation * multi_grid[i]``.
+    With ``output_stride`` 16 (or 8) conv5 (and conv4) keep the resolution of the stage before:
+    stride 1 and dilation 2 (4) instead, so ``C5`` is then at stride 16 (8). conv5's three
+    blocks use ``dilation * multi_grid[i]``.
     """
     if output_stride not in (8, 16, 32):
         raise ValueError(f"resnet50: output_stride must be 8, 16 or 32; got {output_stride}.")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = _resnet_unit(x, scaled(64, width), 7, "conv1", strides=2)
-    taps = {2: x}
+    taps = {"C1": x}
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     current_stride, dilation = 4, 1
@@ -109,15 +114,15 @@ def resnet50_taps(x, width=1.0, output_stride=32, multi_grid=(1, 1, 1)):
             grid = multi_grid[block - 1] if stage == 5 else 1
             x = _bottleneck(x, filters, stride if block == 1 else 1, dilation * grid, block == 1,
                             f"conv{stage}_block{block}", width)
-        taps[2 ** stage] = x
+        taps[f"C{stage}"] = x
     return taps
 
 
 def mobilenetv2_taps(x, width=1.0):
-    """``keras.applications.MobileNetV2`` (``alpha=width``) on ``x``; taps by stride."""
+    """``keras.applications.MobileNetV2`` (``alpha=width``) on ``x``; taps by stage."""
     net = keras.applications.MobileNetV2(input_tensor=x, include_top=False, weights=None,
                                          alpha=width)
-    return {stride: net.get_layer(name).output for stride, name in MOBILENETV2_TAPS.items()}
+    return {stage: net.get_layer(name).output for stage, name in MOBILENETV2_TAPS.items()}
 
 
 def keras_application(name, weights, include_top=False):
@@ -160,14 +165,15 @@ def load_backbone_weights(model: keras.Model, backbone: str, weights) -> list[st
 
 
 def backbone(name="vgg16", input_shape=(None, None, 3), weights=None, width=1.0, **options):
-    """A standalone backbone: a model whose output is ``{"stride4": ..., "stride32": ...}``."""
+    """A standalone backbone: a model whose output is ``{"C2": ..., "C5": ...}`` (stages 2-5,
+    at strides 4-32; see the module's docstring for dilated stages)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}.")
     inputs = keras.Input(input_shape, name="image")
     builder = {"vgg16": vgg16_taps, "resnet50": resnet50_taps,
                "mobilenetv2": mobilenetv2_taps}[name]
     taps = builder(inputs, width=width, **options)
-    outputs = {f"stride{s}": t for s, t in taps.items() if s >= 4}
+    outputs = {stage: t for stage, t in taps.items() if stage != "C1"}
     model = keras.Model(inputs, outputs, name=name)
     load_backbone_weights(model, name, weights)
     return model

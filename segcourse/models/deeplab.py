@@ -45,10 +45,10 @@ def deeplabv3(num_classes, input_shape=(None, None, 3), output_stride=16, decode
     _check(input_shape, output_stride, decoder, multi_grid, width, weights)
     inputs = keras.Input(input_shape, name="image")
     taps = resnet50_taps(inputs, width, output_stride=output_stride, multi_grid=multi_grid)
-    x = ASPP(scaled(256, width), rates=ASPP_RATES[output_stride], name="aspp")(taps[32])
+    x = ASPP(scaled(256, width), rates=ASPP_RATES[output_stride], name="aspp")(taps["C5"])
     if decoder:
-        x = Resize(interpolation="bilinear", name="decoder_upsample")([x, taps[4]])
-        low = AtrousConvBlock(scaled(48, width), 1, name="decoder_reduce")(taps[4])
+        x = Resize(interpolation="bilinear", name="decoder_upsample")([x, taps["C2"]])
+        low = AtrousConvBlock(scaled(48, width), 1, name="decoder_reduce")(taps["C2"])
         x = layers.Concatenate(name="decoder_concat")([x, low])
         x = AtrousConvBlock(scaled(256, width), 3, name="decoder_conv1")(x)
         x = AtrousConvBlock(scaled(256, width), 3, name="decoder_conv2")(x)

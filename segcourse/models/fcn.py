@@ -88,18 +88,19 @@ def fcn(num_classes, input_shape=(None, None, 3), stride=8, alignment="reference
 
     # 2. fc6 and fc7 as convolutions, then the class scores at stride 32.
     x = layers.Conv2D(scaled(4096, width), 7, padding="valid" if reference else "same",
-                      activation="relu", name="fc6")(pools[32])
+                      activation="relu", name="fc6")(pools["C5"])
     x = layers.Dropout(dropout, name="drop6")(x)
     x = layers.Conv2D(scaled(4096, width), 1, activation="relu", name="fc7")(x)
     x = layers.Dropout(dropout, name="drop7")(x)
     score = layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name="score_fr")(x)
 
     # 3-4. Upsample by 2 and fuse with the finer pools, as many times as the variant asks.
-    skips = {32: [], 16: ["pool4"], 8: ["pool4", "pool3"]}[stride]
+    skips = {32: [], 16: [4], 8: [4, 3]}[stride]  # VGG blocks whose pooling is fused
     up_names = ["upscore2", "upscore_pool4"]
-    for step, pool_name in enumerate(skips):
+    for step, block in enumerate(skips):
+        pool_name = f"pool{block}"
         up = _upscore(score, num_classes, 2, learnable_upsampling, alignment, up_names[step])
-        skip = _score_skip(pools[32 // 2 ** (step + 1)], num_classes, pool_name, scale_pools)
+        skip = _score_skip(pools[f"C{block}"], num_classes, pool_name, scale_pools)
         skip = _crop(skip, up, f"score_{pool_name}c", stride, alignment)
         score = layers.Add(name=f"fuse_{pool_name}")([up, skip])
 

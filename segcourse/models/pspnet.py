@@ -50,10 +50,10 @@ def pspnet(num_classes, input_shape=(None, None, 3), bins=(1, 2, 3, 6), aux_head
     _check(input_shape, width, weights)
     inputs = keras.Input(input_shape, name="image")
     taps = resnet50_taps(inputs, width, output_stride=8)
-    x = PyramidPooling(bins=bins, name="pyramid_pooling")(taps[32])
+    x = PyramidPooling(bins=bins, name="pyramid_pooling")(taps["C5"])
     outputs = _head(x, inputs, scaled(512, width), num_classes, dropout, "score")
     if aux_head:
-        aux = _head(taps[16], inputs, scaled(256, width), num_classes, dropout, "aux_score")
+        aux = _head(taps["C4"], inputs, scaled(256, width), num_classes, dropout, "aux_score")
         outputs = [outputs, aux]
     model = keras.Model(inputs, outputs, name="pspnet")
     load_backbone_weights(model, "resnet50", weights)

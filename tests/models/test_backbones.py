@@ -18,12 +18,12 @@ def test_layers_and_parameters_match_keras_applications(name, application):
 
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenetv2"])
-def test_taps_have_the_stride_they_are_named_for(name):
+def test_stage_taps_have_stride_two_to_the_stage(name):
     model = backbone(name, width=0.25 if name != "mobilenetv2" else 0.35)
     outputs = model(np.zeros((1, 64, 96, 3), "float32"))
-    assert sorted(outputs) == ["stride16", "stride32", "stride4", "stride8"]
-    for key, tensor in outputs.items():
-        stride = int(key.removeprefix("stride"))
+    assert sorted(outputs) == ["C2", "C3", "C4", "C5"]
+    for stage, tensor in outputs.items():
+        stride = 2 ** int(stage.removeprefix("C"))
         assert tuple(tensor.shape[1:3]) == (64 // stride, 96 // stride)
 
 
@@ -31,7 +31,10 @@ def test_taps_have_the_stride_they_are_named_for(name):
 def test_resnet_output_stride_keeps_resolution_by_dilation(output_stride):
     model = backbone("resnet50", width=0.125, output_stride=output_stride)
     outputs = model(np.zeros((1, 64, 64, 3), "float32"))
-    assert outputs["stride32"].shape[1] == 64 // output_stride
+    # conv5 (C5) is dilated, not strided: it stays at the output stride, and so does conv4
+    # (C4) at output stride 8.
+    assert outputs["C5"].shape[1] == 64 // output_stride
+    assert outputs["C4"].shape[1] == 64 // min(16, output_stride)
     assert model.get_layer("conv5_block1_2_conv").dilation_rate == (32 // output_stride,) * 2
     assert model.get_layer("conv5_block1_1_conv").strides == (1, 1)
 
