@@ -4,10 +4,14 @@
 All take integer label maps ``(B, H, W)`` (or ``(B, H, W, 1)``) and scores ``(B, H, W, K)``,
 logits by default; pixels labelled ``ignore_index`` contribute nothing.
 
-Soft IoU, as on the slides (Rahman & Wang, "Optimizing Intersection-Over-Union in Deep Neural
-Networks for Image Segmentation", ISVC 2016): with X the predicted probabilities and Y the
-one-hot truth, I = Σ X·Y, U = Σ (X + Y − X·Y), L = 1 − I / U. Where X is one-hot too, I / U is
-exactly the IoU, so the loss is a differentiable stand-in for the metric.
+Soft IoU (Rahman & Wang, "Optimizing Intersection-Over-Union in Deep Neural Networks for Image
+Segmentation", ISVC 2016, the slides' formula): with X_v the predicted probability of a class at
+pixel v and Y_v its 0/1 truth, I = Σ X·Y, U = Σ (X + Y − X·Y), L = 1 − I / U. The paper and the
+slides apply it to the foreground class of a binary task. Where X is one-hot too, I / U is
+exactly that class's IoU, so the loss is a differentiable stand-in for the metric. For K
+classes ``SoftIoULoss(per_class=True)`` takes it per class and averages (the soft mIoU: every
+class weighs the same, however few its pixels); ``per_class=False`` pools all pixels and classes
+into one ratio, which weighs pixels, not classes.
 
 The contract, for every loss here: labels are whole numbers in ``[0, K)`` with ``K`` the size of
 the scores' last axis, or ``ignore_index``; their shape is the scores' without that axis (a
@@ -163,9 +167,9 @@ class MaskedCrossEntropy(_SegmentationLoss):
 class SoftIoULoss(_SegmentationLoss):
     """L = 1 − I / U with I = Σ X·Y and U = Σ (X + Y − X·Y) over the batch.
 
-    ``per_class=False`` (the slides): one ratio over all pixels and classes. ``per_class=True``:
-    a ratio per class (classes absent from truth and prediction skipped), then their mean — the
-    soft counterpart of mIoU.
+    ``per_class=True``: the slides' ratio for each class (classes absent from truth and
+    prediction skipped), then their mean — the soft counterpart of mIoU. ``per_class=False``:
+    one ratio pooled over all pixels and classes, in which a small class's pixels barely count.
     """
 
     def __init__(self, per_class=False, from_logits=True, ignore_index=IGNORE_INDEX,

@@ -16,12 +16,23 @@ def softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
-def test_soft_iou_is_the_slides_formula(rng):
+def test_soft_iou_pooled_is_one_ratio_over_all_pixels_and_classes(rng):
     truth = rng.integers(0, 3, (2, 4, 4))
     logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
     x, y = softmax(logits), np.eye(3)[truth]
     expected = 1 - (x * y).sum() / (x + y - x * y).sum()
     assert float(SoftIoULoss()(truth, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_iou_per_class_is_the_slides_formula_for_each_class_averaged(rng):
+    truth = rng.integers(0, 3, (2, 4, 4))
+    logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    x, y = softmax(logits), np.eye(3)[truth]
+    # The slides: I = Σ_v X_v·Y_v, U = Σ_v (X_v + Y_v − X_v·Y_v) for one class's map.
+    per_class = [1 - (x[..., k] * y[..., k]).sum()
+                 / (x[..., k] + y[..., k] - x[..., k] * y[..., k]).sum() for k in range(3)]
+    assert float(SoftIoULoss(per_class=True)(truth, logits)) == pytest.approx(
+        np.mean(per_class), rel=1e-5)
 
 
 def test_on_hard_predictions_soft_iou_is_the_iou(rng):

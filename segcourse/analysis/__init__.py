@@ -1,5 +1,6 @@
 """Instruments for the labs: convolution arithmetic, receptive fields (theoretical and
-effective), checkerboard measurement and per-layer summaries."""
+effective), checkerboard measurement, the valid taps of atrous filters and per-layer
+summaries."""
 
 from segcourse.analysis.arithmetic import (
     check_output_shape,
@@ -11,6 +12,7 @@ from segcourse.analysis.arithmetic import (
     symbolic_transposed_convolution,
     transposed_output_length,
 )
+from segcourse.analysis.atrous_taps import valid_tap_counts, valid_tap_fraction, valid_taps_1d
 from segcourse.analysis.checkerboard import (
     checkerboard_score,
     compare_upsamplers,
@@ -69,4 +71,7 @@ __all__ = [
     "theoretical_support",
     "transposed_output_length",
     "unit_fields",
+    "valid_tap_counts",
+    "valid_tap_fraction",
+    "valid_taps_1d",
 ]

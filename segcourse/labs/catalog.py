@@ -1,4 +1,11 @@
-"""The course map: every lab, its notebook, what it teaches, and its Colab link."""
+"""The course map: every lab, its notebook, what it teaches, and its Colab link.
+
+This is the one place a lab's title and topics are written for the course: lab 00 prints its
+map from here, and ``segcourse info`` lists the titles. ``tests/labs/test_catalog.py`` holds
+each available lab's entry to its reference notebook: the title is the notebook's first
+heading (``# Lab NN — <title>``) and the topics are its numbered sections (``## 1. <topic>``,
+...), all of them, in order.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,12 @@ BRANCH = "main"
 
 @dataclass(frozen=True)
 class Lab:
-    """One lab of the course: where its notebooks live and what it teaches."""
+    """One lab of the course: where its notebooks live and what it teaches. ``topics`` are the
+    titles of the notebook's numbered sections, in order, without their numbers."""
     number: int
     slug: str
     title: str
-    topics: str
+    topics: tuple[str, ...]
     available: bool
 
     @property
@@ -37,19 +45,34 @@ class Lab:
 
 LABS = (
     Lab(0, "welcome", "Welcome: semantic segmentation and the course map",
-        "environment check, semantic vs instance segmentation, benchmarks, the course map", True),
+        ("What semantic segmentation is", "The benchmarks", "The course map"), True),
     Lab(1, "fully_convolutional", "From classifier to fully convolutional network",
-        "convolutionalization, FCN-32s/16s/8s, skip fusion, crop offsets", True),
+        ("A dense layer is a convolution", "A classifier that slides",
+         "FCN-32s, 16s, 8s, and why their maps must line up",
+         "What the output stride costs: an oracle"), True),
     Lab(2, "upsampling", "Upsampling and checkerboard artifacts",
-        "nearest, bilinear, bicubic, bed of nails, max unpooling, transposed convolution, "
-        "checkerboard artifacts, resize-convolution", True),
+        ("Fixed upsamplers", "Interpolation is zero insertion plus a filter",
+         "The transposed convolution", "Checkerboard artifacts"), True),
     Lab(3, "receptive_fields", "Receptive fields and dilated convolutions",
-        "receptive field arithmetic, effective receptive field, atrous convolutions, "
-        "context module", True),
+        ("The receptive field of a stack", "Why stack 3×3 convolutions?", "Dilated convolutions",
+         "The effective receptive field", "Probing the theory"), True),
     Lab(4, "encoder_decoder", "Encoder-decoders: U-Net and SegNet",
-        "valid-convolution sizes, copy-and-crop, pooling indices, skip memory", True),
+        ("The paper U-Net: 572 in, 388 out", "Copy and crop",
+         "SegNet: unpooling with the pooling indices",
+         "What each decoder receives, and what it costs"), True),
     Lab(5, "context", "Multi-scale context: DeepLab and PSPNet",
-        "ASPP, image pooling, pyramid pooling, output stride", True),
+        ("Output stride", "ASPP rates follow the output stride", "PSPNet's pyramid of bins",
+         "Large rates on a small map", "What the context costs"), True),
     Lab(6, "metrics_losses", "Measuring segmentation: accuracy, IoU, mIoU, soft IoU loss",
-        "confusion matrix, pixel accuracy vs IoU vs mIoU, soft IoU and Dice losses", True),
+        ("The confusion matrix", "Scores", "Count over the dataset, not per picture",
+         "A loss that looks like IoU"), True),
 )
+
+
+def course_map() -> str:
+    """The course map lab 00 prints: each lab's number and title, then its numbered sections."""
+    lines = []
+    for lab in LABS:
+        lines.append(f"{lab.number:02d}  {lab.title}" + ("" if lab.available else "  (planned)"))
+        lines += [f"      {n}. {topic}" for n, topic in enumerate(lab.topics, start=1)]
+    return "\n".join(lines)

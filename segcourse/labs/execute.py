@@ -2,11 +2,19 @@
 
 This is how a reference notebook's checked outputs are (re)made after an edit:
 ``segcourse lab run notebooks/00_welcome.ipynb`` (CPU profile unless told otherwise).
+
+The stored outputs leave out TensorFlow's C++ log (:func:`strip_cpp_log`). The kernel shows
+C-level stderr, and ``TF_CPP_MIN_LOG_LEVEL=3`` (set by the labs' setup) does not silence all of
+it: TensorFlow 2.21 writes its oneDNN notice (``port.cc``) through absl's logger, which ignores
+that variable, and absl announces its first message with "WARNING: All log messages before
+absl::InitializeLog() is called are written to STDERR". Such lines describe the machine
+(thread ids, timestamps, CPU features, GPUs), not the lab.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -30,8 +38,61 @@ def current_env_kernel_manager():
                          kernel_spec_manager=CurrentEnvironment())
 
 
+#: What absl writes before its first message when nothing initialized its logging.
+ABSL_NOTICE = ("WARNING: All log messages before absl::InitializeLog() is called are written "
+               "to STDERR")
+#: A line of absl's (or glog's) C++ log format: severity, MMDD, time, thread id, ``file:line]``
+#: (before absl is initialized it writes ``0000 00:00:<seconds since 1970>``).
+_CPP_LOG_LINE = re.compile(r"^(?P<severity>[IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.+-]+:\d+\] ")
+#: Errors TensorFlow logs at every start on a CUDA machine: a plugin registered twice.
+_STARTUP_ERRORS = ("Unable to register cuDNN factory", "Unable to register cuFFT factory",
+                   "Unable to register cuBLAS factory")
+#: The second line of cpu_feature_guard's message, which has no log prefix of its own.
+_CPU_FEATURES = re.compile(r"^To enable the following instructions: .* in other operations, "
+                           r"rebuild TensorFlow with the appropriate compiler flags\.$")
+
+
+def is_cpp_log_noise(line: str) -> bool:
+    """Whether one stderr line is TensorFlow's C++ log that a stored lab leaves out: absl's
+    notice, any info (``I``) or warning (``W``) line in the C++ log format, CUDA's plugin
+    registration errors, or cpu_feature_guard's second line (it has no prefix). Every other
+    error (``E``, ``F``) stays, and so does every line a cell writes itself."""
+    line = line.rstrip("\r\n")
+    if line == ABSL_NOTICE or _CPU_FEATURES.match(line):
+        return True
+    match = _CPP_LOG_LINE.match(line)
+    if match is None:
+        return False
+    return match["severity"] in "IW" or any(error in line for error in _STARTUP_ERRORS)
+
+
+def strip_cpp_log(nb):
+    """Remove TensorFlow's C++ log lines (:func:`is_cpp_log_noise`) from the notebook's stderr
+    stream outputs, in place, and drop the streams left empty; every other output is kept as it
+    was. Returns how many lines went."""
+    removed = 0
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        kept_outputs = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = output.get("text", "")
+                text = "".join(text) if isinstance(text, list) else text
+                lines = text.splitlines(keepends=True)
+                kept = [line for line in lines if not is_cpp_log_noise(line)]
+                removed += len(lines) - len(kept)
+                if not kept:
+                    continue
+                output["text"] = "".join(kept)
+            kept_outputs.append(output)
+        cell["outputs"] = kept_outputs
+    return removed
+
+
 def run_notebook(path, profile: str = "cpu", timeout: int = 600, write: bool = True):
-    """Execute the notebook at ``path``; return it, and write it back with outputs if asked."""
+    """Execute the notebook at ``path``; return it, and write it back with outputs if asked.
+    TensorFlow's C++ log is left out of the outputs (:func:`strip_cpp_log`)."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -52,6 +113,7 @@ def run_notebook(path, profile: str = "cpu", timeout: int = 600, write: bool = T
             os.environ.pop(PROFILE_VARIABLE, None)
         else:
             os.environ[PROFILE_VARIABLE] = previous
+    strip_cpp_log(nb)
     if write:
         nbformat.write(nb, path)
     return nb

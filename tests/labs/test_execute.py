@@ -1,0 +1,87 @@
+"""`segcourse lab run` stores what a lab prints, without TensorFlow's C++ log."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from segcourse.labs.execute import is_cpp_log_noise, run_notebook, strip_cpp_log
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What a lab's setup cell received on stderr from TensorFlow 2.21 on a 2-core x86-64 machine
+# (oneDNN on), and what other machines add: a CPU-feature notice and CUDA's start-up lines.
+ABSL = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+ONEDNN = ("I0000 00:00:1796004512.067699   14846 port.cc:153] oneDNN custom operations are on. "
+          "You may see slightly different numerical results due to floating-point round-off "
+          "errors from different computation orders. To turn them off, set the environment "
+          "variable `TF_ENABLE_ONEDNN_OPTS=0`.\n")
+CPU_FEATURES = ("I0000 00:00:1733000000.123456   2211 cpu_feature_guard.cc:210] This TensorFlow "
+                "binary is optimized to use available CPU instructions in performance-critical "
+                "operations.\nTo enable the following instructions: AVX2 FMA, in other "
+                "operations, rebuild TensorFlow with the appropriate compiler flags.\n")
+CUDA = ("E0000 00:00:1733000000.223344   2211 cuda_dnn.cc:8310] Unable to register cuDNN "
+        "factory: Attempting to register factory for plugin cuDNN when one has already been "
+        "registered\nW0000 00:00:1733000001.000001   2211 gpu_device.cc:2344] Cannot dlopen "
+        "some GPU libraries.\n")
+REAL_ERROR = "E1130 10:00:00.000001   2211 kernel.cc:42] something went wrong in a kernel\n"
+
+
+@pytest.mark.parametrize("line", (ABSL + ONEDNN + CPU_FEATURES + CUDA).splitlines())
+def test_tensorflow_start_up_lines_are_noise(line):
+    assert is_cpp_log_noise(line)
+
+
+@pytest.mark.parametrize("line", [
+    REAL_ERROR,  # an error that is not a known start-up one stays
+    "Traceback (most recent call last):\n",
+    "UserWarning: something a cell warned about\n",
+    "I0000 is not a log line without the rest of the prefix\n",
+    "WARNING: All log messages before this one\n",
+])
+def test_other_stderr_lines_are_kept(line):
+    assert not is_cpp_log_noise(line)
+
+
+def test_strip_removes_the_log_and_keeps_everything_else():
+    setup = nbformat.v4.new_code_cell("PROFILE = setup()")
+    setup.outputs = [nbformat.v4.new_output("stream", name="stderr", text=ABSL + ONEDNN),
+                     nbformat.v4.new_output("stream", name="stdout", text="keras  3.15.1\n"),
+                     nbformat.v4.new_output("stream", name="stderr", text=ABSL + ONEDNN)]
+    later = nbformat.v4.new_code_cell("train()")
+    later.outputs = [nbformat.v4.new_output("stream", name="stderr",
+                                            text=CPU_FEATURES + "a cell's own warning\n" + CUDA
+                                            + REAL_ERROR),
+                     nbformat.v4.new_output("stream", name="stdout", text=ONEDNN)]
+    nb = nbformat.v4.new_notebook(cells=[setup, nbformat.v4.new_markdown_cell(ONEDNN), later])
+    assert strip_cpp_log(nb) == 2 * 2 + 2 + 2  # setup: absl + oneDNN twice; later: 2 + 2
+    assert [o.text for o in setup.outputs] == ["keras  3.15.1\n"]
+    assert [(o.name, o.text) for o in later.outputs] == [
+        ("stderr", "a cell's own warning\n" + REAL_ERROR),
+        ("stdout", ONEDNN)]  # stdout is what the cell printed: never touched
+    assert nb.cells[1].source == ONEDNN
+
+
+def test_lab_run_stores_no_tensorflow_log(tmp_path):
+    """End to end: what a cell writes to stderr in the kernel is stored, less the log lines."""
+    cell = nbformat.v4.new_code_cell(
+        f"import sys\nsys.stderr.write({ABSL + ONEDNN!r})\nsys.stderr.flush()\n"
+        "print('kept', file=sys.stderr)\nprint('out')")
+    path = tmp_path / "lab.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    run_notebook(path, profile="cpu", timeout=120)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    stderr = "".join(o.text for o in outputs if o.get("name") == "stderr")
+    assert stderr == "kept\n"
+    assert "".join(o.text for o in outputs if o.get("name") == "stdout") == "out\n"
+
+
+def test_no_reference_lab_stores_the_log():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+            for output in cell.get("outputs", []):
+                if output.get("name") == "stderr":
+                    text = "".join(output["text"])
+                    noise = [line for line in text.splitlines() if is_cpp_log_noise(line)]
+                    assert not noise, f"{path.name} cell {index}: {noise[0]!r}"
