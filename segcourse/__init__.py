@@ -11,10 +11,10 @@ def load_model(path, compile: bool = True):
     """The model in a ``.keras`` file saved from segcourse, in any process.
 
     ``keras.saving.load_model`` finds segcourse's layers (``MaxUnpooling2D``, ``Resize``, ...),
-    losses and metrics only once their modules are imported, and fails in a fresh process
-    without them; this imports them (registering each with Keras), then loads. A path that is
-    missing or not a Keras archive gives a ``ValueError`` that says so. For a run folder of
-    ``segcourse train``, use :func:`segcourse.runs.open_run`.
+    losses and metrics only once their modules are imported, and (Keras 3.9 and later) fails in
+    a fresh process without them; this imports them (registering each with Keras), then loads.
+    A path that is missing or not a Keras archive gives a ``ValueError`` that says so. For a run
+    folder of ``segcourse train``, use :func:`segcourse.runs.open_run`.
 
         model = segcourse.load_model("runs/unet-shapes-.../model.keras")
     """

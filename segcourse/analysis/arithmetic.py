@@ -134,7 +134,9 @@ def expected_output_shape(layer: keras.layers.Layer, input_shape: Sequence[int])
     kernels = _per_axis(config["kernel_size"], rank)
     dilations = _per_axis(config.get("dilation_rate", 1), rank)
     if transposed:
-        output_padding = config.get("output_padding")
+        # the layer's attribute, not its config: before 3.11 Keras took output_padding as an
+        # undocumented argument that it used but left out of get_config
+        output_padding = getattr(layer, "output_padding", None)
         output_padding = (None,) * rank if output_padding is None else _per_axis(output_padding,
                                                                                   rank)
         sizes = [transposed_output_length(n, k, s, padding, op, d) for n, k, s, op, d in

@@ -27,6 +27,11 @@ def check(what: str, condition: bool, hint: str = "") -> None:
     _passed(what)
 
 
+def _plain(value):
+    """A NumPy scalar as the Python number it holds: `3`, not `np.int64(3)` (NumPy 2's repr)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def check_equal(what: str, got, expected, hint: str = "") -> None:
     """Exact equality of scalars, strings, tuples or arrays (shape and every value)."""
     if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
@@ -39,10 +44,12 @@ def check_equal(what: str, got, expected, hint: str = "") -> None:
             first = tuple(int(i) for i in wrong[0])
             raise CheckFailed(
                 f"{what}: {len(wrong)} of {expected_array.size} values differ; the first at "
-                f"index {first}: expected {expected_array[first]!r}, got {got_array[first]!r}. "
+                f"index {first}: expected {_plain(expected_array[first])!r}, "
+                f"got {_plain(got_array[first])!r}. "
                 f"{hint}".strip())
     elif got != expected:
-        raise CheckFailed(f"{what}: expected {expected!r}, got {got!r}. {hint}".strip())
+        raise CheckFailed(f"{what}: expected {_plain(expected)!r}, got {_plain(got)!r}. "
+                          f"{hint}".strip())
     _passed(what)
 
 

@@ -85,7 +85,9 @@ def test_the_field_bounds_what_a_gradient_probe_can_reach():
 
 def test_unknown_layers_are_refused_by_name():
     inp = keras.Input((8, 8, 1))
-    model = keras.Model(inp, keras.layers.Dense(2, name="dense")(keras.layers.Flatten()(inp)))
+    # named: an automatic name is 'flatten_N' once another test has made a Flatten
+    flat = keras.layers.Flatten(name="flatten")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2, name="dense")(flat))
     with pytest.raises(ValueError, match="'flatten' .*Flatten.* is not handled"):
         receptive_fields(model)
 
