@@ -1,19 +1,27 @@
 """``segcourse bench``: speed figures, measured side by side in one run, as a readable report.
 
-Reports medians over repeats: the machine's ceiling (a large float32 matmul, GFLOP/s), the
-``shapes`` generator (pictures per second), and training throughput of a model's CPU preset
-(pictures per second). Timings vary with the machine; ratios within one report are what to read.
+One run measures the machine's ceilings (a float32 matmul and a 3×3 convolution, GFLOP/s),
+training and inference of the timed models (pictures/s, GFLOP/s and the fractions of both
+ceilings) with XLA and op determinism on and off, the training input pipeline alone, and the
+update cost of two mIoU metrics. Medians over repeats; every absolute figure is printed beside
+the ceilings it should be read against: timings vary with the machine, ratios much less.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from segcourse.speed import matmul_gflops
+from segcourse.speed import matmul_gflops, training_tflop
+
+SKIPPABLE = ("training", "xla", "determinism", "pipeline", "metrics")
+CONV = {"size": 64, "channels": 64, "batch": 16}  # the convolution ceiling's feature maps
+METRIC_CALLS, METRIC_CLASSES = 20, 6
 
 
 def _median_seconds(work, repeats):
@@ -25,55 +33,397 @@ def _median_seconds(work, repeats):
     return statistics.median(times)
 
 
-def shapes_rate(size=64, count=200, repeats=5) -> float:
-    """Pictures per second the ``shapes`` generator draws at ``size``×``size`` (median)."""
-    from segcourse.data import shapes
-
-    return count / _median_seconds(lambda: shapes.load("train", count, size), repeats)
-
-
-def training_rate(model="unet", size=64, batch=32, steps=10, repeats=3) -> float:
-    """Pictures per second ``model``'s CPU preset trains on (loss only, no metric; median)."""
-    import keras
+def conv_gflops(size=64, channels=64, batch=16, repeats=10) -> float:
+    """The rate of a 3×3, ``channels``→``channels`` convolution (SAME padding) over ``batch``
+    feature maps of ``size``×``size`` in a ``tf.function`` (GFLOP/s, median of ``repeats``);
+    FLOPs = 2·H·W·Cin·Cout·9·batch."""
     import numpy as np
+    import tensorflow as tf  # TensorFlow-only, as speed.matmul_gflops: what training runs on
 
-    from segcourse import losses, models
-    from segcourse.data import shapes
-
-    images, masks = shapes.load("train", batch, size)
-    net = models.build(model, 6, (size, size, 3), preset="cpu")
-    net.compile(keras.optimizers.Adam(1e-3), losses.MaskedCrossEntropy())
-    net.train_on_batch(images, masks.astype(np.int32))  # compile and warm up
-
-    def run():
-        for _ in range(steps):
-            net.train_on_batch(images, masks.astype(np.int32))
-
-    return steps * batch / _median_seconds(run, repeats)
+    rng = np.random.default_rng(0)
+    maps = tf.constant(rng.random((batch, size, size, channels), np.float32))
+    kernel = tf.constant(rng.random((3, 3, channels, channels), np.float32))
+    conv = tf.function(lambda: tf.nn.conv2d(maps, kernel, 1, "SAME"))
+    conv()  # trace and warm up
+    return 2 * size * size * channels * channels * 9 * batch / _median_seconds(conv, repeats) / 1e9
 
 
-def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md") -> str:
-    """The speed report (ceiling, generator, training rates), written to ``out``."""
+def ceilings() -> dict:
+    """The machine's ceilings, GFLOP/s: :func:`segcourse.speed.matmul_gflops` (2048²) and
+    :func:`conv_gflops` (:data:`CONV`)."""
     from tqdm.auto import tqdm
 
-    from segcourse.models import registry
+    probes = {"matmul_gflops": matmul_gflops, "conv_gflops": lambda: conv_gflops(**CONV)}
+    return {name: round(probe(), 1)
+            for name, probe in tqdm(probes.items(), desc="machine ceiling", leave=False)}
 
-    for name in models_to_time:  # before any timing: a typo should not cost a benchmark run
-        registry.check(name, None)
-    rows = [("machine ceiling: float32 matmul 2048²", f"{matmul_gflops():.0f} GFLOP/s")]
-    for size in tqdm((64, 128), desc="shapes generator", leave=False):
-        rows.append((f"shapes generator, {size}×{size}", f"{shapes_rate(size):.0f} pictures/s"))
-    for name in tqdm(models_to_time, desc="training", leave=False):
-        rows.append((f"training {name} (cpu preset), 64×64, batch 32",
-                     f"{training_rate(name):.0f} pictures/s"))
-    text = "\n".join([
+
+def _in_child(function, *args):
+    """``function(*args)`` in a fresh (spawned) Python process; its result."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+def _fit_rate(net, feed, steps, repeats, batch) -> float:
+    """Pictures/s ``net`` trains on ``feed``: median of ``repeats`` epochs of ``steps`` steps,
+    after a warm-up step (tracing, XLA compilation, a cache's filling)."""
+    import keras
+
+    seconds = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.began = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.began)
+
+    net.fit(feed, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
+    net.fit(feed, steps_per_epoch=steps, epochs=repeats, verbose=0, shuffle=False,
+            callbacks=[Timer()])
+    return steps * batch / statistics.median(seconds)
+
+
+def _training_variant(config, data, jit, deterministic, steps, repeats) -> dict:
+    """One model trained with ``jit_compile=jit`` on segcourse's recipe and training pipeline:
+    its MACs and pictures/s (fed by the pipeline; on segcourse train's setting also from one
+    cached batch), and its inference pictures/s. A variant that Keras refuses or that fails
+    says so instead."""
+    import warnings
+
+    import keras
+
+    from segcourse import models
+    from segcourse.analysis import summarize
+    from segcourse.train import compile_model
+
+    keras.utils.set_random_seed(config.seed)
+    row = {"model": config.model, "jit_compile": jit}
+    try:
+        side = config.image_size
+        net = models.build(config.model, data.num_classes, (side, side, 3),
+                           model_size=config.model_size)
+        row["macs_per_picture"] = summarize(net).macs
+        compile_model(net, config, data.num_classes, data.train_steps, data.ignore_index)
+        with warnings.catch_warnings():  # Keras' own note when it refuses XLA
+            warnings.simplefilter("ignore", UserWarning)
+            net.jit_compile = jit  # compile_model leaves Keras' "auto": no XLA on a CPU
+        if net.jit_compile != jit:
+            row["refused"] = ("Keras compiles nothing with XLA under op determinism"
+                              if deterministic else f"Keras refuses XLA for {config.model}")
+            return row
+        row["pictures_per_s"] = _fit_rate(net, data.train.repeat(), steps, repeats,
+                                          config.batch_size)
+        if deterministic and not jit:
+            row["cached_pictures_per_s"] = _fit_rate(net, data.train.take(1).cache().repeat(),
+                                                     steps, repeats, config.batch_size)
+        images = next(iter(data.train))[0]
+        net.predict_on_batch(images)  # trace, compile
+        row["inference_pictures_per_s"] = config.batch_size / _median_seconds(
+            lambda: net.predict_on_batch(images), steps * repeats)
+    except Exception as error:  # a variant that fails is a finding, not the end of the run
+        return {"model": config.model, "jit_compile": jit,
+                "error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
+    return row
+
+
+def _training_child(deterministic, names, jit_settings, size, batch, steps, repeats):
+    """Every (model, jit_compile) variant, with op determinism on (``deterministic``) or off;
+    run in a fresh process: ``enable_op_determinism`` cannot be undone in a process."""
+    from segcourse.labs.environment import prepare_tensorflow
+
+    prepare_tensorflow()  # before TensorFlow is imported, as the CLI does (oneDNN on x86-64)
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from segcourse.data.sources import open_dataset
+    from segcourse.train import TrainConfig
+
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    elif os.environ.get("TF_DETERMINISTIC_OPS", "").lower() in ("1", "true"):
+        raise ValueError("TF_DETERMINISTIC_OPS is set: op determinism cannot be measured off; "
+                         "unset it, or run with --skip determinism.")
+    config = TrainConfig(image_size=size, batch_size=batch, train_count=steps * batch,
+                         val_count=batch, test_count=batch).resolved()  # the CPU profile
+    data = open_dataset(config)
+    variants = [(name, jit) for name in names for jit in jit_settings]
+    rows = []
+    for name, jit in tqdm(variants, leave=False, unit="variant",
+                          desc=f"training, op determinism {'on' if deterministic else 'off'}"):
+        rows.append({**_training_variant(replace(config, model=name), data, jit,
+                                         deterministic, steps, repeats),
+                     "deterministic": deterministic})
+    return rows
+
+
+def pipeline_rate(size=64, batch=32, batches=16, repeats=3) -> float:
+    """Pictures/s the training pipeline delivers without a model (median of ``repeats`` runs of
+    ``batches`` batches): ``open_dataset``'s train split of the CPU profile on ``shapes``."""
+    from segcourse.data.sources import open_dataset
+    from segcourse.train import TrainConfig
+
+    config = TrainConfig(image_size=size, batch_size=batch, train_count=batches * batch,
+                         val_count=batch, test_count=batch).resolved()
+    feed = iter(open_dataset(config).train.repeat())
+    next(feed)  # the generator's start
+
+    def run():
+        for _ in range(batches):
+            next(feed)
+
+    return batches * batch / _median_seconds(run, repeats)
+
+
+def metric_costs(size=64, batch=32, classes=METRIC_CLASSES, calls=METRIC_CALLS) -> list[dict]:
+    """``ConfusionMatrixMetric`` and ``keras.metrics.MeanIoU`` on the same scores (no ignore
+    label): µs per ``update_state``, eager and in a ``tf.function`` (medians of ``calls``), and
+    the mIoU each gives for one update."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from tqdm.auto import tqdm
+
+    from segcourse.metrics import ConfusionMatrixMetric
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, classes, (batch, size, size)).astype(np.int32)
+    scores = rng.normal(size=(batch, size, size, classes)).astype(np.float32) \
+        + 1.5 * np.eye(classes, dtype=np.float32)[truth]  # right about half the time
+    truth, scores = tf.constant(truth), tf.constant(scores)
+    metrics = {"ConfusionMatrixMetric": ConfusionMatrixMetric(classes),
+               "keras.metrics.MeanIoU": keras.metrics.MeanIoU(classes, sparse_y_pred=False)}
+    rows = []
+    with tqdm(total=2 * len(metrics), desc="metric updates", leave=False) as progress:
+        for name, metric in metrics.items():
+            metric.update_state(truth, scores)
+            row = {"metric": name, "miou": float(metric.result())}
+            for mode, update in (("eager", metric.update_state),
+                                 ("tf_function", tf.function(metric.update_state))):
+                update(truth, scores)  # trace, warm up
+                row[f"{mode}_microseconds"] = round(
+                    1e6 * _median_seconds(lambda update=update: update(truth, scores), calls))
+                progress.update()
+            rows.append(row)
+    return rows
+
+
+def _with_rates(row, ceiling) -> dict:
+    """``row`` with rounded rates, GFLOP/s and fractions of the ceilings (training: 3 forward
+    passes per picture, inference: 1; speed.training_tflop's arithmetic)."""
+    row = dict(row)
+    for kind, key, pictures in (("training", "pictures_per_s", (1, 0)),
+                                ("inference", "inference_pictures_per_s", (0, 1))):
+        if key not in row:
+            continue
+        gflops = row[key] * training_tflop(row["macs_per_picture"], *pictures, 1) * 1e3
+        row[f"{kind}_gflops"] = round(gflops, 1)
+        row[f"{kind}_of_conv_ceiling"] = round(gflops / ceiling["conv_gflops"], 3)
+        row[f"{kind}_of_matmul_ceiling"] = round(gflops / ceiling["matmul_gflops"], 3)
+    for key in ("pictures_per_s", "cached_pictures_per_s", "inference_pictures_per_s"):
+        if key in row:
+            row[key] = round(row[key], 1)
+    return row
+
+
+def _input_bound(rows, pipeline) -> list[dict]:
+    """Per model, on segcourse train's setting (no XLA, op determinism on): the rate fed by the
+    pipeline, from one cached batch, and whether the pipeline limits training."""
+    verdicts = []
+    for row in rows:
+        if "cached_pictures_per_s" not in row:
+            continue
+        fed, cached = row["pictures_per_s"], row["cached_pictures_per_s"]
+        if pipeline < cached:
+            verdict = "yes: the pipeline alone is slower than training from memory"
+        elif fed < 0.9 * cached:
+            verdict = (f"partly: fed by the pipeline, {1 - fed / cached:.0%} slower than from "
+                       "memory (its generator shares the cores)")
+        else:
+            verdict = "no"
+        verdicts.append({"model": row["model"], "pictures_per_s": fed,
+                         "cached_pictures_per_s": cached,
+                         "pipeline_over_training": round(pipeline / fed, 2),
+                         "input_bound": verdict})
+    return verdicts
+
+
+def _table(header, rows) -> list[str]:
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header),
+            *(f"| {' | '.join(str(cell) for cell in row)} |" for row in rows)]
+
+
+def _training_cells(row) -> tuple[str, ...]:
+    """A training row's pictures/s, GFLOP/s and fractions, or why it has none."""
+    if "pictures_per_s" not in row:
+        why = f"not run: {row['refused']}" if "refused" in row else f"failed: {row['error']}"
+        return why, "–", "–", "–"
+    return (f"{row['pictures_per_s']:.1f}", f"{row['training_gflops']:.1f}",
+            f"{row['training_of_conv_ceiling']:.3f}", f"{row['training_of_matmul_ceiling']:.3f}")
+
+
+def _on(flag) -> str:
+    return "on" if flag else "off"
+
+
+def markdown(figures) -> str:
+    """The report's Markdown, from the figures :func:`report` writes as JSON."""
+    machine, ceiling, settings = figures["machine"], figures["ceiling"], figures["settings"]
+    both = f"{ceiling['conv_gflops']:.1f} / {ceiling['matmul_gflops']:.1f} GFLOP/s"
+    beside = "ceilings conv / matmul"
+    lines = [
         "# segcourse benchmark", "",
-        f"{platform.platform(terse=True)}, {platform.processor() or platform.machine()}, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}; medians of repeated runs.", "",
-        "| what | median |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows), ""])
+        f"{machine['platform']}, {machine['processor']}, {machine['cores']} cores, TensorFlow "
+        f"{machine['tensorflow']}, Keras {machine['keras']}, oneDNN {machine['onednn']}; "
+        f"{machine['date']}; {machine['wall_seconds']:.0f} s in all. Load average (1 min) "
+        f"{machine['load_average_start']:.2f} at the start, {machine['load_average_end']:.2f} "
+        "at the end: other work on the machine slows every figure. Medians over repeats; read "
+        "each figure against the ceilings beside it.", "",
+        "## Machine ceiling", "",
+        "Each probe's median, at the start of the run and at its end; the higher of the two is "
+        "the ceiling every other figure is read against. The probes are references, not hard "
+        "limits: a model's own convolutions can run faster than the 64-channel probe.", "",
+        *_table(("probe", "at the start, GFLOP/s", "at the end, GFLOP/s", "ceiling, GFLOP/s"), [
+            (title, f"{ceiling['start'][key]:.1f}", f"{ceiling['end'][key]:.1f}",
+             f"{ceiling[key]:.1f}") for title, key in (
+                ("float32 matmul 2048² (speed.matmul_gflops)", "matmul_gflops"),
+                (f"3×3 convolution {CONV['channels']}→{CONV['channels']} channels, "
+                 f"{CONV['batch']} maps of {CONV['size']}×{CONV['size']}, tf.function",
+                 "conv_gflops"))]), ""]
+    rows = figures.get("training")
+    if rows is not None:
+        lines += [
+            "## Training", "",
+            f"Models {', '.join(settings['models'])}, small size (model_size small), "
+            f"{settings['size']}×{settings['size']}, batch {settings['batch']}, segcourse's "
+            "recipe (train.compile_model: masked cross-entropy, Adam, the mIoU metric) fed by "
+            f"the training pipeline; median of {settings['repeats']} epochs of "
+            f"{settings['steps']} steps after a warm-up step (tracing, XLA compilation). FLOPs "
+            "per picture: 3 forward passes × 2 × MACs. Each op-determinism setting runs in its "
+            "own fresh child process: enable_op_determinism() cannot be undone in a process, "
+            "and two fresh processes start alike and leave the caller as it was. Keras "
+            "compiles nothing with XLA while op determinism is on (model_supports_jit), so "
+            "that pair is not run. segcourse train runs with op determinism on and, on a CPU, "
+            "without XLA.", "",
+            *_table(("model", "jit_compile", "op determinism", "pictures/s", "GFLOP/s",
+                     "of conv ceiling", "of matmul ceiling", beside),
+                    [(r["model"], _on(r["jit_compile"]), _on(r["deterministic"]),
+                      *_training_cells(r), both) for r in rows]),
+            "",
+            "## Inference", "",
+            f"predict_on_batch on one batch of {settings['batch']}, median of "
+            f"{settings['steps'] * settings['repeats']} calls; FLOPs per picture: 2 × MACs.", "",
+            *_table(("model", "jit_compile", "op determinism", "pictures/s", "GFLOP/s",
+                     "of conv ceiling", "of matmul ceiling", beside),
+                    [(r["model"], _on(r["jit_compile"]), _on(r["deterministic"]),
+                      f"{r['inference_pictures_per_s']:.1f}", f"{r['inference_gflops']:.1f}",
+                      f"{r['inference_of_conv_ceiling']:.3f}",
+                      f"{r['inference_of_matmul_ceiling']:.3f}", both)
+                     for r in rows if "inference_pictures_per_s" in r]), ""]
+    pipeline = figures.get("pipeline")
+    if pipeline is not None:
+        lines += [
+            "## Input pipeline", "",
+            "open_dataset's train split (shapes, CPU profile: new pictures every epoch, drawn "
+            "while the previous batch trains), iterated without a model.", "",
+            *_table(("what", "pictures/s", beside), [
+                (f"input pipeline alone, {settings['size']}×{settings['size']}, batch "
+                 f"{settings['batch']}", f"{pipeline['pictures_per_s']:.1f}", both)]), ""]
+        if pipeline.get("input_bound"):
+            lines += [
+                "Is training input-bound? segcourse train's setting (no XLA, op determinism "
+                "on), trained fed by the pipeline and from one cached batch:", "",
+                *_table(("model", "fed by the pipeline, pictures/s",
+                         "from one cached batch, pictures/s", "pipeline alone ÷ training",
+                         "input-bound?", beside),
+                        [(v["model"], f"{v['pictures_per_s']:.1f}",
+                          f"{v['cached_pictures_per_s']:.1f}",
+                          f"{v['pipeline_over_training']:.2f}", v["input_bound"], both)
+                         for v in pipeline["input_bound"]]), ""]
+    metrics = figures.get("metrics")
+    if metrics is not None:
+        first, second = metrics["updates"]
+        lines += [
+            "## Metric update cost", "",
+            f"The same scores, batch {metrics['batch']}, {metrics['size']}×{metrics['size']}, "
+            f"{metrics['classes']} classes, no ignore label: µs per update_state, median of "
+            f"{metrics['calls']} calls, eager and inside a tf.function (as in a training step).",
+            "",
+            *_table(("metric", "eager µs", "tf.function µs", "mIoU", beside),
+                    [(u["metric"], u["eager_microseconds"], u["tf_function_microseconds"],
+                      f"{u['miou']:.6f}", both) for u in metrics["updates"]]), "",
+            f"Same mIoU: {'yes' if metrics['same_miou'] else 'NO'} (difference "
+            f"{abs(first['miou'] - second['miou']):.1e}).", ""]
+    return "\n".join(lines)
+
+
+def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md", *,
+           size=64, batch=32, steps=3, repeats=3, skip=()) -> str:
+    """Measure everything in one run (see the module's docstring), except the ``skip`` phases
+    (:data:`SKIPPABLE`: ``xla`` and ``determinism`` keep segcourse train's setting only); write
+    ``out`` (Markdown) and its ``.json`` beside it; return the Markdown."""
+    from segcourse.labs.environment import prepare_tensorflow
+    from segcourse.train import TrainConfig
+
+    prepare_tensorflow()  # the child processes inherit it; here it counts if TF is not loaded
+    unknown = set(skip) - set(SKIPPABLE)
+    if unknown:
+        raise ValueError(f"skip takes {', '.join(SKIPPABLE)}; got {', '.join(sorted(unknown))}.")
+    for name, value in (("steps", steps), ("repeats", repeats)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1; got {value!r}.")
+    for name in models_to_time:  # before any timing: a typo should not cost a benchmark run
+        TrainConfig(model=name, image_size=size, batch_size=batch).validate()
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    first = ceilings()
+    rows, pipeline, metrics = [], None, None
+    if "training" not in skip:
+        jit_settings = (False,) if "xla" in skip else (False, True)
+        for deterministic in (True,) if "determinism" in skip else (False, True):
+            rows += _in_child(_training_child, deterministic, list(models_to_time),
+                              jit_settings, size, batch, steps, repeats)
+    if "pipeline" not in skip:
+        pipeline = {"pictures_per_s": round(pipeline_rate(size, batch, 4 * steps, repeats), 1)}
+    if "metrics" not in skip:
+        updates = metric_costs(size, batch)
+        metrics = {"batch": batch, "size": size, "classes": METRIC_CLASSES,
+                   "calls": METRIC_CALLS, "updates": updates,
+                   "same_miou": abs(updates[0]["miou"] - updates[1]["miou"]) < 1e-6}
+    last = ceilings()  # on a shared machine the load changes: the higher of two is the ceiling
+    ceiling = {**{name: max(first[name], last[name]) for name in first},
+               "start": first, "end": last, "conv": CONV}
+    training = [_with_rates(row, ceiling) for row in rows] or None
+    if pipeline and training:
+        pipeline["input_bound"] = _input_bound(training, pipeline["pictures_per_s"])
+    figures = {"machine": _machine(started, load_start),
+               "settings": {"models": list(models_to_time), "size": size, "batch": batch,
+                            "steps": steps, "repeats": repeats, "skip": sorted(skip)},
+               "ceiling": ceiling, "training": training, "pipeline": pipeline,
+               "metrics": metrics}
+    figures = {key: value for key, value in figures.items() if value is not None}
+    text = markdown(figures)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text)
+    Path(out).with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n")
     return text
+
+
+def _machine(started, load_start) -> dict:
+    """What the figures were measured on, and how busy it was."""
+    import keras
+    import tensorflow as tf
+
+    return {"platform": platform.platform(terse=True),
+            "processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "onednn": _on(os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"),
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "load_average_start": round(load_start, 2),
+            "load_average_end": round(os.getloadavg()[0], 2),
+            "wall_seconds": round(time.perf_counter() - started, 1)}
 
 
 ARCHITECTURES = (

@@ -174,7 +174,7 @@ def _analyze(args) -> int:
 
         options = models.parse_options(args.model, args.option)
         model = models.build(args.model, args.num_classes,
-                             (args.image_size, args.image_size, 3), preset=args.preset,
+                             (args.image_size, args.image_size, 3), model_size=args.model_size,
                              **options)
     if not args.summary_only:
         print(f"receptive fields of {model.name} (rows; in input pixels)\n")
@@ -242,7 +242,8 @@ def _bench(args) -> int:
     if args.grading:
         print(grading_report(count=args.class_size, out=beside / "grading.md"))
         return 0
-    print(report(args.models, args.out))
+    print(report(args.models, out=args.out, steps=args.steps, repeats=args.repeats,
+                 skip=args.skip))
     if args.architectures:
         print(architecture_report(out=beside / "architectures.md"))
     return 0
@@ -498,13 +499,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="replace results already in --out (default: refuse)")
     predict.set_defaults(run=_predict)
 
+    from segcourse.bench import SKIPPABLE  # a light import: no TensorFlow
+
     bench = commands.add_parser("bench", help="speed figures as a readable report",
                                 parents=[common])
     bench.add_argument("--models", nargs="+", default=["unet", "fcn8s", "segnet"],
                        help="registered models whose training throughput is timed")
     bench.add_argument("--out", default="benchmarks/report.md",
-                       help="the speed report's file; --architectures and --grading write "
-                            "theirs in its folder")
+                       help="the speed report's Markdown file, its .json beside it; "
+                            "--architectures and --grading write theirs in its folder")
+    bench.add_argument("--steps", type=int, default=3,
+                       help="training steps per timed epoch (of each model and variant)")
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed epochs (and pipeline runs) whose median is reported")
+    bench.add_argument("--skip", nargs="+", default=[], choices=SKIPPABLE, metavar="PHASE",
+                       help=f"phases left out, of {', '.join(SKIPPABLE)}; xla and determinism "
+                            "keep only segcourse train's setting (no XLA, op determinism on)")
     bench.add_argument("--architectures", action="store_true",
                        help="also train plain conv / U-Net without skips / U-Net on the CPU "
                             "profile's budget (about 20 minutes on 2 cores): architectures.md "
@@ -523,8 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="side of the square input, in pixels (a registered model)")
     analyze.add_argument("--num-classes", type=int, default=21,
                          help="classes of the built model (a registered model)")
-    analyze.add_argument("--preset", choices=("full", "cpu"), default="full",
-                         help="full: the paper's widths; cpu: the model's small configuration")
+    analyze.add_argument("--model-size", choices=("paper", "small"), default="paper",
+                         help="paper: the paper's widths; small: the model's small configuration")
     analyze.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                          help="a model option, e.g. --option depth=3 (repeatable)")
     only = analyze.add_mutually_exclusive_group()

@@ -295,6 +295,10 @@ def _best_epoch_of(run_dir: Path, status: dict | None) -> str:
     return f"epoch {epoch} (by log.csv)" if epoch else "an epoch its log does not show"
 
 
+# config.json files written before ``preset`` was renamed ``model_size``: their values.
+OLD_PRESETS = {"full": "paper", "cpu": "small", None: None}
+
+
 def read_config(run_dir) -> dict:
     """A run folder's ``config.json``, checked to be a training configuration of this segcourse
     (an object of known keys, each of its type); a ``ValueError`` names the file and the value."""
@@ -313,6 +317,9 @@ def read_config(run_dir) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"{path} holds a JSON {type(config).__name__}, not the object of "
                          f"training settings `segcourse train` writes ({', '.join(known)}).")
+    if "preset" in config and "model_size" not in config:  # written before its rename (0.1)
+        old = config.pop("preset")
+        config["model_size"] = OLD_PRESETS.get(old, old)
     problems = [f"unknown key {key!r}" for key in config if key not in known]
     for key, value in config.items():
         kind = known.get(key, "")

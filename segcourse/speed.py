@@ -14,7 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-# The README's main job (U-Net, CPU preset, 20 epochs of 4,000 + 500 pictures at 64×64,
+# The README's main job (U-Net, small size, 20 epochs of 4,000 + 500 pictures at 64×64,
 # about 24 TFLOP) trained in 579 s on a 2-core AMD EPYC whose 2048² float32 matmul ran at
 # 167 GFLOP/s: 42 GFLOP/s, 25 % of the ceiling. On an H200 (benchmarks/accelerator.md) the
 # paper-size U-Net, SegNet and FCN-8s reached 26-30 % of theirs; DeepLabV3's atrous

@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 PROFILE_DEFAULTS = {
     "cpu": {"epochs": 20, "image_size": 64, "batch_size": 32, "learning_rate": 5e-3,
-            "train_count": 4000, "val_count": 500, "test_count": 1000, "preset": "cpu"},
+            "train_count": 4000, "val_count": 500, "test_count": 1000, "model_size": "small"},
     "gpu": {"epochs": 40, "image_size": 128, "batch_size": 32, "learning_rate": 3e-3,
-            "train_count": 20000, "val_count": 1000, "test_count": 2000, "preset": "full"},
+            "train_count": 20000, "val_count": 1000, "test_count": 2000, "model_size": "paper"},
 }
 DISTRIBUTE = ("auto", "mirrored", "none")
 _COUNTS = ("epochs", "image_size", "batch_size", "train_count", "val_count", "test_count")
@@ -76,7 +76,7 @@ class TrainConfig:
     train_count: int | None = None
     val_count: int | None = None
     test_count: int | None = None
-    preset: str | None = None
+    model_size: str | None = None
     model_options: dict = field(default_factory=dict)
     out_dir: str = "runs"
     distribute: str = "auto"
@@ -128,11 +128,11 @@ class TrainConfig:
         if not isinstance(config.model_options, dict):
             problems.append(f"model_options must be a dict of the model's options; got "
                             f"{config.model_options!r}.")
-        else:  # models.check also refuses an unknown preset
+        else:  # models.check also refuses an unknown model size
             sized = _whole(config.image_size) and config.image_size >= 1
             size = config.image_size if sized else None  # a bad size is reported above
             try:
-                models.check(config.model, None, (size, size, 3), preset=config.preset,
+                models.check(config.model, None, (size, size, 3), model_size=config.model_size,
                              **config.model_options)
             except ValueError as error:
                 problems.append(str(error))
@@ -302,7 +302,8 @@ def _build(config, data, strategy):
 
     with strategy.scope():
         model = models.build(config.model, data.num_classes,
-                             (config.image_size, config.image_size, 3), preset=config.preset,
+                             (config.image_size, config.image_size, 3),
+                             model_size=config.model_size,
                              **config.model_options)
         monitor = compile_model(model, config, data.num_classes, data.train_steps,
                                 data.ignore_index)

@@ -5,12 +5,140 @@ import pytest
 
 from segcourse.bench import report
 
+SECTIONS = ("## Machine ceiling", "## Training", "## Inference", "## Input pipeline",
+            "Is training input-bound?", "## Metric update cost")
 
-def test_the_report_lists_ceiling_generator_and_training_rates(tmp_path):
-    text = report(models_to_time=("plain",), out=tmp_path / "report.md")
-    assert (tmp_path / "report.md").read_text() == text
-    assert "float32 matmul" in text and "GFLOP/s" in text
-    assert "shapes generator, 64×64" in text and "training plain (cpu preset)" in text
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """One tiny run of every phase: one small model, 32×32, batch 4, few steps."""
+    out = tmp_path_factory.mktemp("bench") / "report.md"
+    text = report(models_to_time=("plain",), out=out, size=32, batch=4, steps=2, repeats=1)
+    return text, json.loads(out.with_suffix(".json").read_text()), out
+
+
+def _tables(text):
+    """{the title of the section: its tables, each a list of {header: cell}}."""
+    tables, title, rows = {}, None, None
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("#"):
+            title = line.lstrip("# ")
+        elif line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            if rows is None:
+                header, rows = cells, []
+            elif set(line) - set("|-"):
+                rows.append(dict(zip(header, cells, strict=True)))
+        elif rows is not None:
+            tables.setdefault(title, []).append(rows)
+            rows = None
+    return tables
+
+
+def test_the_report_has_every_section_and_writes_what_it_returns(tiny):
+    text, figures, out = tiny
+    assert out.read_text() == text
+    for section in SECTIONS:
+        assert section in text
+    assert {"machine", "settings", "ceiling", "training", "pipeline", "metrics"} <= set(figures)
+    assert figures["machine"]["load_average_start"] >= 0 and figures["machine"]["cores"] >= 1
+
+
+def test_every_absolute_figure_has_the_ceilings_beside_it(tiny):
+    text, figures, _ = tiny
+    ceiling = figures["ceiling"]
+    both = f"{ceiling['conv_gflops']:.1f} / {ceiling['matmul_gflops']:.1f} GFLOP/s"
+    tables = _tables(text)
+    figured = [rows for title, found in tables.items() if title != "Machine ceiling"
+               for rows in found]
+    assert len(figured) == 5  # training, inference, pipeline, input-bound, metrics
+    for rows in figured:
+        assert rows and all(row["ceilings conv / matmul"] == both for row in rows)
+    # the ceilings are the higher of the two probes of the run
+    for key in ("matmul_gflops", "conv_gflops"):
+        assert ceiling[key] == max(ceiling["start"][key], ceiling["end"][key]) > 0
+
+
+def test_json_and_markdown_agree(tiny):
+    text, figures, _ = tiny
+    tables = _tables(text)
+    [probes] = tables["Machine ceiling"]
+    assert [float(row["ceiling, GFLOP/s"]) for row in probes] == [
+        figures["ceiling"]["matmul_gflops"], figures["ceiling"]["conv_gflops"]]
+    [training] = tables["Training"]
+    assert len(training) == len(figures["training"]) == 4
+    for row, measured in zip(training, figures["training"], strict=True):
+        assert (row["model"], row["jit_compile"], row["op determinism"]) == (
+            measured["model"], "on" if measured["jit_compile"] else "off",
+            "on" if measured["deterministic"] else "off")
+        if "pictures_per_s" in measured:
+            assert float(row["pictures/s"]) == measured["pictures_per_s"]
+            assert float(row["GFLOP/s"]) == measured["training_gflops"]
+            assert float(row["of conv ceiling"]) == measured["training_of_conv_ceiling"]
+            assert float(row["of matmul ceiling"]) == measured["training_of_matmul_ceiling"]
+    [inference] = tables["Inference"]
+    assert [float(row["pictures/s"]) for row in inference] == [
+        m["inference_pictures_per_s"] for m in figures["training"] if "pictures_per_s" in m]
+    pipeline, bound = tables["Input pipeline"]
+    assert float(pipeline[0]["pictures/s"]) == figures["pipeline"]["pictures_per_s"]
+    assert [row["input-bound?"] for row in bound] == [
+        v["input_bound"] for v in figures["pipeline"]["input_bound"]]
+    [metrics] = tables["Metric update cost"]
+    for row, update in zip(metrics, figures["metrics"]["updates"], strict=True):
+        assert row["metric"] == update["metric"]
+        assert int(row["eager µs"]) == update["eager_microseconds"] > 0
+        assert int(row["tf.function µs"]) == update["tf_function_microseconds"] > 0
+        assert float(row["mIoU"]) == pytest.approx(update["miou"], abs=5e-7)
+
+
+def test_every_variant_is_measured_or_says_why_not(tiny):
+    _, figures, _ = tiny
+    variants = {(m["jit_compile"], m["deterministic"]): m for m in figures["training"]}
+    assert set(variants) == {(False, False), (True, False), (False, True), (True, True)}
+    assert "Keras" in variants[True, True]["refused"]  # no XLA under op determinism
+    for key in ((False, False), (True, False), (False, True)):
+        assert "error" not in variants[key] and variants[key]["pictures_per_s"] > 0
+    # only segcourse train's setting is also timed from one cached batch
+    assert [("cached_pictures_per_s" in m) for m in variants.values()] == [
+        False, False, True, False]
+
+
+def test_fractions_of_the_ceilings_are_sane_and_follow_the_arithmetic(tiny):
+    _, figures, _ = tiny
+    ceiling = figures["ceiling"]
+    for measured in figures["training"]:
+        if "pictures_per_s" not in measured:
+            continue
+        # 3 forward passes of 2 FLOPs per MAC a training picture, 1 an inference picture
+        for kind, rate, passes in (("training", "pictures_per_s", 3),
+                                   ("inference", "inference_pictures_per_s", 1)):
+            gflops = measured[rate] * passes * 2 * measured["macs_per_picture"] / 1e9
+            assert measured[f"{kind}_gflops"] == pytest.approx(gflops, abs=0.2)
+            for probe in ("conv", "matmul"):
+                fraction = measured[f"{kind}_of_{probe}_ceiling"]
+                assert 0 < fraction < 1.5
+                assert fraction == pytest.approx(gflops / ceiling[f"{probe}_gflops"], abs=2e-3)
+
+
+def test_both_metrics_give_the_same_miou(tiny):
+    text, figures, _ = tiny
+    first, second = figures["metrics"]["updates"]
+    assert {first["metric"], second["metric"]} == {"ConfusionMatrixMetric",
+                                                   "keras.metrics.MeanIoU"}
+    assert first["miou"] == pytest.approx(second["miou"], abs=1e-6)
+    assert 0 < first["miou"] < 1
+    assert figures["metrics"]["same_miou"] and "Same mIoU: yes" in text
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"skip": ["trainning"]}, "skip takes"),
+    ({"steps": 0}, "steps must be"),
+    ({"models_to_time": ("unnet",)}, "unnet"),
+])
+def test_bad_arguments_are_refused_before_any_timing(arguments, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        report(out=tmp_path / "report.md", **arguments)
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_grading_report_grades_a_made_class_side_by_side(tmp_path):
@@ -40,3 +168,19 @@ def test_every_report_goes_where_out_says(flags, written, tmp_path, monkeypatch,
         monkeypatch.setattr(segcourse.bench, name, fake)
     assert main(["bench", "--out", str(tmp_path / "speed.md"), *flags]) == 0
     assert seen == {name: tmp_path / file for name, file in written.items()}
+
+
+def test_the_command_passes_its_options_on(monkeypatch, capsys):
+    import segcourse.bench
+    from segcourse.cli import main
+
+    seen = {}
+    monkeypatch.setattr(segcourse.bench, "report",
+                        lambda *args, **kwargs: seen.update(args=args, **kwargs) or "")
+    assert main(["bench", "--models", "unet", "--steps", "2", "--repeats", "5",
+                 "--skip", "xla", "metrics"]) == 0
+    assert seen == {"args": (["unet"],), "out": "benchmarks/report.md", "steps": 2,
+                    "repeats": 5, "skip": ["xla", "metrics"]}
+    with pytest.raises(SystemExit) as usage:
+        main(["bench", "--skip", "nothing"])
+    assert usage.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def test_lab_run_stores_outputs_under_the_requested_profile(tmp_path):
 
 
 def test_analyze_prints_fields_and_the_per_layer_summary(capsys):
-    assert main(["analyze", "unet", "--preset", "cpu", "--image-size", "64",
+    assert main(["analyze", "unet", "--model-size", "small", "--image-size", "64",
                  "--option", "depth=2"]) == 0
     out = capsys.readouterr().out
     assert "receptive fields of" in out and "per-layer summary of" in out
@@ -49,7 +49,7 @@ def test_analyze_reads_a_saved_model(tmp_path, capsys):
     from segcourse import models
 
     path = tmp_path / "m.keras"
-    models.build("fcn8s", 3, (64, 64, 3), preset="cpu").save(path)
+    models.build("fcn8s", 3, (64, 64, 3), model_size="small").save(path)
     assert main(["analyze", str(path), "--fields-only"]) == 0
     out = capsys.readouterr().out
     assert "per-layer summary" not in out
@@ -110,7 +110,7 @@ def test_train_refuses_an_option_that_does_not_fit(option, said, tmp_path, capsy
 
 
 def test_analyze_options_are_read_by_their_types(capsys):
-    assert main(["analyze", "unet", "--preset", "cpu", "--image-size", "32", "--summary-only",
+    assert main(["analyze", "unet", "--model-size", "small", "--image-size", "32", "--summary-only",
                  "--option", "depth=2", "--option", "skips=false"]) == 0
     out = capsys.readouterr().out
     assert "up1_conv1" in out and "concat" not in out  # no copy-and-crop: skips are off

@@ -4,7 +4,7 @@ every public layer, run in a child process.
 Keras fixes its backend when it is first imported, and this process has TensorFlow's, so one
 child with ``KERAS_BACKEND=jax`` and TensorFlow made unimportable (what runs there is what a
 JAX-only install runs) does all the work and reports each case as JSON; the tests here read the
-report, so a failure names the model or layer and its error. Each model is built (CPU preset,
+report, so a failure names the model or layer and its error. Each model is built (small size,
 a small input), run through ``predict_on_batch`` (``jax.jit``), saved, loaded and run again
 (identical numbers); the saved files are then loaded here, on TensorFlow, and must give the
 JAX outputs. Each layer is called eagerly on JAX and must give what the same layer, same
@@ -31,7 +31,7 @@ from segcourse import layers, models
 
 SIZE, CLASSES = 32, 3  # a multiple of every model's total stride (32: SegNet, DeepLabV3+)
 STATIC, DYNAMIC = (SIZE, SIZE, 3), (None, None, 3)
-# A case: (registered model, options on top of the CPU preset, input shape).
+# A case: (registered model, options on top of the small size, input shape).
 MODEL_CASES = {name: (name, {}, STATIC) for name in models.available()} | {
     # Resize by a scale, on a size unknown until run time (tf.image.resize's case on TensorFlow)
     "unet_bilinear_dynamic": ("unet", {"upsampling": "bilinear"}, DYNAMIC),
@@ -105,7 +105,7 @@ def child_model(name, folder):
     FOLDER/NAME.keras. (Eager calls are the layer cases'.)"""
     keras.utils.set_random_seed(0)
     registered, options, input_shape = MODEL_CASES[name]
-    model = models.build(registered, CLASSES, input_shape, preset="cpu", **options)
+    model = models.build(registered, CLASSES, input_shape, model_size="small", **options)
     # Zero-initialized weights (FCN's scorers, biases) would make every comparison 0 == 0.
     rng = np.random.default_rng(1)
     model.set_weights([w if np.any(w) else rng.normal(0.0, 0.1, w.shape).astype(w.dtype)

@@ -419,7 +419,7 @@ def test_compile_model_weighs_pspnets_auxiliary_loss_by_its_declared_0_4(rng):
     from segcourse.losses import MaskedCrossEntropy
     from segcourse.train import compile_model
 
-    model = models.build("pspnet", 3, (64, 64, 3), preset="cpu", aux_head=True)
+    model = models.build("pspnet", 3, (64, 64, 3), model_size="small", aux_head=True)
     assert compile_model(model, TrainConfig(model="pspnet"), 3, 10) == "val_score_miou"
     images = rng.random((2, 64, 64, 3)).astype(np.float32)
     masks = rng.integers(0, 3, (2, 64, 64)).astype(np.int32)
@@ -463,3 +463,12 @@ def test_a_model_with_outputs_its_registration_does_not_weigh_is_refused(tmp_pat
                                          "declares no auxiliary loss weights"):
         train(config, verbose=0)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_config_written_before_the_model_size_rename_still_reads(tmp_path):
+    from segcourse import runs
+
+    (tmp_path / "config.json").write_text(json.dumps({"model": "unet", "preset": "cpu"}))
+    assert runs.read_config(tmp_path) == {"model": "unet", "model_size": "small"}
+    (tmp_path / "config.json").write_text(json.dumps({"model": "unet", "preset": "full"}))
+    assert TrainConfig(**runs.read_config(tmp_path)).model_size == "paper"

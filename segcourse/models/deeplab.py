@@ -38,7 +38,7 @@ def _check(input_shape, output_stride=16, decoder=False, multi_grid=(1, 1, 1), w
     check_input_size(input_shape, 32 if decoder else output_stride, "deeplabv3")
 
 
-@register_model("deeplabv3", cpu={"width": 0.125}, check=_check)
+@register_model("deeplabv3", small={"width": 0.125}, check=_check)
 def deeplabv3(num_classes, input_shape=(None, None, 3), output_stride=16, decoder=False,
               multi_grid=(1, 1, 1), width=1.0, weights: str | None = None):
     """DeepLabV3 (ResNet50, atrous, ASPP with image pooling); V3+ decoder optional."""

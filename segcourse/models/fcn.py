@@ -126,7 +126,7 @@ def load_vgg16_classifier_weights(model, weights):
         model.get_layer(conv).set_weights([dense_to_conv_kernel(kernel, spatial), bias])
 
 
-@register_model("fcn32s", cpu={"width": 0.125}, check=_checker(32))
+@register_model("fcn32s", small={"width": 0.125}, check=_checker(32))
 def fcn32s(num_classes, input_shape=(None, None, 3), alignment="reference",
            learnable_upsampling=False, width=1.0, dropout=0.5, weights: str | None = None):
     """FCN-32s: VGG16, fc6/fc7 as convolutions, one 32× bilinear upsampling (k64 s32)."""
@@ -134,7 +134,7 @@ def fcn32s(num_classes, input_shape=(None, None, 3), alignment="reference",
                dropout, weights)
 
 
-@register_model("fcn16s", cpu={"width": 0.125}, check=_checker(16))
+@register_model("fcn16s", small={"width": 0.125}, check=_checker(16))
 def fcn16s(num_classes, input_shape=(None, None, 3), alignment="reference",
            learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5,
            weights: str | None = None):
@@ -143,7 +143,7 @@ def fcn16s(num_classes, input_shape=(None, None, 3), alignment="reference",
                dropout, weights)
 
 
-@register_model("fcn8s", cpu={"width": 0.125}, check=_checker(8))
+@register_model("fcn8s", small={"width": 0.125}, check=_checker(8))
 def fcn8s(num_classes, input_shape=(None, None, 3), alignment="reference",
           learnable_upsampling=False, scale_pools=False, width=1.0, dropout=0.5,
           weights: str | None = None):

@@ -16,7 +16,7 @@ from segcourse.models.blocks import conv_bn_relu
 from segcourse.models.registry import register_model
 
 
-@register_model("plain", cpu={"filters": 32})
+@register_model("plain", small={"filters": 32})
 def plain(num_classes, input_shape=(None, None, 3), depth=3, filters=64, width=1.0):
     """A stack of ``depth`` 3×3 conv-BN-ReLU at full resolution (receptive field 2·depth+1)."""
     inputs = keras.Input(input_shape, name="image")

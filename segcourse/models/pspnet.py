@@ -41,7 +41,7 @@ def _check(input_shape, width=1.0, weights=None, **_):
     check_input_size(input_shape, 8, "pspnet")
 
 
-@register_model("pspnet", cpu={"width": 0.125}, check=_check, recipe=TrainingRecipe(
+@register_model("pspnet", small={"width": 0.125}, check=_check, recipe=TrainingRecipe(
     (0.4,), "Zhao et al. 2017, PSPNet §3.3 and §4: the auxiliary loss on conv4 (aux_head=True) "
             "weighs 0.4"))
 def pspnet(num_classes, input_shape=(None, None, 3), bins=(1, 2, 3, 6), aux_head=False,

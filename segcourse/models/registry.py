@@ -20,7 +20,9 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
-PRESETS = ("full", "cpu")
+# A model's size: the paper's configuration, or its small one (narrower, never shallower) that
+# trains on a CPU in minutes. (Not keras-hub's "preset", which names pretrained weights.)
+MODEL_SIZES = ("paper", "small")
 _NOT_OPTIONS = ("num_classes", "input_shape")
 _TRUE, _FALSE, _NONE = ("true", "yes", "on", "1"), ("false", "no", "off", "0"), ("none", "null")
 
@@ -146,7 +148,7 @@ class _Registered:
     read once at registration."""
 
     builder: Callable
-    cpu: dict
+    small: dict
     check: Callable | None
     types: dict[str, OptionType]
     defaults: dict
@@ -169,9 +171,9 @@ _RANGES = {
 }
 
 
-def register_model(name: str, cpu: dict | None = None, check: Callable | None = None,
+def register_model(name: str, small: dict | None = None, check: Callable | None = None,
                    recipe: TrainingRecipe | None = None):
-    """Decorator: make a builder available as ``build(name, ...)``; ``cpu`` holds the options
+    """Decorator: make a builder available as ``build(name, ...)``; ``small`` holds the options
     of its small CPU configuration (narrower, never shallower: fewer filters, same ideas);
     ``check(input_shape, **options)`` (every option, defaults filled in) raises a
     ``ValueError`` for what the builder would refuse — choices, combinations, input sizes —
@@ -184,7 +186,7 @@ def register_model(name: str, cpu: dict | None = None, check: Callable | None = 
         parameters = {k: p for k, p in inspect.signature(builder).parameters.items()
                       if k not in _NOT_OPTIONS}
         _MODELS[name] = _Registered(  # an option whose type cannot be told fails at import
-            builder, dict(cpu or {}), check,
+            builder, dict(small or {}), check,
             types={k: _option_type(name, p, hints) for k, p in parameters.items()},
             defaults={k: p.default for k, p in parameters.items()},
             recipe=recipe if recipe is not None else SINGLE_OUTPUT)
@@ -270,14 +272,14 @@ def parse_options(name: str, pairs) -> dict:
     return options
 
 
-def check(name: str, num_classes, input_shape=(None, None, 3), preset="full",
+def check(name: str, num_classes, input_shape=(None, None, 3), model_size="paper",
           **options) -> dict:
     """Everything ``build`` refuses, refused without building anything; returns the options
-    the builder gets (the preset's, then the given ones). ``num_classes=None``: not known yet,
-    not checked."""
+    the builder gets (the model size's, then the given ones). ``num_classes=None``: not known
+    yet, not checked."""
     model = _known(name)
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}; got {preset!r}.")
+    if model_size not in MODEL_SIZES:
+        raise ValueError(f"model_size must be one of {MODEL_SIZES}; got {model_size!r}.")
     if num_classes is not None:
         if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool) \
                 or num_classes < 1:
@@ -288,8 +290,8 @@ def check(name: str, num_classes, input_shape=(None, None, 3), preset="full",
                 "class 0, whatever the image. For binary segmentation (object and background) "
                 "use num_classes=2, with masks of 0 (background) and 1 (object).")
     _check_shape(name, input_shape)
-    if preset == "cpu":
-        options = {**model.cpu, **options}
+    if model_size == "small":
+        options = {**model.small, **options}
     _unknown_options(name, options)
     for key, value in options.items():
         _check_value(name, key, value, model.types[key])
@@ -307,24 +309,25 @@ def _check_shape(name, input_shape) -> None:
                          f"least 1 (height and width may be None); got {input_shape!r}.")
 
 
-def build(name: str, num_classes: int, input_shape=(None, None, 3), preset="full", **options):
+def build(name: str, num_classes: int, input_shape=(None, None, 3), model_size="paper",
+          **options):
     """Build the registered model ``name``; ``options`` are the builder's keyword arguments
-    (``available()`` lists them). ``preset="cpu"`` starts from the model's small CPU
-    configuration; explicit options override it. What would give a wrong model is refused
-    first (:func:`check`)."""
-    options = check(name, num_classes, input_shape, preset, **options)
+    (``available()`` lists them). ``model_size="small"`` starts from the model's small
+    configuration (declared at registration); explicit options override it. What would give a
+    wrong model is refused first (:func:`check`)."""
+    options = check(name, num_classes, input_shape, model_size, **options)
     return _MODELS[name].builder(num_classes=num_classes, input_shape=tuple(input_shape),
                                  **options)
 
 
 def available() -> dict[str, dict]:
-    """``{name: {"summary": first line, "options": {option: default}, "cpu": {option: value},
+    """``{name: {"summary": first line, "options": {option: default}, "small": {option: value},
     "types": {option: description}}}``."""
     listing = {}
     for name, model in sorted(_MODELS.items()):
         summary = (inspect.getdoc(model.builder) or "").split("\n")[0]
         listing[name] = {"summary": summary, "options": dict(model.defaults),
-                         "cpu": dict(model.cpu),
+                         "small": dict(model.small),
                          "types": {k: t.describe() for k, t in model.types.items()}}
     return listing
 

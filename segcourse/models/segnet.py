@@ -44,7 +44,7 @@ def _check(input_shape, variant="vgg16", **_):
     check_input_size(input_shape, 2 ** (5 if variant == "vgg16" else 4), f"segnet ({variant})")
 
 
-@register_model("segnet", cpu={"width": 0.125}, check=_check)
+@register_model("segnet", small={"width": 0.125}, check=_check)
 def segnet(num_classes, input_shape=(None, None, 3), variant="vgg16", width=1.0):
     """SegNet: VGG16 encoder with BN, pooling indices carried to a mirrored decoder."""
     _check(input_shape, variant)

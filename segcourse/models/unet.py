@@ -99,7 +99,7 @@ def _check(input_shape, variant="padded", depth=4, batch_norm=None, upsampling="
         check_input_size(input_shape, 2 ** depth, "unet")
 
 
-@register_model("unet", cpu={"base_filters": 8}, check=_check)
+@register_model("unet", small={"base_filters": 8}, check=_check)
 def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, base_filters=64,
          batch_norm: bool | None = None, upsampling="transposed", skips=True, width=1.0):
     """U-Net: contracting path, expanding path with copy-and-crop skips (paper or padded)."""

@@ -36,7 +36,7 @@ def test_the_effective_field_shrinks_relative_to_the_theoretical_one_with_depth(
 
 def test_training_widens_the_effective_field_of_a_unet():
     keras.utils.set_random_seed(0)
-    model = models.build("unet", 6, (64, 64, 3), preset="cpu", depth=2)
+    model = models.build("unet", 6, (64, 64, 3), model_size="small", depth=2)
     probe, _ = shapes.load("val", 16, 64)
     before = effective_receptive_field(model, inputs=probe)
     images, masks = shapes.load("train", 2000, 64)

@@ -31,11 +31,11 @@ def _dilated_stack():
 
 CASES = {
     # model, layers to probe (None: the output), input size
-    "unet": (lambda: models.build("unet", 3, (96, 96, 3), preset="cpu", depth=3),
+    "unet": (lambda: models.build("unet", 3, (96, 96, 3), model_size="small", depth=3),
              ["down2_relu2", "bottom_relu2", "up2_conv1", "up1_conv2", None]),
-    "segnet": (lambda: models.build("segnet", 3, (224, 224, 3), preset="cpu"),
+    "segnet": (lambda: models.build("segnet", 3, (224, 224, 3), model_size="small"),
                ["block4_unpool", "block3_unpool", "block2_unpool"]),
-    "fcn8s": (lambda: models.build("fcn8s", 3, (64, 64, 3), preset="cpu"),
+    "fcn8s": (lambda: models.build("fcn8s", 3, (64, 64, 3), model_size="small"),
               ["block3_pool", "score_pool4c", "fuse_pool3", None]),
     "dilated": (_dilated_stack, [None]),
 }

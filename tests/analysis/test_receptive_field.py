@@ -147,7 +147,7 @@ def test_global_context_is_the_whole_map():
 def test_fcn8s_crop_offsets_align_every_fused_map_with_the_picture():
     # reference offsets 5, 9, 31 (docs/design.md §9): the two maps summed at each fuse have the same
     # start, and the final score's unit i is centred on pixel i
-    fields = receptive_fields(models.build("fcn8s", 21, (64, 64, 3), preset="cpu"))
+    fields = receptive_fields(models.build("fcn8s", 21, (64, 64, 3), model_size="small"))
     assert fields["score_pool4c"].start == fields["upscore2"].start
     assert fields["score_pool3c"].start == fields["upscore_pool4"].start
     assert fields["score"].start == 0 and fields["score"].jump == 1
@@ -155,14 +155,14 @@ def test_fcn8s_crop_offsets_align_every_fused_map_with_the_picture():
 
 
 def test_composite_layers_deeplab_and_pspnet():
-    fields = receptive_fields(models.build("deeplabv3", 2, (64, 64, 3), preset="cpu"))
+    fields = receptive_fields(models.build("deeplabv3", 2, (64, 64, 3), model_size="small"))
     assert math.isfinite(fields["aspp"].size) and fields["aspp"].size > 64  # the whole map
-    pspnet = receptive_fields(models.build("pspnet", 2, (64, 64, 3), preset="cpu"))
+    pspnet = receptive_fields(models.build("pspnet", 2, (64, 64, 3), model_size="small"))
     assert pspnet["pyramid_pooling"].size > 64
 
 
 def test_the_table_and_the_plot():
-    model = models.build("unet", 2, (64, 64, 3), preset="cpu", depth=2)
+    model = models.build("unet", 2, (64, 64, 3), model_size="small", depth=2)
     table = field_table(model).splitlines()
     assert table[0].split() == ["layer", "type", "output", "field", "jump", "start"]
     assert table[-1].split()[:6] == ["score", "Conv2D", "64x64", "44", "1", "0"]

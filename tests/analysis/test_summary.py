@@ -83,8 +83,8 @@ def test_composite_layers_are_counted_and_unknown_ones_say_so():
 
 
 def test_a_model_from_the_zoo_and_the_plot():
-    summary = summarize(models.build("unet", 3, (64, 64, 3), preset="cpu"))
-    assert summary.params == models.build("unet", 3, (64, 64, 3), preset="cpu").count_params()
+    summary = summarize(models.build("unet", 3, (64, 64, 3), model_size="small"))
+    assert summary.params == models.build("unet", 3, (64, 64, 3), model_size="small").count_params()
     assert summary.table().splitlines()[-1].startswith("total")
     figure = plot_summary(summary)
     assert len(figure.axes) == 2

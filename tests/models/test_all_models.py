@@ -6,7 +6,7 @@ import pytest
 
 from segcourse import models
 
-CONFIGS = {  # every model in its CPU preset, plus the variants worth covering
+CONFIGS = {  # every model in its small size, plus the variants worth covering
     "fcn32s": {}, "fcn16s": {}, "fcn8s": {},
     "unet": {}, "unet_bilinear": {"upsampling": "bilinear"},
     "segnet": {}, "segnet_basic": {"variant": "basic"},
@@ -20,7 +20,7 @@ def model_name(config):
 
 
 def build(config, num_classes, input_shape=(None, None, 3), **extra):
-    return models.build(model_name(config), num_classes, input_shape, preset="cpu",
+    return models.build(model_name(config), num_classes, input_shape, model_size="small",
                         **CONFIGS[config], **extra)
 
 

@@ -11,7 +11,7 @@ from segcourse.models import backbones
 @pytest.mark.parametrize("output_stride, rates", [(16, (6, 12, 18)), (8, (12, 24, 36))])
 def test_deeplabv3_rates_double_at_output_stride_8(output_stride, rates):
     model = models.build("deeplabv3", 21, (64, 64, 3), output_stride=output_stride,
-                         preset="cpu")
+                         model_size="small")
     aspp = model.get_layer("aspp")
     assert aspp.rates == rates
     assert aspp.input.shape[1:3] == (64 // output_stride,) * 2
@@ -25,13 +25,13 @@ def test_deeplabv3_full_size_has_256_channel_aspp_on_resnet50():
 
 
 def test_deeplabv3plus_decoder_fuses_stride_4_features():
-    model = models.build("deeplabv3", 5, (64, 96, 3), decoder=True, preset="cpu")
+    model = models.build("deeplabv3", 5, (64, 96, 3), decoder=True, model_size="small")
     assert model.get_layer("decoder_concat").output.shape[1:3] == (16, 24)
     assert model(np.zeros((2, 64, 96, 3), "float32")).shape == (2, 64, 96, 5)
 
 
 def test_pspnet_pools_bins_1_2_3_6_at_output_stride_8_with_an_auxiliary_head():
-    model = models.build("pspnet", 7, (64, 64, 3), aux_head=True, preset="cpu")
+    model = models.build("pspnet", 7, (64, 64, 3), aux_head=True, model_size="small")
     pyramid = model.get_layer("pyramid_pooling")
     assert pyramid.bins == (1, 2, 3, 6)
     assert pyramid.input.shape[1:3] == (8, 8)

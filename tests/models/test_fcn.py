@@ -33,7 +33,7 @@ def test_fcn32s_and_16s_parameter_counts_follow_the_formula(name, skips, upsampl
     ("fcn32s", {"score": 19}), ("fcn16s", {"score_pool4c": 5, "score": 27}),
     ("fcn8s", {"score_pool4c": 5, "score_pool3c": 9, "score": 31})])
 def test_reference_layers_crops_and_transposed_convolutions(name, crops):
-    model = models.build(name, 21, preset="cpu")
+    model = models.build(name, 21, model_size="small")
     assert model.get_layer("conv1_1_pad").padding == ((100, 100), (100, 100))
     assert {n: model.get_layer(n).offset for n in crops} == crops
     stride = int(name[3:-1])
@@ -49,12 +49,12 @@ def test_reference_layers_crops_and_transposed_convolutions(name, crops):
 @pytest.mark.parametrize("name", ["fcn32s", "fcn16s", "fcn8s"])
 @pytest.mark.parametrize("size", [(32, 32), (75, 50), (224, 160)])
 def test_reference_alignment_gives_back_the_input_size(name, size):
-    model = models.build(name, 3, preset="cpu")
+    model = models.build(name, 3, model_size="small")
     assert model(np.zeros((1, *size, 3), "float32")).shape == (1, *size, 3)
 
 
 def test_same_alignment_needs_a_multiple_of_32_and_has_no_crops():
-    model = models.build("fcn8s", 4, (64, 96, 3), alignment="same", preset="cpu")
+    model = models.build("fcn8s", 4, (64, 96, 3), alignment="same", model_size="small")
     assert model.output_shape == (None, 64, 96, 4)
     assert not any("crop" in type(layer).__name__.lower() for layer in model.layers)
     with pytest.raises(ValueError, match="height 100 is not a multiple of its total stride 32; "
@@ -63,7 +63,8 @@ def test_same_alignment_needs_a_multiple_of_32_and_has_no_crops():
 
 
 def test_options_learnable_upsampling_and_at_once_pool_scaling():
-    model = models.build("fcn8s", 5, learnable_upsampling=True, scale_pools=True, preset="cpu")
+    model = models.build("fcn8s", 5, learnable_upsampling=True, scale_pools=True,
+                         model_size="small")
     assert all(model.get_layer(n).trainable for n in ("upscore2", "upscore_pool4", "upscore8"))
     assert model.get_layer("scale_pool4").scale == 0.01
     assert model.get_layer("scale_pool3").scale == 0.0001

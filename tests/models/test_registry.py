@@ -11,7 +11,7 @@ def test_every_model_of_the_course_is_registered_with_its_options():
     assert listing["unet"]["options"]["variant"] == "padded"
     assert listing["deeplabv3"]["options"]["output_stride"] == 16
     assert listing["fcn8s"]["summary"].startswith("FCN-8s")
-    assert all(listing[name]["cpu"] for name in NAMES)
+    assert all(listing[name]["small"] for name in NAMES)
 
 
 def test_registry_errors_name_the_choices():
@@ -21,14 +21,14 @@ def test_registry_errors_name_the_choices():
         models.build("unet", 2, kernel=3)
     with pytest.raises(ValueError, match="num_classes must be a positive integer; got 0"):
         models.build("unet", 0)
-    with pytest.raises(ValueError, match="preset must be one of"):
-        models.build("unet", 2, preset="tiny")
+    with pytest.raises(ValueError, match="model_size must be one of"):
+        models.build("unet", 2, model_size="tiny")
 
 
-def test_the_cpu_preset_is_narrower_and_explicit_options_win():
-    small = models.build("unet", 2, preset="cpu")
+def test_the_small_size_is_narrower_and_explicit_options_win():
+    small = models.build("unet", 2, model_size="small")
     assert small.get_layer("down1_conv1").filters == 8
-    wider = models.build("unet", 2, preset="cpu", base_filters=16)
+    wider = models.build("unet", 2, model_size="small", base_filters=16)
     assert wider.get_layer("down1_conv1").filters == 16
 
 
@@ -51,7 +51,7 @@ def test_the_plain_baseline_has_a_receptive_field_of_two_depth_plus_one():
 
 def test_one_class_is_refused_with_how_to_do_binary_segmentation():
     with pytest.raises(ValueError, match="num_classes must be at least 2; got 1") as refusal:
-        models.build("unet", 1, (32, 32, 3), preset="cpu")
+        models.build("unet", 1, (32, 32, 3), model_size="small")
     assert "binary segmentation" in str(refusal.value)
     assert "num_classes=2" in str(refusal.value)
 
@@ -68,7 +68,7 @@ def test_one_class_is_refused_with_how_to_do_binary_segmentation():
 ])
 def test_widths_and_filters_of_zero_or_less_are_refused(name, options, match):
     with pytest.raises(ValueError, match=match):
-        models.build(name, 2, preset="cpu", **options)
+        models.build(name, 2, model_size="small", **options)
 
 
 def test_a_zero_width_is_refused_by_the_backbones_too():
@@ -86,7 +86,7 @@ def test_a_zero_width_is_refused_by_the_backbones_too():
 ])
 def test_options_of_the_wrong_type_are_refused_naming_the_options(options, match):
     with pytest.raises(ValueError, match=match) as refusal:
-        models.build("unet", 2, preset="cpu", **options)
+        models.build("unet", 2, model_size="small", **options)
     assert "skips (true or false, default true)" in str(refusal.value)
 
 
@@ -124,7 +124,7 @@ def test_option_text_that_does_not_fit_is_refused(pairs, match):
 
 
 def test_check_refuses_without_building():
-    assert models.check("unet", None, (32, 32, 3), preset="cpu", depth=2) == {
+    assert models.check("unet", None, (32, 32, 3), model_size="small", depth=2) == {
         "base_filters": 8, "depth": 2}
     for shape in ((0, 0, 3), (-16, -16, 3), (32, 32)):
         with pytest.raises(ValueError, match="input_shape is \\(height, width, channels\\)"):
@@ -183,7 +183,7 @@ def test_a_registration_declares_its_recipe_and_the_option_types_are_read_once(
     registry = scratch_registry
     recipe = registry.TrainingRecipe((0.5, 0.25), "a test")
 
-    @registry.register_model("three_heads", cpu={"depth": 1}, recipe=recipe)
+    @registry.register_model("three_heads", small={"depth": 1}, recipe=recipe)
     def three_heads(num_classes, input_shape=(None, None, 3), depth=2,
                     batch_norm: bool | None = None):
         """Three heads."""
@@ -197,7 +197,7 @@ def test_a_registration_declares_its_recipe_and_the_option_types_are_read_once(
     monkeypatch.setattr(typing, "get_type_hints", not_again)
     assert registry.parse_options("three_heads", ["depth=3", "batch_norm=none"]) == {
         "depth": 3, "batch_norm": None}
-    assert registry.check("three_heads", 2, preset="cpu") == {"depth": 1}
+    assert registry.check("three_heads", 2, model_size="small") == {"depth": 1}
     assert registry.option_types("three_heads")["batch_norm"].optional
     with pytest.raises(ValueError, match="three_heads has no option width; its options: depth "
                                          r"\(a whole number, default 2\)"):

@@ -21,7 +21,7 @@ def test_about_29_4_million_trainable_parameters_for_11_classes():
 
 
 def test_each_unpooling_uses_the_indices_of_its_own_pooling():
-    model = models.build("segnet", 11, preset="cpu")
+    model = models.build("segnet", 11, model_size="small")
     for block in range(1, 6):
         pool = model.get_layer(f"block{block}_pool")
         unpool = model.get_layer(f"block{block}_unpool")
@@ -31,7 +31,7 @@ def test_each_unpooling_uses_the_indices_of_its_own_pooling():
 
 @pytest.mark.parametrize("variant, multiple", [("vgg16", 32), ("basic", 16)])
 def test_output_size_equals_input_size(variant, multiple):
-    model = models.build("segnet", 4, variant=variant, preset="cpu")
+    model = models.build("segnet", 4, variant=variant, model_size="small")
     assert model(np.zeros((1, 2 * multiple, 3 * multiple, 3), "float32")).shape == (
         1, 2 * multiple, 3 * multiple, 4)
     with pytest.raises(ValueError, match=f"total stride {multiple}"):

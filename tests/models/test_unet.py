@@ -35,7 +35,7 @@ def test_paper_valid_sizes_follow_the_16m_plus_124_rule():
 
 @pytest.mark.parametrize("depth, size", [(4, (48, 80)), (3, (24, 40)), (2, (12, 20))])
 def test_padded_output_equals_input_for_any_depth(depth, size):
-    model = models.build("unet", 3, depth=depth, preset="cpu")
+    model = models.build("unet", 3, depth=depth, model_size="small")
     assert model(np.zeros((1, *size, 3), "float32")).shape == (1, *size, 3)
     assert len([layer for layer in model.layers if layer.name.endswith("_concat")]) == depth
     with pytest.raises(ValueError, match=f"not a multiple of its total stride {2 ** depth}"):
@@ -48,6 +48,6 @@ def test_the_paper_variant_refuses_options_it_does_not_have():
 
 
 def test_without_skips_it_is_a_plain_encoder_decoder():
-    model = models.build("unet", 3, (32, 32, 3), skips=False, preset="cpu")
+    model = models.build("unet", 3, (32, 32, 3), skips=False, model_size="small")
     assert not [layer for layer in model.layers if layer.name.endswith("_concat")]
     assert model.output_shape == (None, 32, 32, 3)
