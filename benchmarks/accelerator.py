@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from segcourse import load_model, losses
 from segcourse.analysis import summarize
 from segcourse.data.pets import TRAIN_IMAGES
 from segcourse.models import registry
+from segcourse.speed import median_seconds
 
 CLASSES = 3  # Pets trimaps with the border as a class
 # (model, size, batch, dtype policy): what the GPU profile would train on Pets.
@@ -48,15 +48,6 @@ TRAINING = (
 )
 
 
-def _median_seconds(work, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def matmul_tflops(dtype: str, n: int = 8192, repeats: int = 5) -> float:
     """The device's matrix-product rate for ``dtype`` (TFLOP/s, median of ``repeats``)."""
     import jax
@@ -64,7 +55,7 @@ def matmul_tflops(dtype: str, n: int = 8192, repeats: int = 5) -> float:
     a = jax.random.normal(jax.random.key(0), (n, n), dtype=dtype)
     product = jax.jit(lambda x: x @ x)
     product(a).block_until_ready()
-    return 2 * n**3 / _median_seconds(lambda: product(a).block_until_ready(), repeats) / 1e12
+    return 2 * n**3 / median_seconds(lambda: product(a).block_until_ready(), repeats) / 1e12
 
 
 def round_trip(name: str, size: int = 64) -> dict:
@@ -102,7 +93,7 @@ def training_speed(name: str, size: int, batch: int, policy: str, steps: int = 1
             for _ in range(steps):
                 model.train_on_batch(x, y)
 
-        seconds = _median_seconds(run, repeats) / steps
+        seconds = median_seconds(run, repeats) / steps
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     rate = batch / seconds

@@ -17,20 +17,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from segcourse.speed import matmul_gflops, training_tflop
+from segcourse.speed import matmul_gflops, median_seconds, training_tflop
 
 SKIPPABLE = ("training", "xla", "determinism", "pipeline", "metrics")
 CONV = {"size": 64, "channels": 64, "batch": 16}  # the convolution ceiling's feature maps
 METRIC_CALLS, METRIC_CLASSES = 20, 6
-
-
-def _median_seconds(work, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def conv_gflops(size=64, channels=64, batch=16, repeats=10) -> float:
@@ -45,7 +36,7 @@ def conv_gflops(size=64, channels=64, batch=16, repeats=10) -> float:
     kernel = tf.constant(rng.random((3, 3, channels, channels), np.float32))
     conv = tf.function(lambda: tf.nn.conv2d(maps, kernel, 1, "SAME"))
     conv()  # trace and warm up
-    return 2 * size * size * channels * channels * 9 * batch / _median_seconds(conv, repeats) / 1e9
+    return 2 * size * size * channels * channels * 9 * batch / median_seconds(conv, repeats) / 1e9
 
 
 def ceilings() -> dict:
@@ -122,7 +113,7 @@ def _training_variant(config, data, jit, deterministic, steps, repeats) -> dict:
                                                      steps, repeats, config.batch_size)
         images = next(iter(data.train))[0]
         net.predict_on_batch(images)  # trace, compile
-        row["inference_pictures_per_s"] = config.batch_size / _median_seconds(
+        row["inference_pictures_per_s"] = config.batch_size / median_seconds(
             lambda: net.predict_on_batch(images), steps * repeats)
     except Exception as error:  # a variant that fails is a finding, not the end of the run
         return {"model": config.model, "jit_compile": jit,
@@ -175,7 +166,7 @@ def pipeline_rate(size=64, batch=32, batches=16, repeats=3) -> float:
         for _ in range(batches):
             next(feed)
 
-    return batches * batch / _median_seconds(run, repeats)
+    return batches * batch / median_seconds(run, repeats)
 
 
 def metric_costs(size=64, batch=32, classes=METRIC_CLASSES, calls=METRIC_CALLS) -> list[dict]:
@@ -205,7 +196,7 @@ def metric_costs(size=64, batch=32, classes=METRIC_CLASSES, calls=METRIC_CALLS) 
                                  ("tf_function", tf.function(metric.update_state))):
                 update(truth, scores)  # trace, warm up
                 row[f"{mode}_microseconds"] = round(
-                    1e6 * _median_seconds(lambda update=update: update(truth, scores), calls))
+                    1e6 * median_seconds(lambda update=update: update(truth, scores), calls))
                 progress.update()
             rows.append(row)
     return rows

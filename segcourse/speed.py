@@ -23,6 +23,16 @@ TRAINING_EFFICIENCY = 0.25
 FORWARD_PASSES_PER_STEP = 3
 
 
+def median_seconds(work, repeats: int) -> float:
+    """The median wall time of ``repeats`` calls of ``work()``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def matmul_gflops(n: int = 2048, repeats: int = 5, budget_seconds: float | None = None) -> float:
     """The rate of an ``n``×``n`` float32 matrix product through TensorFlow (GFLOP/s, median of
     ``repeats``; fewer when ``budget_seconds`` runs out first, at least one after a warm-up)."""
