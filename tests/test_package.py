@@ -77,6 +77,40 @@ def test_a_saved_model_loads_in_a_fresh_process_with_segcourse_load_model(tmp_pa
     assert "'miou':" in said, said
 
 
+# Load each saved model with one import, in a fresh interpreter, and store its output.
+FRESH_ALL = """
+import sys
+
+import numpy as np
+
+import segcourse
+
+folder, names = sys.argv[1], sys.argv[2:]
+x = np.load(f"{folder}/x.npy")
+for name in names:
+    model = segcourse.load_model(f"{folder}/{name}.keras")
+    np.save(f"{folder}/{name}.out.npy", np.asarray(model(x, training=False)))
+"""
+
+
+def test_every_registered_model_loads_in_a_fresh_process_with_one_import(tmp_path, rng):
+    from segcourse import models
+
+    x = rng.random((1, 64, 64, 3), dtype="float32")
+    np.save(tmp_path / "x.npy", x)
+    outputs = {}
+    for name in sorted(models.available()):
+        model = models.build(name, 3, (64, 64, 3), model_size="small")
+        model.save(tmp_path / f"{name}.keras")
+        outputs[name] = np.asarray(model(x, training=False))
+    result = subprocess.run([sys.executable, "-c", FRESH_ALL, str(tmp_path), *outputs],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name, expected in outputs.items():
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.out.npy"), expected,
+                                      err_msg=name)
+
+
 def test_load_model_names_a_missing_or_broken_file(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         segcourse.load_model(tmp_path / "missing.keras")
