@@ -34,9 +34,20 @@ def conv_gflops(size=64, channels=64, batch=16, repeats=10) -> float:
     rng = np.random.default_rng(0)
     maps = tf.constant(rng.random((batch, size, size, channels), np.float32))
     kernel = tf.constant(rng.random((3, 3, channels, channels), np.float32))
-    conv = tf.function(lambda: tf.nn.conv2d(maps, kernel, 1, "SAME"))
+    # One number back, so that each timing waits for the convolution (a GPU runs it
+    # asynchronously) without copying the whole output.
+    summed = tf.function(lambda: tf.reduce_sum(tf.nn.conv2d(maps, kernel, 1, "SAME")))
+
+    def conv():
+        return summed().numpy()
+
     conv()  # trace and warm up
     return 2 * size * size * channels * channels * 9 * batch / median_seconds(conv, repeats) / 1e9
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average, where the system has one (not on Windows)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def ceilings() -> dict:
@@ -101,7 +112,7 @@ def _training_variant(config, data, jit, deterministic, steps, repeats) -> dict:
         compile_model(net, config, data.num_classes, data.train_steps, data.ignore_index)
         with warnings.catch_warnings():  # Keras' own note when it refuses XLA
             warnings.simplefilter("ignore", UserWarning)
-            net.jit_compile = jit  # compile_model leaves Keras' "auto": no XLA on a CPU
+            net.jit_compile = jit  # compile() resolved "auto" already; this sets it either way
         if net.jit_compile != jit:
             row["refused"] = ("Keras compiles nothing with XLA under op determinism"
                               if deterministic else f"Keras refuses XLA for {config.model}")
@@ -270,7 +281,7 @@ def markdown(figures) -> str:
         f"{machine['platform']}, {machine['processor']}, {machine['cores']} cores, TensorFlow "
         f"{machine['tensorflow']}, Keras {machine['keras']}, oneDNN {machine['onednn']}; "
         f"{machine['date']}; {machine['wall_seconds']:.0f} s in all. Load average (1 min) "
-        f"{machine['load_average_start']:.2f} at the start, {machine['load_average_end']:.2f} "
+        f"{machine['load_average_start']} at the start, {machine['load_average_end']} "
         "at the end: other work on the machine slows every figure. Medians over repeats; read "
         "each figure against the ceilings beside it.", "",
         "## Machine ceiling", "",
@@ -297,8 +308,8 @@ def markdown(figures) -> str:
             "own fresh child process: enable_op_determinism() cannot be undone in a process, "
             "and two fresh processes start alike and leave the caller as it was. Keras "
             "compiles nothing with XLA while op determinism is on (model_supports_jit), so "
-            "that pair is not run. segcourse train runs with op determinism on and, on a CPU, "
-            "without XLA.", "",
+            "that pair is not run. segcourse train runs with op determinism on, hence without "
+            "XLA.", "",
             *_table(("model", "jit_compile", "op determinism", "pictures/s", "GFLOP/s",
                      "of conv ceiling", "of matmul ceiling", beside),
                     [(r["model"], _on(r["jit_compile"]), _on(r["deterministic"]),
@@ -368,7 +379,7 @@ def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md
             raise ValueError(f"{name} must be a whole number of at least 1; got {value!r}.")
     for name in models_to_time:  # before any timing: a typo should not cost a benchmark run
         TrainConfig(model=name, image_size=size, batch_size=batch).validate()
-    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    started, load_start = time.perf_counter(), _load_average()
     first = ceilings()
     rows, pipeline, metrics = [], None, None
     if "training" not in skip:
@@ -412,8 +423,8 @@ def _machine(started, load_start) -> dict:
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "onednn": _on(os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1"),
             "date": time.strftime("%Y-%m-%d %H:%M"),
-            "load_average_start": round(load_start, 2),
-            "load_average_end": round(os.getloadavg()[0], 2),
+            "load_average_start": load_start,
+            "load_average_end": _load_average(),
             "wall_seconds": round(time.perf_counter() - started, 1)}
 
 

@@ -469,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed of weights, data and batches (default: 0)")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a model option, e.g. --option upsampling=bilinear (repeatable; "
-                            "`segcourse analyze` and models.available() list them)")
+                            "a wrong key's error lists the model's options, as does "
+                            "segcourse.models.available())")
     train.add_argument("--distribute", choices=("auto", "mirrored", "none"),
                        help="auto: mirrored over several GPUs, else one device; mirrored: over "
                             "every GPU, or every CPU; none: one device (default: auto)")

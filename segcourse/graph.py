@@ -8,8 +8,9 @@ layers and operations (``model.layers``, ``model.operations``) and a plain layer
 (:func:`producer`), every call of a layer with the outer tensors even for a nested model, whose
 ``input`` and ``output`` are its own inner tensors (:func:`calls`), or the layers a custom layer
 holds (:func:`sublayers`). Each of those three reads one private attribute and says which;
-checked on Keras 3.5.0 and 3.15.1, whose ``keras/src/ops/node.py`` (``Node``, ``KerasHistory``)
-is the same file. Imports Keras and nothing of segcourse.
+checked in the sources of Keras 3.5.0 and 3.15.1, whose ``keras/src/ops/node.py`` (``Node``,
+``KerasHistory``) is the same file, and run by CI on 3.6.0 and the newest. Imports Keras and
+nothing of segcourse.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def producer(tensor) -> Producer | None:
     Private: ``tensor._keras_history`` (``keras.src.ops.node.KerasHistory``), set by every
     symbolic call (``Input`` included: its producer is the ``InputLayer``). Keras has no public
     accessor for it (``keras.utils.is_keras_tensor`` only says whether a value is symbolic), and
-    a layer being built (``compute_output_spec``) has no model to ask. Checked on Keras 3.5.0 and
+    a layer being built (``compute_output_spec``) has no model to ask. Checked on Keras 3.5.0 to
     3.15.1.
     """
     history = getattr(tensor, "_keras_history", None)
@@ -58,7 +59,7 @@ def calls(operation: keras.Operation) -> list[Call]:
     Private: ``operation._inbound_nodes``, the list of ``keras.src.ops.node.Node`` (read through
     their public ``input_tensors`` and ``output_tensors``). Public ``operation.input`` and
     ``output`` give the first call only, and for a model are its own inner tensors instead; Keras
-    counts no calls publicly. Checked on Keras 3.5.0 and 3.15.1.
+    counts no calls publicly. Checked on Keras 3.5.0 to 3.15.1.
     """
     return [Call(list(node.input_tensors), list(node.output_tensors))
             for node in operation._inbound_nodes]
@@ -70,7 +71,7 @@ def sublayers(layer: keras.Layer) -> list[keras.Layer]:
 
     Private: ``layer._flatten_layers``, Keras' walk over the layers its attribute tracker found.
     Public ``model.layers`` lists one level of a model only, and a custom layer lists its
-    sublayers nowhere. Checked on Keras 3.5.0 and 3.15.1.
+    sublayers nowhere. Checked on Keras 3.5.0 to 3.15.1.
     """
     return list(layer._flatten_layers(include_self=False, recursive=True))
 

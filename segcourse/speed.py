@@ -40,12 +40,15 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, budget_seconds: float | None 
     import tensorflow as tf  # TensorFlow-only: the probe times what training runs on
 
     a = tf.constant(np.random.default_rng(0).random((n, n), np.float32))
-    tf.linalg.matmul(a, a).numpy()  # warm up
+    # One number back, not the n×n product: on a GPU copying the product to the host would
+    # take longer than computing it. The sum's n² additions are noise beside the 2n³.
+    product = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, a)))
+    product().numpy()  # trace and warm up
     times, start = [], time.perf_counter()
     while len(times) < repeats and (not times or budget_seconds is None
                                     or time.perf_counter() - start < budget_seconds):
         began = time.perf_counter()
-        tf.linalg.matmul(a, a).numpy()
+        product().numpy()
         times.append(time.perf_counter() - began)
     return 2 * n**3 / statistics.median(times) / 1e9
 
@@ -84,7 +87,12 @@ def estimate_training(model, train_pictures: int, val_pictures: int, epochs: int
                       probe_seconds: float = 2.0) -> Estimate:
     """How long ``epochs`` epochs of ``model`` take here, from its MACs and a probe of this
     machine's matmul rate that lasts about ``probe_seconds``."""
+    import tensorflow as tf  # TensorFlow-only: the probe times what training runs on
+
     from segcourse.analysis import summarize
 
     tflop = training_tflop(summarize(model).macs, train_pictures, val_pictures, epochs)
-    return Estimate(epochs, tflop, matmul_gflops(repeats=50, budget_seconds=probe_seconds))
+    # A GPU does a 2048² product in well under a millisecond, which a call's launch overhead
+    # would swamp: 8192² there (about 1.1 TFLOP a product).
+    size = 8192 if tf.config.list_logical_devices("GPU") else 2048
+    return Estimate(epochs, tflop, matmul_gflops(size, repeats=50, budget_seconds=probe_seconds))

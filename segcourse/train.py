@@ -369,6 +369,7 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
     if verbose and done < config.epochs:
         from segcourse import speed
 
+        # A pipeline of unknown length (cardinality < 0) leaves validation out of the estimate.
         val_pictures = max(int(data.val.cardinality()), 0) * config.batch_size
         print(speed.estimate_training(model, steps * config.batch_size, val_pictures,
                                       config.epochs - done))

@@ -1,7 +1,9 @@
 """Run a lab notebook top to bottom in this environment's Python and store its outputs.
 
 This is how a reference notebook's checked outputs are (re)made after an edit:
-``segcourse lab run notebooks/00_welcome.ipynb`` (CPU profile unless told otherwise).
+``segcourse lab run notebooks/00_welcome.ipynb --profile cpu`` (without ``--profile``, the profile
+rule of :func:`segcourse.labs.profiles.choose_profile`; references are stored from the CPU
+profile).
 
 The stored outputs leave out TensorFlow's C++ log (:func:`strip_cpp_log`). The kernel shows
 C-level stderr, and ``TF_CPP_MIN_LOG_LEVEL=3`` (set by the labs' setup) does not silence all of

@@ -139,7 +139,7 @@ def reference_problems(nb, stem: str | None = None) -> list[str]:
                 problems.append(f"{where}: a check cell must be tagged {CHECK_TAG}")
             if not any(out.get("output_type") == "stream" for out in outputs):
                 problems.append(f"{where}: a check cell needs its stored output (the expected "
-                                "text); run `segcourse lab run` on the notebook")
+                                "text); run `segcourse lab run --profile cpu` on the notebook")
         if info.get("role") == "hidden":
             if CHECK_TAG in tags or info.get("points", 0):
                 problems.append(f"{where}: a hidden cell carries no points and no {CHECK_TAG} "
@@ -149,7 +149,8 @@ def reference_problems(nb, stem: str | None = None) -> list[str]:
                                 "(segcourse.labs.hidden.submit)")
             if not outputs:
                 problems.append(f"{where}: a hidden cell needs its stored output (proof that it "
-                                "runs on the reference); run `segcourse lab run` on the notebook")
+                                "runs on the reference); run `segcourse lab run --profile cpu` "
+                                "on the notebook")
         if info.get("role") == "solution":
             source = _source(cell)
             if BEGIN_SOLUTION not in source or END_SOLUTION not in source:

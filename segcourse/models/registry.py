@@ -112,9 +112,11 @@ class TrainingRecipe:
     reference: str = ""
 
     def __post_init__(self):
-        weights = tuple(self.aux_loss_weights)
-        if not all(isinstance(w, numbers.Real) and math.isfinite(w) and w >= 0
-                   for w in weights):
+        given = self.aux_loss_weights
+        weights = tuple(given) if isinstance(given, tuple | list) else (given,)
+        if not isinstance(given, tuple | list) or not all(
+                isinstance(w, numbers.Real) and not isinstance(w, bool) and math.isfinite(w)
+                and w >= 0 for w in weights):
             raise ValueError(f"aux_loss_weights are finite numbers of at least 0, one per "
                              f"output after the main one; got {self.aux_loss_weights!r}.")
         object.__setattr__(self, "aux_loss_weights", weights)
@@ -174,7 +176,7 @@ _RANGES = {
 def register_model(name: str, small: dict | None = None, check: Callable | None = None,
                    recipe: TrainingRecipe | None = None):
     """Decorator: make a builder available as ``build(name, ...)``; ``small`` holds the options
-    of its small CPU configuration (narrower, never shallower: fewer filters, same ideas);
+    of its small size (narrower, never shallower: fewer filters, same ideas);
     ``check(input_shape, **options)`` (every option, defaults filled in) raises a
     ``ValueError`` for what the builder would refuse — choices, combinations, input sizes —
     so that ``check()`` can refuse it before anything is built; ``recipe``: how it is trained
@@ -212,7 +214,7 @@ def recipe(name: str) -> TrainingRecipe:
 
 def describe_options(name: str) -> str:
     """One line per model: ``depth (a whole number, default 4), ...``."""
-    model = _MODELS[name]
+    model = _known(name)
     return ", ".join(f"{k} ({kind.describe()}, default {_show(model.defaults[k])})"
                      for k, kind in model.types.items())
 

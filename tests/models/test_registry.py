@@ -204,7 +204,7 @@ def test_a_registration_declares_its_recipe_and_the_option_types_are_read_once(
         registry.check("three_heads", 2, width=1.0)
 
 
-@pytest.mark.parametrize("weights", [(-0.4,), (float("nan"),), ("0.4",)])
+@pytest.mark.parametrize("weights", [(-0.4,), (float("nan"),), ("0.4",), 0.4, (True,)])
 def test_a_recipe_refuses_weights_that_are_not_numbers_of_at_least_0(weights):
     from segcourse.models.registry import TrainingRecipe
 
