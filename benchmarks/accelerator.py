@@ -33,7 +33,7 @@ from segcourse import load_model, losses
 from segcourse.analysis import summarize
 from segcourse.data.pets import TRAIN_IMAGES
 from segcourse.models import registry
-from segcourse.speed import median_seconds
+from segcourse.speed import median_seconds, training_tflop
 
 CLASSES = 3  # Pets trimaps with the border as a class
 # (model, size, batch, dtype policy): what the GPU profile would train on Pets.
@@ -104,7 +104,7 @@ def training_speed(name: str, size: int, batch: int, policy: str, steps: int = 1
     rate = batch / seconds
     return {"model": name, "size": size, "batch": batch, "policy": policy,
             "gmacs_per_picture": macs / 1e9, "step_ms": 1e3 * seconds,
-            "pictures_per_second": rate, "tflops": 6 * macs * rate / 1e12,
+            "pictures_per_second": rate, "tflops": training_tflop(macs, rate, 0, 1),
             "pets_epoch_seconds": TRAIN_IMAGES / rate, "compile_seconds": warm_up}
 
 
@@ -179,10 +179,10 @@ def main(argv=None) -> int:
     for name in sorted(registry.available()):
         try:
             result["round_trips"].append(round_trip(name))
+            print(result["round_trips"][-1], flush=True)
         except Exception as error:  # a report of what failed, not a stop
             result["failures"][f"{name} round trip"] = f"{type(error).__name__}: {error}"[:300]
-        print(name, result["round_trips"][-1] if result["round_trips"] and
-              result["round_trips"][-1]["model"] == name else result["failures"], flush=True)
+            print("FAILED", name, error, flush=True)
         save()
     for config in training:
         try:

@@ -127,9 +127,18 @@ def _training_variant(config, data, jit, deterministic, steps, repeats) -> dict:
         row["inference_pictures_per_s"] = config.batch_size / median_seconds(
             lambda: net.predict_on_batch(images), steps * repeats)
     except Exception as error:  # a variant that fails is a finding, not the end of the run
-        return {"model": config.model, "jit_compile": jit,
+        return {"model": row["model"], "jit_compile": row["jit_compile"],
                 "error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
     return row
+
+
+def _shapes_config(size, batch, train_batches):
+    """The CPU profile's training configuration on ``shapes``, ``train_batches`` batches an
+    epoch and one batch each of validation and test."""
+    from segcourse.train import TrainConfig
+
+    return TrainConfig(image_size=size, batch_size=batch, train_count=train_batches * batch,
+                       val_count=batch, test_count=batch).resolved()
 
 
 def _training_child(deterministic, names, jit_settings, size, batch, steps, repeats):
@@ -142,15 +151,13 @@ def _training_child(deterministic, names, jit_settings, size, batch, steps, repe
     from tqdm.auto import tqdm
 
     from segcourse.data.sources import open_dataset
-    from segcourse.train import TrainConfig
 
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     elif os.environ.get("TF_DETERMINISTIC_OPS", "").lower() in ("1", "true"):
         raise ValueError("TF_DETERMINISTIC_OPS is set: op determinism cannot be measured off; "
                          "unset it, or run with --skip determinism.")
-    config = TrainConfig(image_size=size, batch_size=batch, train_count=steps * batch,
-                         val_count=batch, test_count=batch).resolved()  # the CPU profile
+    config = _shapes_config(size, batch, steps)
     data = open_dataset(config)
     variants = [(name, jit) for name in names for jit in jit_settings]
     rows = []
@@ -166,11 +173,8 @@ def pipeline_rate(size=64, batch=32, batches=16, repeats=3) -> float:
     """Pictures/s the training pipeline delivers without a model (median of ``repeats`` runs of
     ``batches`` batches): ``open_dataset``'s train split of the CPU profile on ``shapes``."""
     from segcourse.data.sources import open_dataset
-    from segcourse.train import TrainConfig
 
-    config = TrainConfig(image_size=size, batch_size=batch, train_count=batches * batch,
-                         val_count=batch, test_count=batch).resolved()
-    feed = iter(open_dataset(config).train.repeat())
+    feed = iter(open_dataset(_shapes_config(size, batch, batches)).train.repeat())
     next(feed)  # the generator's start
 
     def run():

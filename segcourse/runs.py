@@ -296,7 +296,7 @@ def _best_epoch_of(run_dir: Path, status: dict | None) -> str:
 
 
 # config.json files written before ``preset`` was renamed ``model_size``: their values.
-OLD_PRESETS = {"full": "paper", "cpu": "small", None: None}
+_OLD_PRESETS = {"full": "paper", "cpu": "small"}
 
 
 def read_config(run_dir) -> dict:
@@ -319,7 +319,7 @@ def read_config(run_dir) -> dict:
                          f"training settings `segcourse train` writes ({', '.join(known)}).")
     if "preset" in config and "model_size" not in config:  # written before its rename (0.1)
         old = config.pop("preset")
-        config["model_size"] = OLD_PRESETS.get(old, old)
+        config["model_size"] = _OLD_PRESETS.get(old, old)
     problems = [f"unknown key {key!r}" for key in config if key not in known]
     for key, value in config.items():
         kind = known.get(key, "")

@@ -23,13 +23,15 @@ TRAINING_EFFICIENCY = 0.25
 FORWARD_PASSES_PER_STEP = 3
 
 
-def median_seconds(work, repeats: int) -> float:
-    """The median wall time of ``repeats`` calls of ``work()``."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def median_seconds(work, repeats: int, budget_seconds: float | None = None) -> float:
+    """The median wall time of ``repeats`` calls of ``work()``; fewer when ``budget_seconds``
+    runs out first, but at least one."""
+    times, start = [], time.perf_counter()
+    while len(times) < repeats and (not times or budget_seconds is None
+                                    or time.perf_counter() - start < budget_seconds):
+        began = time.perf_counter()
         work()
-        times.append(time.perf_counter() - start)
+        times.append(time.perf_counter() - began)
     return statistics.median(times)
 
 
@@ -44,13 +46,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, budget_seconds: float | None 
     # take longer than computing it. The sum's n² additions are noise beside the 2n³.
     product = tf.function(lambda: tf.reduce_sum(tf.linalg.matmul(a, a)))
     product().numpy()  # trace and warm up
-    times, start = [], time.perf_counter()
-    while len(times) < repeats and (not times or budget_seconds is None
-                                    or time.perf_counter() - start < budget_seconds):
-        began = time.perf_counter()
-        product().numpy()
-        times.append(time.perf_counter() - began)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return 2 * n**3 / median_seconds(lambda: product().numpy(), repeats, budget_seconds) / 1e9
 
 
 @dataclass(frozen=True)

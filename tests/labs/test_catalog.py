@@ -76,6 +76,3 @@ def test_lab_00_prints_the_course_map_from_the_catalog():
     cell = next(c for c in nb.cells if c.cell_type == "code" and "course_map()" in c.source)
     stored = "".join(o.text for o in cell.outputs if o.output_type == "stream")
     assert stored == course_map() + "\n"
-    for lab in LABS:
-        assert f"{lab.number:02d}  {lab.title}" in stored
-        assert all(f". {topic}\n" in stored for topic in lab.topics)
