@@ -134,6 +134,7 @@ print("miou", train(config, verbose=0).scores.miou)
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     """What a multi-GPU machine does, on this CPU split into two logical devices."""
     import subprocess
@@ -262,6 +263,7 @@ train(TrainConfig(**{four}, out_dir=sys.argv[1]), verbose=0, callbacks=[Kill()])
 """
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_recognised_and_resumed_by_the_command(reference, tmp_path, capsys):
     import subprocess
     import sys
@@ -352,6 +354,7 @@ def test_a_nan_first_epoch_does_not_block_the_best_checkpoint(tmp_path):
     assert checkpoint.best == 0.6 and (tmp_path / "best.keras").is_file()
 
 
+@pytest.mark.slow
 def test_a_run_whose_val_miou_is_always_nan_still_ends_with_a_model(tmp_path, capsys):
     result = train(TrainConfig(**{**TINY, "epochs": 2}, out_dir=str(tmp_path)), verbose=0,
                    callbacks=[Recorder(nan_epochs=(1, 2))])
@@ -381,6 +384,7 @@ def save_folder_dataset(root, count=6, size=32, classes=3):
             Image.fromarray(mask).save(root / split / "masks" / f"{split}{i}.png")
 
 
+@pytest.mark.slow
 def test_a_run_records_its_data_and_says_when_test_is_the_val_split(tmp_path, capsys):
     root = tmp_path / "data"
     save_folder_dataset(root)

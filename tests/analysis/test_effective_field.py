@@ -34,6 +34,7 @@ def test_the_effective_field_shrinks_relative_to_the_theoretical_one_with_depth(
     assert ratios[1] < ratios[0]
 
 
+@pytest.mark.slow
 def test_training_widens_the_effective_field_of_a_unet():
     keras.utils.set_random_seed(0)
     model = models.build("unet", 6, (64, 64, 3), model_size="small", depth=2)

@@ -49,6 +49,7 @@ def run_nbval(path):
                           capture_output=True, text=True, cwd=path.parent)
 
 
+@pytest.mark.slow
 def test_nbval_fails_a_notebook_whose_answer_is_wrong(tmp_path):
     """Guard against a pipeline that passes everything: a wrong solution must fail its check."""
     nb = json.loads((ROOT / AVAILABLE[0].notebook).read_text())
@@ -62,6 +63,7 @@ def test_nbval_fails_a_notebook_whose_answer_is_wrong(tmp_path):
     assert "semantic label map" in result.stdout
 
 
+@pytest.mark.slow
 def test_nbval_fails_when_a_check_output_changes(tmp_path):
     nb = json.loads((ROOT / AVAILABLE[0].notebook).read_text())
     tagged = next(c for c in nb["cells"] if CHECK_TAG in c["metadata"].get("tags", []))
