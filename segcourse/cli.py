@@ -242,6 +242,12 @@ def _bench(args) -> int:
     if args.grading:
         print(grading_report(count=args.class_size, out=beside / "grading.md"))
         return 0
+    if args.time_to_accuracy:
+        from segcourse import time_to_accuracy
+
+        print(time_to_accuracy.report(out=beside / "time_to_accuracy.md",
+                                      budget_minutes=args.budget_minutes))
+        return 0
     print(report(args.models, out=args.out, steps=args.steps, repeats=args.repeats,
                  skip=args.skip))
     if args.architectures:
@@ -525,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "with -j 1 and -j 2 (grading.md and .json beside --out)")
     bench.add_argument("--class-size", type=int, default=100,
                        help="--grading: submissions in the made class")
+    bench.add_argument("--time-to-accuracy", action="store_true",
+                       help="only the time to validation mIoU 0.85 and 0.90 on shapes of the "
+                            "course's recipe, the keras-io U-Net-like example's and that model "
+                            "with the course's recipe (time_to_accuracy.md beside --out; up to "
+                            "three times --budget-minutes)")
+    bench.add_argument("--budget-minutes", type=float, default=30.0,
+                       help="--time-to-accuracy: the most minutes each recipe trains")
     bench.set_defaults(run=_bench)
 
     analyze = commands.add_parser("analyze", help="receptive fields and per-layer summary",
