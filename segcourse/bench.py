@@ -544,3 +544,52 @@ def grading_report(reference="notebooks/06_metrics_losses.ipynb", count=100, job
     Path(out).with_suffix(".json").write_text(json.dumps(
         {"ceiling_gflops": round(ceiling, 1), "class": kinds, "runs": rows}, indent=1))
     return text
+
+
+def lab_times_report(notebooks=None, out="benchmarks/labs.md") -> str:
+    """Each reference lab's wall time under nbval, as CI runs it (``pytest --nbval-lax`` with
+    the repository's settings, from the current folder, one fresh process per lab), the machine's
+    matmul ceiling before and after; ``notebooks`` defaults to every available lab of the
+    catalog. Writes ``out`` and its ``.json``; returns the Markdown."""
+    import subprocess
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from segcourse.labs.catalog import LABS
+
+    paths = [Path(p) for p in notebooks] if notebooks else [
+        Path(lab.notebook) for lab in LABS if lab.available]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ValueError(f"no notebook at {', '.join(missing)}: run segcourse bench --labs from "
+                         "the repository's folder, or name the notebooks.")
+    ceiling_start, load_start = matmul_gflops(), _load_average()
+    rows = []
+    for path in tqdm(paths, desc="labs under nbval", unit="lab"):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "--nbval-lax", "--nbval-current-env", str(path)],
+                              capture_output=True, text=True)
+        summary = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+        seconds = round(time.perf_counter() - started, 1)
+        rows.append({"notebook": path.as_posix(), "seconds": seconds,
+                     "passed": done.returncode == 0, "summary": summary.strip("= ")})
+    figures = {"platform": platform.platform(terse=True), "cores": os.cpu_count(),
+               "date": time.strftime("%Y-%m-%d %H:%M"), "load_average_start": load_start,
+               "load_average_end": _load_average(), "matmul_gflops_start": round(ceiling_start, 1),
+               "matmul_gflops_end": round(matmul_gflops(), 1), "labs": rows}
+    ceiling = f"{figures['matmul_gflops_start']:.0f} → {figures['matmul_gflops_end']:.0f} GFLOP/s"
+    text = "\n".join([
+        "# The labs under nbval", "",
+        f"{figures['platform']}, {figures['cores']} cores, {figures['date']}; load average "
+        f"{figures['load_average_start']} → {figures['load_average_end']}; float32 2048² matmul "
+        f"{ceiling} (start → end). Each lab: `pytest <notebook>` with the repository's settings "
+        "(--nbval-lax), in a fresh process, wall time including the kernel's start.", "",
+        *_table(("lab", "seconds", "result", "matmul ceiling"),
+                [(r["notebook"], f"{r['seconds']:.1f}", r["summary"], ceiling) for r in rows]),
+        "", f"In all: {sum(r['seconds'] for r in rows):.0f} s.", ""])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    Path(out).with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n")
+    return text

@@ -242,6 +242,11 @@ def _bench(args) -> int:
     if args.grading:
         print(grading_report(count=args.class_size, out=beside / "grading.md"))
         return 0
+    if args.labs:
+        from segcourse.bench import lab_times_report
+
+        print(lab_times_report(out=beside / "labs.md"))
+        return 0
     if args.time_to_accuracy:
         from segcourse import time_to_accuracy
 
@@ -531,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "with -j 1 and -j 2 (grading.md and .json beside --out)")
     bench.add_argument("--class-size", type=int, default=100,
                        help="--grading: submissions in the made class")
+    bench.add_argument("--labs", action="store_true",
+                       help="only each reference lab's wall time under nbval, as CI runs it "
+                            "(labs.md beside --out); run from the repository's folder")
     bench.add_argument("--time-to-accuracy", action="store_true",
                        help="only the time to validation mIoU 0.85 and 0.90 on shapes of the "
                             "course's recipe, the keras-io U-Net-like example's and that model "

@@ -155,13 +155,14 @@ def test_the_grading_report_grades_a_made_class_side_by_side(tmp_path):
 @pytest.mark.parametrize("flags, written", [
     (["--architectures"], {"report": "speed.md", "architecture_report": "architectures.md"}),
     (["--grading"], {"grading_report": "grading.md"}),
+    (["--labs"], {"lab_times_report": "labs.md"}),
 ])
 def test_every_report_goes_where_out_says(flags, written, tmp_path, monkeypatch, capsys):
     import segcourse.bench
     from segcourse.cli import main
 
     seen = {}
-    for name in ("report", "architecture_report", "grading_report"):
+    for name in ("report", "architecture_report", "grading_report", "lab_times_report"):
         def fake(*args, out=None, name=name, **kwargs):
             seen[name] = Path(out if out is not None else args[-1])
             return name
@@ -184,3 +185,29 @@ def test_the_command_passes_its_options_on(monkeypatch, capsys):
     with pytest.raises(SystemExit) as usage:
         main(["bench", "--skip", "nothing"])
     assert usage.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_the_lab_times_report_runs_each_notebook_under_nbval(tmp_path):
+    import nbformat
+
+    from segcourse.bench import lab_times_report
+
+    good, bad = nbformat.v4.new_notebook(), nbformat.v4.new_notebook()
+    good.cells = [nbformat.v4.new_code_cell("print('ok')", execution_count=1, metadata={
+        "tags": ["nbval-check-output"]}, outputs=[nbformat.v4.new_output(
+            "stream", name="stdout", text="ok\n")])]
+    bad.cells = [nbformat.v4.new_code_cell("print('ok')", execution_count=1, metadata={
+        "tags": ["nbval-check-output"]}, outputs=[nbformat.v4.new_output(
+            "stream", name="stdout", text="not ok\n")])]
+    nbformat.write(good, tmp_path / "good.ipynb")
+    nbformat.write(bad, tmp_path / "bad.ipynb")
+    text = lab_times_report([tmp_path / "good.ipynb", tmp_path / "bad.ipynb"],
+                            out=tmp_path / "labs.md")
+    figures = json.loads((tmp_path / "labs.json").read_text())
+    assert [(Path(r["notebook"]).name, r["passed"]) for r in figures["labs"]] == [
+        ("good.ipynb", True), ("bad.ipynb", False)]
+    assert all(r["seconds"] > 0 for r in figures["labs"])
+    assert "1 passed" in figures["labs"][0]["summary"] and "failed" in figures["labs"][1]["summary"]
+    assert text.count("GFLOP/s |") == 2 and (tmp_path / "labs.md").read_text() == text
+    with pytest.raises(ValueError, match="no notebook at .*missing.ipynb"):
+        lab_times_report([tmp_path / "missing.ipynb"], out=tmp_path / "x.md")
