@@ -5,7 +5,7 @@
     models.available()   # names, summaries, options
 """
 
-from segcourse.models import deeplab, fcn, plain, pspnet, segnet, unet  # noqa: F401  (importing registers the models)
+from segcourse.models import deconvnet, deeplab, fcn, plain, pspnet, segnet, unet  # noqa: F401  (importing registers the models)
 from segcourse.models.convolutionalize import convolutionalize
 from segcourse.models.registry import (
     TrainingRecipe,

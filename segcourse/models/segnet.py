@@ -27,9 +27,26 @@ from segcourse.models.registry import check_input_size, register_model
 VARIANTS = ("vgg16", "basic")
 
 
-def _decoder_filters(width):
+def vgg16_encoder_with_indices(x, width=1.0):
+    """VGG16's 13 convolutions, each with batch norm and ReLU, each block closed by a 2×2 max
+    pooling that keeps its argmax (``block{b}_pool``); returns pool5 and ``{block: indices}``.
+    SegNet's encoder (Fig. 2), and DeconvNet's convolution network (Noh et al. 2015, Table 1)."""
+    return _encoder_with_indices(
+        x, 5, lambda x, block: vgg16_block(x, block, width, batch_norm=True))
+
+
+def _encoder_with_indices(x, blocks, convolutions):
+    """Per block, ``convolutions(x, block)`` then a pooling that keeps its argmax."""
+    indices = {}
+    for block in range(1, blocks + 1):
+        x = convolutions(x, block)
+        x, indices[block] = MaxPoolingWithArgmax2D(2, name=f"block{block}_pool")(x)
+    return x, indices
+
+
+def decoder_filters(width):
     """Per decoder block (5 down to 1), the filters of its convolutions: the encoder mirrored,
-    each block's last convolution narrowing to the next block's width."""
+    each block's last convolution narrowing to the next block's width (SegNet and DeconvNet)."""
     plan = {}
     for block, (filters, convs) in enumerate(VGG16_BLOCKS, start=1):
         narrower = VGG16_BLOCKS[block - 2][0] if block > 1 else filters
@@ -50,18 +67,16 @@ def segnet(num_classes, input_shape=(None, None, 3), variant="vgg16", width=1.0)
     _check(input_shape, variant)
     blocks = 5 if variant == "vgg16" else 4
     inputs = keras.Input(input_shape, name="image")
-    x, indices = inputs, {}
 
     # Encoder: convolutions, then pooling that keeps its argmax.
-    for block in range(1, blocks + 1):
-        if variant == "vgg16":
-            x = vgg16_block(x, block, width, batch_norm=True)
-        else:
-            x = conv_bn_relu(x, scaled(64, width), 7, f"encoder{block}_conv", padding="same")
-        x, indices[block] = MaxPoolingWithArgmax2D(2, name=f"block{block}_pool")(x)
+    if variant == "vgg16":
+        x, indices = vgg16_encoder_with_indices(inputs, width)
+    else:
+        x, indices = _encoder_with_indices(inputs, blocks, lambda x, block: conv_bn_relu(
+            x, scaled(64, width), 7, f"encoder{block}_conv", padding="same"))
 
     # Decoder: unpool with the encoder's indices, then convolutions, block 5 (or 4) to 1.
-    plan = _decoder_filters(width)
+    plan = decoder_filters(width)
     for block in range(blocks, 0, -1):
         x = MaxUnpooling2D(2, name=f"block{block}_unpool")([x, indices[block]])
         if variant == "vgg16":

@@ -9,7 +9,7 @@ from segcourse import models
 CONFIGS = {  # every model in its small size, plus the variants worth covering
     "fcn32s": {}, "fcn16s": {}, "fcn8s": {},
     "unet": {}, "unet_bilinear": {"upsampling": "bilinear"},
-    "segnet": {}, "segnet_basic": {"variant": "basic"},
+    "segnet": {}, "segnet_basic": {"variant": "basic"}, "deconvnet": {},
     "deeplabv3": {}, "deeplabv3plus": {"decoder": True},
     "pspnet": {}, "plain": {},
 }

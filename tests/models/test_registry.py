@@ -2,7 +2,8 @@ import pytest
 
 from segcourse import models
 
-NAMES = ["deeplabv3", "fcn16s", "fcn32s", "fcn8s", "plain", "pspnet", "segnet", "unet"]
+NAMES = ["deconvnet", "deeplabv3", "fcn16s", "fcn32s", "fcn8s", "plain", "pspnet", "segnet",
+         "unet"]
 
 
 def test_every_model_of_the_course_is_registered_with_its_options():
@@ -15,7 +16,7 @@ def test_every_model_of_the_course_is_registered_with_its_options():
 
 
 def test_registry_errors_name_the_choices():
-    with pytest.raises(ValueError, match="unknown model 'fcn4s'; available: deeplabv3"):
+    with pytest.raises(ValueError, match="unknown model 'fcn4s'; available: deconvnet, deeplabv3"):
         models.build("fcn4s", 21)
     with pytest.raises(ValueError, match="unet has no option kernel; its options: variant"):
         models.build("unet", 2, kernel=3)
