@@ -14,11 +14,12 @@ import statistics
 import time
 from dataclasses import dataclass
 
-# The README's main job (U-Net, small size, 20 epochs of 4,000 + 500 pictures at 64×64,
-# about 24 TFLOP) trained in 579 s on a 2-core AMD EPYC whose 2048² float32 matmul ran at
-# 167 GFLOP/s: 42 GFLOP/s, 25 % of the ceiling. On an H200 (benchmarks/accelerator.md) the
-# paper-size U-Net, SegNet and FCN-8s reached 26-30 % of theirs; DeepLabV3's atrous
-# convolutions 7 %.
+# The README's main job (U-Net, small size, 14 epochs of 4,000 + 500 pictures at 64×64 in
+# batches of 16, about 17 TFLOP) trained in about 412 s on a 2-core AMD EPYC whose 2048²
+# float32 matmul ran at 160 GFLOP/s: 41 GFLOP/s, 25 % of the ceiling (its earlier recipe, 20
+# epochs in batches of 32, 24 TFLOP in 579 s at 167 GFLOP/s: 25 % too). On an H200
+# (benchmarks/accelerator.md) the paper-size U-Net, SegNet and FCN-8s reached 26-30 % of
+# theirs; DeepLabV3's atrous convolutions 7 %.
 TRAINING_EFFICIENCY = 0.25
 FORWARD_PASSES_PER_STEP = 3
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from segcourse import checkpoints
 
 PROFILE_DEFAULTS = {
-    "cpu": {"epochs": 20, "image_size": 64, "batch_size": 32, "learning_rate": 5e-3,
+    "cpu": {"epochs": 14, "image_size": 64, "batch_size": 16, "learning_rate": 3e-3,
             "train_count": 4000, "val_count": 500, "test_count": 1000, "model_size": "small"},
     "gpu": {"epochs": 40, "image_size": 128, "batch_size": 32, "learning_rate": 3e-3,
             "train_count": 20000, "val_count": 1000, "test_count": 2000, "model_size": "paper"},

@@ -442,7 +442,7 @@ def test_compile_model_gives_a_single_output_model_one_unweighted_loss():
     model = models.build("unet", 6, (32, 32, 3), **TINY["model_options"])
     assert compile_model(model, TrainConfig(**TINY), 6, 4) == "val_miou"
     assert model.get_compile_config()["loss_weights"] is None
-    assert float(model.optimizer.learning_rate) == pytest.approx(5e-3)  # the cpu profile's
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-3)  # the cpu profile's
 
 
 def test_a_model_with_outputs_its_registration_does_not_weigh_is_refused(tmp_path, monkeypatch):
