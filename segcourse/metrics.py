@@ -57,6 +57,59 @@ def confusion_matrix(y_true, y_pred, num_classes: int, ignore_index: int | None 
     return np.bincount(pairs, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
+def picture_confusions(y_true, y_pred, num_classes: int,
+                       ignore_index: int | None = IGNORE_INDEX) -> np.ndarray:
+    """One confusion matrix per picture: ``(N, num_classes, num_classes)`` int64 for label maps
+    ``(N, ...)`` (predictions as labels, logits or probabilities, as :func:`confusion_matrix`
+    takes them). Their sum over the pictures is the dataset's matrix; each one says what its
+    picture got wrong (a failure gallery: :func:`picture_miou`, :func:`top_confusion`)."""
+    truth = validate_labels(y_true, num_classes, ignore_index, "y_true")
+    if truth.ndim < 2:
+        raise ValueError(f"picture_confusions takes a batch of label maps (N, H, W); got shape "
+                         f"{truth.shape}. For one picture use confusion_matrix, or add a batch "
+                         "axis (truth[None]).")
+    predicted = validate_labels(to_labels(y_pred, truth.shape), num_classes, None, "y_pred")
+    count = len(truth)
+    keep = truth != ignore_index if ignore_index is not None else np.ones(truth.shape, bool)
+    picture = np.broadcast_to(np.arange(count).reshape((-1,) + (1,) * (truth.ndim - 1)),
+                              truth.shape)
+    cells = (picture[keep] * num_classes + truth[keep]) * num_classes + predicted[keep]
+    return np.bincount(cells, minlength=count * num_classes ** 2).reshape(
+        count, num_classes, num_classes)
+
+
+def picture_miou(confusions) -> np.ndarray:
+    """Each picture's own mIoU, ``(N,)``, from its matrix (``(N, K, K)``, e.g.
+    :func:`picture_confusions`): the mean IoU over the classes in that picture's truth or
+    prediction, ``nan`` for a picture without a scored pixel. It ranks pictures for a failure
+    gallery; the dataset's mIoU is never their mean (docs/design.md §6): it comes from the
+    matrices' sum (:func:`scores`)."""
+    confusions = np.asarray(confusions)
+    if confusions.ndim != 3 or confusions.shape[1] != confusions.shape[2]:
+        raise ValueError(f"picture_miou takes one square matrix per picture, (N, K, K); got "
+                         f"shape {confusions.shape}. Make them with picture_confusions(truths, "
+                         "predictions, num_classes).")
+    diagonal = np.diagonal(confusions, axis1=1, axis2=2).astype(np.float64)
+    union = confusions.sum(axis=1) + confusions.sum(axis=2) - diagonal
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, diagonal / union, np.nan)
+    present = union > 0
+    return np.where(present.any(axis=1),
+                    np.nansum(iou, axis=1) / np.maximum(present.sum(axis=1), 1), np.nan)
+
+
+def top_confusion(confusion) -> tuple[int, int, int] | None:
+    """The largest off-diagonal cell of one confusion matrix (truth in rows):
+    ``(true class, predicted class, pixels)``, the first in row order on a tie; ``None`` when
+    no pixel is wrong. What a picture (or a dataset) confused most."""
+    matrix = _as_counts(confusion)
+    off = matrix * (1 - np.eye(len(matrix), dtype=np.int64))
+    if not off.any():
+        return None
+    true_class, predicted_class = np.unravel_index(int(np.argmax(off)), off.shape)
+    return int(true_class), int(predicted_class), int(off[true_class, predicted_class])
+
+
 @dataclass(frozen=True)
 class SegmentationScores:
     """Everything derived from one confusion matrix (``nan`` marks an absent class)."""

@@ -137,3 +137,55 @@ def class_iou_figure(scores):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def failure_gallery(images, truths, predictions, num_classes: int, palette=None,
+                    class_names=None, count: int = 4, ignore_index: int = IGNORE_INDEX):
+    """The ``count`` pictures with the lowest own mIoU (:func:`segcourse.metrics.picture_miou`),
+    worst first: image | truth | prediction | the wrong pixels (red on the grey picture, ignored
+    ones white), each row titled with the picture's index, its mIoU and the confusion that cost
+    it most (:func:`segcourse.metrics.top_confusion`). Pictures without a scored pixel are left
+    out."""
+    from segcourse.metrics import picture_confusions, picture_miou, top_confusion
+
+    images, truths, predictions = (np.asarray(a) for a in (images, truths, predictions))
+    if images.ndim != 4 or truths.shape != images.shape[:3] or predictions.shape != truths.shape:
+        raise ValueError(f"failure_gallery takes images (N, H, W, 3) with their label maps and "
+                         f"predicted label maps (N, H, W); got shapes {images.shape}, "
+                         f"{truths.shape} and {predictions.shape}. Take the argmax of a model's "
+                         "scores first (segcourse.train.predict_labels).")
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"count is how many pictures to show, a whole number of at least 1; "
+                         f"got {count!r}.")
+    names = list(class_names) if class_names else [str(k) for k in range(num_classes)]
+    confusions = picture_confusions(truths, predictions, num_classes, ignore_index)
+    ious = picture_miou(confusions)
+    scored = np.flatnonzero(~np.isnan(ious))
+    worst = scored[np.argsort(ious[scored], kind="stable")][:count]
+    fig, axes = _figure(max(len(worst), 1), 4)
+    for row, index in enumerate(worst):
+        image = images[index] / 255.0 if images[index].max() > 1.5 else images[index]
+        wrong = (predictions[index] != truths[index]) & (truths[index] != ignore_index)
+        errors = np.repeat(image.mean(axis=-1, keepdims=True), 3, axis=-1) * 0.6
+        errors[wrong] = (1.0, 0.0, 0.0)
+        errors[truths[index] == ignore_index] = 1.0
+        pictures = [image, colorize(truths[index], palette, ignore_index),
+                    colorize(predictions[index], palette, ignore_index), errors]
+        for column, (picture, title) in enumerate(zip(
+                pictures, ["image", "truth", "prediction", "wrong pixels"], strict=True)):
+            axes[row, column].imshow(picture)
+            axes[row, column].set_axis_off()
+            if row == 0:
+                axes[row, column].set_title(title)
+        top = top_confusion(confusions[index])
+        confused = "nothing wrong" if top is None else (
+            f"{names[top[0]]} taken for {names[top[1]]}: {top[2]} px")
+        axes[row, 0].text(0, -0.04, f"#{index}  mIoU {ious[index]:.2f}  {confused}",
+                          transform=axes[row, 0].transAxes, ha="left", va="top",
+                          fontsize="small")
+    if not len(worst):  # no picture has a scored pixel: an empty row
+        for ax in axes[0]:
+            ax.set_axis_off()
+    # not tight_layout: it would make room for the captions, which run on under the row
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.93, bottom=0.05, wspace=0.05, hspace=0.3)
+    return fig

@@ -131,13 +131,14 @@ def child_layer(name, folder):
     return {"shapes": [list(y.shape) for y in outputs]}
 
 
-def child_tensorflow_only_refusal():
-    """Resize's TensorFlow-only modes must say what to do, not fail inside TensorFlow."""
+def child_tensorflow_only_refusal(mode):
+    """Resize's TensorFlow-only modes (tf.image.resize's own, and keras.ops' area) must say
+    what to do, not fail inside TensorFlow or Keras."""
     try:
-        layers.Resize(2, interpolation="gaussian")
+        layers.Resize(2, interpolation=mode)
     except ValueError as error:
         return {"message": str(error)}
-    raise AssertionError("Resize(interpolation='gaussian') was accepted on JAX")
+    raise AssertionError(f"Resize(interpolation={mode!r}) was accepted on JAX")
 
 
 def child_gradient_probe_refusal():
@@ -155,8 +156,9 @@ def child_main(folder):
     report = {"backend": keras.backend.backend(), "models": {}, "layers": {}}
     cases = [("models", name, child_model, (name, folder)) for name in MODEL_CASES]
     cases += [("layers", name, child_layer, (name, folder)) for name in LAYERS_RUN]
-    cases += [("refusals", "gaussian", child_tensorflow_only_refusal, ()),
-              ("refusals", "gradient", child_gradient_probe_refusal, ())]
+    cases += [("refusals", mode, child_tensorflow_only_refusal, (mode,))
+              for mode in ("gaussian", "area")]
+    cases += [("refusals", "gradient", child_gradient_probe_refusal, ())]
     for group, name, run, args in cases:
         start = time.perf_counter()
         try:
@@ -247,8 +249,10 @@ def test_layer_gives_the_tensorflow_numbers_on_jax(jax_run, name):
         np.testing.assert_allclose(b, a, **TOLERANCE)
 
 
-def test_tensorflow_only_resize_modes_are_refused_with_a_way_out(jax_run):
-    message = case(jax_run, "refusals", "gaussian")["message"]
+@pytest.mark.parametrize("mode", ["gaussian", "area"])
+def test_tensorflow_only_resize_modes_are_refused_with_a_way_out(jax_run, mode):
+    message = case(jax_run, "refusals", mode)["message"]
+    assert f"interpolation={mode!r}" in message
     assert "KERAS_BACKEND=tensorflow" in message and "'bicubic'" in message
 
 

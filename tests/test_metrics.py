@@ -9,7 +9,14 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segcourse.metrics import ConfusionMatrixMetric, confusion_matrix, scores
+from segcourse.metrics import (
+    ConfusionMatrixMetric,
+    confusion_matrix,
+    picture_confusions,
+    picture_miou,
+    scores,
+    top_confusion,
+)
 
 
 def loop_iou(truth, prediction, num_classes, ignore=255):
@@ -236,3 +243,50 @@ def test_run_eagerly_names_the_bad_values(rng):
 def test_confusion_matrix_wants_a_whole_number_of_classes(num_classes):
     with pytest.raises(ValueError, match="num_classes must be a whole number of at least 1"):
         confusion_matrix(np.array([0, 1]), np.array([1, 1]), num_classes)
+
+
+def test_picture_confusions_are_each_pictures_matrix_and_sum_to_the_datasets(rng):
+    truth = rng.integers(0, 4, (5, 6, 7))
+    truth[rng.random(truth.shape) < 0.2] = 255
+    logits = rng.normal(size=(*truth.shape, 4))
+    per_picture = picture_confusions(truth, logits, 4)
+    assert per_picture.shape == (5, 4, 4) and per_picture.dtype == np.int64
+    for t, scores_of_picture, matrix in zip(truth, logits, per_picture, strict=True):
+        np.testing.assert_array_equal(matrix, confusion_matrix(t, scores_of_picture, 4))
+    np.testing.assert_array_equal(per_picture.sum(axis=0), confusion_matrix(truth, logits, 4))
+    with pytest.raises(ValueError, match="a batch of label maps"):
+        picture_confusions(np.zeros(5, int), np.zeros(5, int), 2)
+
+
+@given(seed=st.integers(0, 10_000), num_classes=st.integers(2, 6))
+@settings(max_examples=20, deadline=None)
+def test_picture_miou_is_each_pictures_keras_mean_iou(seed, num_classes):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, num_classes, (4, 5, 6))
+    truth[rng.random(truth.shape) < 0.2] = 255
+    prediction = rng.integers(0, num_classes, truth.shape)
+    prediction[1] = np.where(truth[1] == 255, 0, truth[1])  # a perfect picture: mIoU 1
+    found = picture_miou(picture_confusions(truth, prediction, num_classes))
+    for t, p, value in zip(truth, prediction, found, strict=True):
+        keras_miou = keras.metrics.MeanIoU(num_classes, ignore_class=255)
+        keras_miou.update_state(t, p)
+        assert value == pytest.approx(float(keras_miou.result()), rel=1e-6)
+        assert value == pytest.approx(np.nanmean(loop_iou(t, p, num_classes)))
+    assert found[1] == 1.0
+
+
+def test_picture_miou_by_hand_and_a_picture_without_scored_pixels():
+    truth = np.array([[[0, 0], [1, 1]], [[255, 255], [255, 255]]])
+    prediction = np.array([[[0, 1], [1, 1]], [[0, 0], [0, 0]]])
+    found = picture_miou(picture_confusions(truth, prediction, 3))  # class 2 absent: left out
+    assert found[0] == pytest.approx((1 / 2 + 2 / 3) / 2) and np.isnan(found[1])
+    with pytest.raises(ValueError, match=r"\(N, K, K\); got shape \(3, 3\)"):
+        picture_miou(np.eye(3))
+
+
+def test_top_confusion_is_the_largest_off_diagonal_cell():
+    assert top_confusion(np.array([[9, 1, 3], [0, 8, 2], [3, 0, 7]])) == (0, 2, 3)  # first tie
+    assert top_confusion(np.diag([4, 5])) is None
+    truth = np.array([[1, 1, 1, 2], [2, 2, 0, 255]])
+    prediction = np.array([[2, 2, 1, 2], [0, 0, 0, 1]])  # the ignored pixel does not count
+    assert top_confusion(confusion_matrix(truth, prediction, 3)) == (1, 2, 2)

@@ -49,3 +49,19 @@ def test_negative_labels_and_a_confusion_matrix_that_does_not_fit_its_names_are_
         viz.confusion_figure(np.eye(3), ["a", "b"])
     with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
         viz.confusion_figure(np.ones((2, 3)), ["a", "b"])
+
+
+def test_the_failure_gallery_shows_the_worst_pictures_first():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, (5, 8, 8))
+    prediction = truth.copy()
+    prediction[3, :6] = (truth[3, :6] + 1) % 3  # the worst picture
+    prediction[0, :2] = (truth[0, :2] + 1) % 3  # the second worst
+    truth[2] = 255  # no scored pixel: never shown
+    figure = viz.failure_gallery(rng.random((5, 8, 8, 3)), truth, prediction, 3,
+                                 class_names=["a", "b", "c"], count=3)
+    titles = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert [t.split()[0] for t in titles] == ["#3", "#0", "#1"]
+    assert titles[2].endswith("nothing wrong")
+    with pytest.raises(ValueError, match="label maps"):
+        viz.failure_gallery(rng.random((5, 8, 8, 3)), truth, prediction[..., None], 3)

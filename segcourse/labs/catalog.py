@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from segcourse import __version__
+
 #: The public repository the Colab links open (GitHub ``owner/name``) and the branch.
 REPOSITORY = "segcourse/segcourse"
 BRANCH = "main"
+#: What every lab's setup cell installs on Colab, as one pip requirement: the release of the
+#: library the labs were written with (its tag). The one setting to change to install from a
+#: package index (``"segcourse[data]==0.1.0"``) or a wheel's URL instead.
+INSTALL = f"segcourse[data] @ git+https://github.com/{REPOSITORY}@v{__version__}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,10 @@ LABS = (
     Lab(6, "metrics_losses", "Measuring segmentation: accuracy, IoU, mIoU, soft IoU loss",
         ("The confusion matrix", "Scores", "Count over the dataset, not per picture",
          "A loss that looks like IoU"), True),
+    Lab(7, "train_diagnose", "Train, look, diagnose",
+        ("Cross-entropy with an ignore label", "Augment image and mask together",
+         "How many labels does bilinear upsampling invent?", "Train a U-Net",
+         "Where it goes wrong", "Real photographs: Oxford-IIIT Pet (GPU profile)"), True),
 )
 
 

@@ -16,7 +16,7 @@ import json
 import warnings
 from pathlib import Path
 
-from segcourse.labs.catalog import REPOSITORY
+from segcourse.labs.catalog import INSTALL
 
 CHECK_TAG = "nbval-check-output"
 ROLES = ("setup", "solution", "check", "hidden")
@@ -25,17 +25,34 @@ END_SOLUTION = "### END SOLUTION"
 
 
 def setup_source() -> str:
-    """The first cell of every lab: install on Colab, nothing when installed; then check."""
+    """The first cell of every lab: on Colab, install :data:`~segcourse.labs.catalog.INSTALL`
+    with Colab's own TensorFlow and Keras held at their versions (pip refuses rather than
+    replaces them), and a failed install says what to do instead of showing pip's traceback;
+    where segcourse is installed, nothing is installed. Then ``PROFILE = setup()``."""
     return f"""\
-# Setup: on Colab this installs segcourse; on a machine where it is installed it does nothing.
-import importlib.util, subprocess, sys
+# Setup: on Colab this installs segcourse; where segcourse is installed it installs nothing.
+import importlib.metadata, importlib.util, subprocess, sys
+SEGCOURSE = {json.dumps(INSTALL)}
 if importlib.util.find_spec("segcourse") is None:
     if "google.colab" not in sys.modules:
         raise ModuleNotFoundError(
             "segcourse is not installed in this kernel's environment: in the repository run "
             "pip install -e '.[dev]', then restart the kernel.")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "segcourse[data] @ git+https://github.com/{REPOSITORY}"], check=True)
+    held = []  # Colab's TensorFlow and Keras stay as they are
+    for name in ("tensorflow", "keras"):
+        try:
+            held.append(f"{{name}}=={{importlib.metadata.version(name)}}")
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", SEGCOURSE, *held],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        raise RuntimeError(
+            "Installing segcourse failed; pip said:\\n" + pip.stderr.strip()[-1500:] + "\\n"
+            "Check that this runtime is connected to the internet, then run this cell again. If "
+            "pip names a conflict with " + " or ".join(held or ["TensorFlow"]) + ", the lab "
+            "needs a newer Colab runtime (Runtime > Disconnect and delete runtime). Still "
+            "failing? Send this message to your instructor.") from None
 
 from segcourse.labs import setup
 PROFILE = setup()"""

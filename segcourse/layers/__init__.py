@@ -11,7 +11,9 @@ from segcourse.layers.pyramid import PyramidPooling, adaptive_average_pool
 from segcourse.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D, flat_indices
 from segcourse.layers.upsampling import (
     INTERPOLATIONS,
+    KERAS_BACKENDS,
     KERAS_INTERPOLATIONS,
+    PORTABLE_INTERPOLATIONS,
     TENSORFLOW_ONLY_INTERPOLATIONS,
     BedOfNails,
     BilinearKernel,
@@ -28,7 +30,9 @@ from segcourse.layers.upsampling import (
 __all__ = [
     "ASPP",
     "INTERPOLATIONS",
+    "KERAS_BACKENDS",
     "KERAS_INTERPOLATIONS",
+    "PORTABLE_INTERPOLATIONS",
     "TENSORFLOW_ONLY_INTERPOLATIONS",
     "AtrousConvBlock",
     "BedOfNails",

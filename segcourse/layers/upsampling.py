@@ -34,10 +34,17 @@ from segcourse.layers._validation import (
     to_pair,
 )
 
-#: Modes that ``keras.ops.image.resize`` offers on every backend.
-KERAS_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos3", "lanczos5")
+#: Modes ``keras.ops.image.resize`` runs on every backend.
+PORTABLE_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+#: Modes ``keras.ops.image.resize`` runs on some backends only (read in Keras 3.6 and 3.15):
+#: ``area`` on TensorFlow alone, Lanczos on TensorFlow and JAX but not PyTorch.
+KERAS_BACKENDS = {"area": ("tensorflow",), "lanczos3": ("tensorflow", "jax"),
+                  "lanczos5": ("tensorflow", "jax")}
+#: Every mode ``keras.ops.image.resize`` offers, on one backend or another.
+KERAS_INTERPOLATIONS = PORTABLE_INTERPOLATIONS + tuple(KERAS_BACKENDS)
 #: Modes only TensorFlow's ``tf.image.resize`` has; used through TensorFlow directly, so they
-#: need the TensorFlow backend (``Resize`` refuses them on another when it is made).
+#: need the TensorFlow backend (``Resize`` refuses them on another when it is made, as it
+#: refuses a mode of :data:`KERAS_BACKENDS` on a backend that lacks it).
 TENSORFLOW_ONLY_INTERPOLATIONS = ("gaussian", "mitchellcubic")
 INTERPOLATIONS = KERAS_INTERPOLATIONS + TENSORFLOW_ONLY_INTERPOLATIONS
 
@@ -60,14 +67,14 @@ def resize_images(images, size, interpolation="bilinear", antialias=False):
     """
     check_choice(interpolation, INTERPOLATIONS, "interpolation", "resize_images")
     static_size = all(isinstance(s, (int, np.integer)) for s in size)
-    if interpolation in KERAS_INTERPOLATIONS and static_size:
+    if interpolation in KERAS_INTERPOLATIONS and static_size and _keras_runs(interpolation):
         size = tuple(int(s) for s in size)
         out = ops.image.resize(images, size, interpolation=interpolation, antialias=antialias)
         return ops.cast(out, images.dtype)
     # TensorFlow-only: keras.ops.image.resize has no gaussian or mitchellcubic kernel, and it
     # wants the size as Python integers, which TensorFlow cannot give for a size unknown until
     # run time (a graph's shape holds None there; tf.image.resize takes the size as a tensor).
-    if interpolation in TENSORFLOW_ONLY_INTERPOLATIONS:
+    if interpolation in TENSORFLOW_ONLY_INTERPOLATIONS or not _keras_runs(interpolation):
         _require_tensorflow("resize_images", f"interpolation={interpolation!r}")
     else:
         _require_tensorflow("resize_images", f"a size given as a tensor ({size})",
@@ -78,10 +85,16 @@ def resize_images(images, size, interpolation="bilinear", antialias=False):
     return ops.cast(out, images.dtype)
 
 
+def _keras_runs(interpolation) -> bool:
+    """Whether ``keras.ops.image.resize`` runs ``interpolation`` on this Keras backend."""
+    return keras.backend.backend() in KERAS_BACKENDS.get(interpolation,
+                                                         (keras.backend.backend(),))
+
+
 def _require_tensorflow(owner, reason, fix=None):
     """Refuse what only TensorFlow's ``tf.image.resize`` can do on another backend."""
     require_tensorflow(owner, f"{reason} (tf.image.resize)", fix or (
-        f"Use one of {KERAS_INTERPOLATIONS}, which run on every backend ('bicubic' is the "
+        f"Use one of {PORTABLE_INTERPOLATIONS}, which run on every backend ('bicubic' is the "
         "nearest smooth one)"))
 
 
@@ -179,8 +192,8 @@ class Resize(keras.layers.Layer):
         self.scale = None if scale is None else to_pair(scale, "scale", "Resize")
         self.size = None if size is None else to_pair(size, "size", "Resize")
         check_choice(interpolation, INTERPOLATIONS, "interpolation", "Resize")
-        if interpolation in TENSORFLOW_ONLY_INTERPOLATIONS:  # refused now, not at the first call
-            _require_tensorflow("Resize", f"interpolation={interpolation!r}")
+        if interpolation in TENSORFLOW_ONLY_INTERPOLATIONS or not _keras_runs(interpolation):
+            _require_tensorflow("Resize", f"interpolation={interpolation!r}")  # now, not later
         self.interpolation = interpolation
         self.antialias = bool(antialias)
 
