@@ -158,7 +158,7 @@ def test_a_bad_configuration_names_every_bad_value():
     for said in ("epochs must be", "batch_size must be", "learning_rate must be",
                  "seed must be", "distribute must be", "input height 48 is not a multiple"):
         assert said in message
-    assert TrainConfig(model="unet", image_size=32).validate().epochs == 20  # profile default
+    assert TrainConfig(model="unet", image_size=32).validate().epochs == 14  # profile default
 
 
 def test_user_errors_are_one_paragraph_and_status_2(tmp_path, capsys, monkeypatch):

@@ -62,6 +62,8 @@ def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
             continue
         info = cell_info(cell)
         role = info.get("role", "context")
+        if role == "check" and not info.get("points", 0):
+            pending = []  # the exercise cells before an ungraded check are its own, not the next
         if info.get("skip_when_grading"):
             continue
         if role == "hidden":

@@ -57,3 +57,11 @@ def test_a_graded_check_without_a_hidden_counterpart_is_refused():
     with pytest.raises(ValueError, match="no hidden counterpart for check-ex2"):
         plans.build(nb)
     assert any("exactly one hidden counterpart" in p for p in reference_problems(nb))
+
+
+def test_an_ungraded_exercise_is_not_counted_against_the_next_graded_check():
+    # lab 07's "predict first" guess has its own ungraded check; exercise 4 is ex4 alone
+    plan = plans.build(reference("07_train_diagnose"))
+    by_id = {c.check_id: c for c in plan.checks}
+    assert by_id["check-ex4"].solutions == ["ex4"]
+    assert "guess" not in by_id["check-ex4"].depends_on
