@@ -70,7 +70,9 @@ def test_interrupted_then_resumed_grades_each_submission_once(corpus, tmp_path):
     while time.monotonic() < deadline and run.poll() is None:
         if results.exists() and len(results.read_text().splitlines()) >= 2:
             break
-        time.sleep(0.2)
+        # Poll often: on a fast machine the rest of the class can finish within 0.2 s of the
+        # second result, and then there is nothing left to interrupt (seen once in CI).
+        time.sleep(0.01)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130, err
