@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from segcourse.speed import matmul_gflops, median_seconds, training_tflop
+from segcourse.speed import in_fresh_process, matmul_gflops, median_seconds, training_tflop
 
 SKIPPABLE = ("training", "xla", "determinism", "pipeline", "metrics")
 CONV = {"size": 64, "channels": 64, "batch": 16}  # the convolution ceiling's feature maps
@@ -58,15 +58,6 @@ def ceilings() -> dict:
     probes = {"matmul_gflops": matmul_gflops, "conv_gflops": lambda: conv_gflops(**CONV)}
     return {name: round(probe(), 1)
             for name, probe in tqdm(probes.items(), desc="machine ceiling", leave=False)}
-
-
-def _in_child(function, *args):
-    """``function(*args)`` in a fresh (spawned) Python process; its result."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
 
 
 def _fit_rate(net, feed, steps, repeats, batch) -> float:
@@ -389,7 +380,7 @@ def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md
     if "training" not in skip:
         jit_settings = (False,) if "xla" in skip else (False, True)
         for deterministic in (True,) if "determinism" in skip else (False, True):
-            rows += _in_child(_training_child, deterministic, list(models_to_time),
+            rows += in_fresh_process(_training_child, deterministic, list(models_to_time),
                               jit_settings, size, batch, steps, repeats)
     if "pipeline" not in skip:
         pipeline = {"pictures_per_s": round(pipeline_rate(size, batch, 4 * steps, repeats), 1)}

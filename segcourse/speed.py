@@ -24,6 +24,16 @@ TRAINING_EFFICIENCY = 0.25
 FORWARD_PASSES_PER_STEP = 3
 
 
+def in_fresh_process(function, *args):
+    """``function(*args)`` in a fresh (spawned) Python process, its result: a measurement that
+    must not inherit this process's state (op determinism, XLA, a loaded model)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
 def median_seconds(work, repeats: int, budget_seconds: float | None = None) -> float:
     """The median wall time of ``repeats`` calls of ``work()``; fewer when ``budget_seconds``
     runs out first, but at least one."""

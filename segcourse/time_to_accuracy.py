@@ -111,6 +111,7 @@ class Stopwatch(keras.callbacks.Callback):
 
 def _model_and_compile(recipe, config, data):
     """The recipe's model, compiled; the epochs it trains for at most."""
+    _check_recipe(recipe)
     from segcourse import metrics, models
     from segcourse.train import compile_model
 
@@ -127,11 +128,14 @@ def _model_and_compile(recipe, config, data):
                       metrics=[metrics.ConfusionMatrixMetric(data.num_classes,
                                                              data.ignore_index)])
         return model, KERAS_IO_EPOCHS
-    if recipe == "keras-io model, segcourse recipe":
-        model = unet_like(shape, data.num_classes, softmax=False)
-        compile_model(model, config, data.num_classes, data.train_steps, data.ignore_index)
-        return model, config.epochs
-    raise ValueError(f"unknown recipe {recipe!r}; the recipes are {', '.join(RECIPES)}.")
+    model = unet_like(shape, data.num_classes, softmax=False)  # keras-io's model, our recipe
+    compile_model(model, config, data.num_classes, data.train_steps, data.ignore_index)
+    return model, config.epochs
+
+
+def _check_recipe(recipe) -> None:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; the recipes are {', '.join(RECIPES)}.")
 
 
 def run_recipe(recipe: str, config, targets=TARGETS, budget_seconds: float = 1800.0) -> Race:
@@ -156,7 +160,7 @@ def run_recipe(recipe: str, config, targets=TARGETS, budget_seconds: float = 180
                 clock.val_miou, clock.stopped)
 
 
-def _in_child(recipe, config, targets, budget_seconds) -> Race:
+def _fresh_recipe(recipe, config, targets, budget_seconds) -> Race:
     from segcourse.labs.environment import prepare_tensorflow
 
     prepare_tensorflow()  # as the CLI does, before TensorFlow loads (oneDNN on x86-64)
@@ -168,12 +172,9 @@ def report(out="benchmarks/time_to_accuracy.md", *, recipes=RECIPES, targets=TAR
     """Race ``recipes`` (each in a fresh process, the machine's matmul ceiling measured before
     and after); write ``out`` (Markdown) and its ``.json``; return the Markdown. ``config``:
     the data and the segcourse recipe's settings (default: the CPU profile's)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     from tqdm.auto import tqdm
 
-    from segcourse.speed import matmul_gflops
+    from segcourse.speed import in_fresh_process, matmul_gflops
     from segcourse.train import TrainConfig
 
     config = (config or TrainConfig()).validate()
@@ -181,14 +182,12 @@ def report(out="benchmarks/time_to_accuracy.md", *, recipes=RECIPES, targets=TAR
         raise ValueError(f"budget_minutes must be a number of minutes above 0 (e.g. 30); got "
                          f"{budget_minutes!r}.")
     for recipe in recipes:
-        if recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {recipe!r}; the recipes are {', '.join(RECIPES)}.")
+        _check_recipe(recipe)
     ceiling_start = matmul_gflops()
     races = []
     for recipe in tqdm(recipes, desc="time to accuracy", unit="recipe"):
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            races.append(pool.submit(_in_child, recipe, config, tuple(targets),
-                                     60.0 * budget_minutes).result())
+        races.append(in_fresh_process(_fresh_recipe, recipe, config, tuple(targets),
+                                      60.0 * budget_minutes))
     ceiling_end = matmul_gflops()
     figures = {"machine": {"platform": platform.platform(terse=True), "cores": os.cpu_count(),
                            "date": time.strftime("%Y-%m-%d %H:%M"),

@@ -40,9 +40,14 @@ def overlay(image, mask, palette=None, alpha: float = 0.5, ignore_index: int = I
         raise ValueError(f"overlay takes an RGB image (H, W, 3) and its label map (H, W); got "
                          f"an image of shape {image.shape} and a mask of shape {mask.shape}. "
                          "Give one picture at a time (not a batch), and a mask of its size.")
-    image = image / 255.0 if image.max() > 1.5 else image
+    image = _unit(image)
     colours = colorize(mask, palette, ignore_index) / 255.0
     return (1 - alpha) * image + alpha * colours
+
+
+def _unit(image):
+    """An image in 0..1 for imshow: a 0..255 one (its maximum above 1.5) divided by 255."""
+    return image / 255.0 if image.max() > 1.5 else image
 
 
 def _figure(rows, cols, size=2.2):
@@ -67,7 +72,7 @@ def prediction_grid(images, truths, predictions=None, palette=None, class_names=
             pictures.append(colorize(predictions[r], palette))
         for c, picture in enumerate(pictures):
             picture = np.asarray(picture)
-            axes[r, c].imshow(picture / 255.0 if picture.max() > 1.5 else picture)
+            axes[r, c].imshow(_unit(picture))
             axes[r, c].set_axis_off()
             if r == 0:
                 axes[r, c].set_title(titles[c])
@@ -164,7 +169,7 @@ def failure_gallery(images, truths, predictions, num_classes: int, palette=None,
     worst = scored[np.argsort(ious[scored], kind="stable")][:count]
     fig, axes = _figure(max(len(worst), 1), 4)
     for row, index in enumerate(worst):
-        image = images[index] / 255.0 if images[index].max() > 1.5 else images[index]
+        image = _unit(images[index])
         wrong = (predictions[index] != truths[index]) & (truths[index] != ignore_index)
         errors = np.repeat(image.mean(axis=-1, keepdims=True), 3, axis=-1) * 0.6
         errors[wrong] = (1.0, 0.0, 0.0)

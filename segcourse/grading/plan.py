@@ -62,9 +62,9 @@ def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
             continue
         info = cell_info(cell)
         role = info.get("role", "context")
-        if role == "check" and not info.get("points", 0):
-            pending = []  # the exercise cells before an ungraded check are its own, not the next
         if info.get("skip_when_grading"):
+            if role == "check":  # an ungraded check owns the exercise cells before it
+                pending = []
             continue
         if role == "hidden":
             hidden.append(Step("hidden", info.get("check"), cell.source))
@@ -79,6 +79,7 @@ def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
         if role == "check" and info.get("points", 0) > 0:
             checks.append(GradedCheck(info["id"], int(info["points"]), len(steps) - 1, -1,
                                       list(pending)))
+        if role == "check":  # graded or not, the exercise cells before it are its own
             pending = []
     by_check = {check.check_id: check for check in checks}
     for step in hidden:

@@ -67,14 +67,14 @@ def resize_images(images, size, interpolation="bilinear", antialias=False):
     """
     check_choice(interpolation, INTERPOLATIONS, "interpolation", "resize_images")
     static_size = all(isinstance(s, (int, np.integer)) for s in size)
-    if interpolation in KERAS_INTERPOLATIONS and static_size and _keras_runs(interpolation):
+    if static_size and _keras_runs(interpolation):
         size = tuple(int(s) for s in size)
         out = ops.image.resize(images, size, interpolation=interpolation, antialias=antialias)
         return ops.cast(out, images.dtype)
     # TensorFlow-only: keras.ops.image.resize has no gaussian or mitchellcubic kernel, and it
     # wants the size as Python integers, which TensorFlow cannot give for a size unknown until
     # run time (a graph's shape holds None there; tf.image.resize takes the size as a tensor).
-    if interpolation in TENSORFLOW_ONLY_INTERPOLATIONS or not _keras_runs(interpolation):
+    if not _keras_runs(interpolation):
         _require_tensorflow("resize_images", f"interpolation={interpolation!r}")
     else:
         _require_tensorflow("resize_images", f"a size given as a tensor ({size})",
@@ -87,8 +87,9 @@ def resize_images(images, size, interpolation="bilinear", antialias=False):
 
 def _keras_runs(interpolation) -> bool:
     """Whether ``keras.ops.image.resize`` runs ``interpolation`` on this Keras backend."""
-    return keras.backend.backend() in KERAS_BACKENDS.get(interpolation,
-                                                         (keras.backend.backend(),))
+    return interpolation in KERAS_INTERPOLATIONS and (
+        interpolation not in KERAS_BACKENDS
+        or keras.backend.backend() in KERAS_BACKENDS[interpolation])
 
 
 def _require_tensorflow(owner, reason, fix=None):
@@ -192,7 +193,7 @@ class Resize(keras.layers.Layer):
         self.scale = None if scale is None else to_pair(scale, "scale", "Resize")
         self.size = None if size is None else to_pair(size, "size", "Resize")
         check_choice(interpolation, INTERPOLATIONS, "interpolation", "Resize")
-        if interpolation in TENSORFLOW_ONLY_INTERPOLATIONS or not _keras_runs(interpolation):
+        if not _keras_runs(interpolation):
             _require_tensorflow("Resize", f"interpolation={interpolation!r}")  # now, not later
         self.interpolation = interpolation
         self.antialias = bool(antialias)

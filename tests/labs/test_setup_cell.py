@@ -9,6 +9,7 @@ import types
 
 import pytest
 
+from segcourse import __version__
 from segcourse.labs.catalog import INSTALL, REPOSITORY
 from segcourse.labs.notebook import setup_source
 
@@ -53,7 +54,8 @@ def test_the_cell_ends_by_importing_and_calling_setup():
 def test_on_colab_it_installs_the_one_setting_with_tensorflow_and_keras_held(monkeypatch):
     (args, kwargs), = run_install_part(monkeypatch)
     assert args[:5] == [sys.executable, "-m", "pip", "install", "-q"]
-    assert args[5] == INSTALL == f"segcourse[data] @ git+https://github.com/{REPOSITORY}@v0.1.0"
+    assert args[5] == INSTALL == (
+        f"segcourse[data] @ git+https://github.com/{REPOSITORY}@v{__version__}")
     assert args[6:] == ["tensorflow==2.19.0", "keras==3.10.0"]
     assert kwargs == {"capture_output": True, "text": True}  # no CalledProcessError
 

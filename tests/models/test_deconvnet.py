@@ -75,8 +75,9 @@ def test_the_paper_size_has_the_parameters_of_its_table_about_252_million(paper)
     assert round(reference / 1e6) == 252  # the paper's "252M": weights and biases, no BN
     assert trainable_count(paper) == trainable
     assert non_trainable_count(paper) == statistics
-    # fc6 and fc6_deconv, 7 × 7 × 512 × 4096 each, hold four fifths of it.
-    assert 2 * 7 * 7 * 512 * 4096 == 205_520_896
+    # fc6 and fc6_deconv, 7 × 7 × 512 × 4096 weights each, hold four fifths of it.
+    assert sum(int(np.prod(paper.get_layer(name).kernel.shape))
+               for name in ("fc6", "fc6_deconv")) == 2 * 7 * 7 * 512 * 4096
 
 
 def test_the_small_size_is_the_same_table_at_an_eighth_of_the_width(small, paper):
@@ -136,7 +137,6 @@ def test_unpooling_puts_each_maximum_back_where_the_pooling_found_it(small, rng)
     restored = np.asarray(small.get_layer("block1_unpool")([pooled, indices]))
     mask = first_max_mask(features)
     np.testing.assert_array_equal(restored, np.where(mask, features, 0))
-    assert mask.sum() == features.size // 4
 
 
 def test_in_the_model_each_unpooled_map_is_zero_off_its_poolings_maxima(small, rng):
