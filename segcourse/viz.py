@@ -194,3 +194,31 @@ def failure_gallery(images, truths, predictions, num_classes: int, palette=None,
     # not tight_layout: it would make room for the captions, which run on under the row
     fig.subplots_adjust(left=0.02, right=0.98, top=0.93, bottom=0.05, wspace=0.05, hspace=0.3)
     return fig
+
+
+def reliability_diagram(bins, ax=None):
+    """A reliability diagram (Guo et al. 2017, Fig. 1, bottom) of
+    :func:`segcourse.metrics.calibration_bins`: each bin's accuracy as a bar over its confidence
+    range, the bin's mean confidence as a marker, the diagonal of perfect calibration, and the
+    ECE in the legend. Draws on ``ax`` when given (returning its figure)."""
+    edges = np.asarray(bins.edges)
+    if ax is None:
+        fig, axes = _figure(1, 1, size=3.6)
+        ax = axes[0, 0]
+    else:
+        fig = ax.figure
+    widths = np.diff(edges)
+    filled = np.asarray(bins.count) > 0
+    ax.bar(edges[:-1][filled], np.asarray(bins.accuracy)[filled], width=widths[filled],
+           align="edge", color="tab:blue", edgecolor="white", label="accuracy")
+    ax.plot(np.asarray(bins.confidence)[filled], np.asarray(bins.accuracy)[filled], "o",
+            color="tab:orange", markersize=4, label="mean confidence")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"ECE {bins.expected_calibration_error:.3f}")
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig

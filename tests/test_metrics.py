@@ -133,6 +133,21 @@ def test_the_boundary_band_surrounds_label_changes():
     assert wide[:, 2:6].all() and not wide[:, :2].any()
 
 
+def test_the_boundary_band_does_not_wrap_around_the_picture_edge():
+    from segcourse.metrics import boundary_band
+
+    # A change between columns 0 and 1: width 3 reaches column 3 on the right, and nothing
+    # on the far side of the picture (np.roll once marked columns 6 and 7 too).
+    mask = np.zeros((1, 6, 8), int)
+    mask[0, :, 1:] = 1
+    band = boundary_band(mask, width=3)[0]
+    assert band[:, :4].all() and not band[:, 4:].any()
+    mask = np.zeros((1, 8, 6), int)
+    mask[0, 7:, :] = 1  # the same along rows, at the bottom edge
+    band = boundary_band(mask, width=2)[0]
+    assert band[5:, :].all() and not band[:5, :].any()
+
+
 # Bad input: a clear error, never a silent wrong score.
 
 
@@ -290,3 +305,33 @@ def test_top_confusion_is_the_largest_off_diagonal_cell():
     truth = np.array([[1, 1, 1, 2], [2, 2, 0, 255]])
     prediction = np.array([[2, 2, 1, 2], [0, 0, 0, 1]])  # the ignored pixel does not count
     assert top_confusion(confusion_matrix(truth, prediction, 3)) == (1, 2, 2)
+
+
+# The package split: one validation path, one IoU formula.
+
+
+@pytest.mark.parametrize("num_classes", [2.0, True, 0, "2"])
+def test_picture_confusions_want_a_whole_number_of_classes_like_confusion_matrix(num_classes):
+    with pytest.raises(ValueError, match="num_classes must be a whole number of at least 1"):
+        picture_confusions(np.zeros((2, 2, 2), int), np.zeros((2, 2, 2), int), num_classes)
+
+
+@given(seed=st.integers(0, 10_000), num_classes=st.integers(1, 6))
+@settings(max_examples=25, deadline=None)
+def test_picture_miou_is_scores_miou_of_each_pictures_matrix(seed, num_classes):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, num_classes, (4, 3, 5))
+    truth[rng.random(truth.shape) < 0.3] = 255
+    truth[0] = 255  # a picture without a scored pixel: nan, as scores() of a zero matrix
+    prediction = rng.integers(0, num_classes, truth.shape)
+    confusions = picture_confusions(truth, prediction, num_classes)
+    expected = [scores(matrix).miou for matrix in confusions]
+    np.testing.assert_array_equal(picture_miou(confusions), expected)  # nan where nan
+
+
+def test_picture_miou_refuses_what_is_not_counts():
+    with pytest.raises(ValueError, match=r"2 fractional entries such as 0.5 \(picture 1, row 0, "
+                                         r"column 0\)"):
+        picture_miou(np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [0.0, 1.0]]]))
+    with pytest.raises(ValueError, match=r"negative entries such as -2 \(picture 0, row 1"):
+        picture_miou(np.array([[[1, 0], [-2, 1]]]))

@@ -65,3 +65,23 @@ def test_the_failure_gallery_shows_the_worst_pictures_first():
     assert titles[2].endswith("nothing wrong")
     with pytest.raises(ValueError, match="label maps"):
         viz.failure_gallery(rng.random((5, 8, 8, 3)), truth, prediction[..., None], 3)
+
+
+def test_the_reliability_diagram_draws_each_filled_bin(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from segcourse.metrics import calibration_bins
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(2, 8, 8, 3)) * 3
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    bins = calibration_bins(probabilities, rng.integers(0, 3, (2, 8, 8)), num_bins=10)
+    figure = viz.reliability_diagram(bins)
+    figure.savefig(tmp_path / "reliability.png")
+    assert (tmp_path / "reliability.png").stat().st_size > 1000
+    (ax,) = figure.axes
+    heights = [bar.get_height() for bar in ax.patches]
+    np.testing.assert_allclose(heights, bins.accuracy[bins.count > 0])
+    assert ax.get_title() == f"ECE {bins.expected_calibration_error:.3f}"
+    _, given = plt.subplots()
+    assert viz.reliability_diagram(bins, ax=given) is given.figure

@@ -1,0 +1,145 @@
+"""Boundary quality: the band of pixels near label changes (a trimap, on which any score can be
+restricted), and the boundary F-score (BF), which asks whether each predicted boundary pixel
+lies near a true one and each true one near a predicted one (Csurka et al. 2013, "What is a good
+evaluation measure for semantic segmentation?", BMVC, the BF score; Perazzi et al. 2016, DAVIS, the
+contour accuracy F).
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from segcourse.labels import IGNORE_INDEX
+from segcourse.metrics.confusion import scored_labels
+
+
+def boundary_band(masks, width: int = 2) -> np.ndarray:
+    """Pixels within ``width`` of a label change, as a boolean array like ``masks (N, H, W)``:
+    the "trimap" band on which boundary quality is measured (scores restricted to it, as in
+    DeepLab's trimap experiment, Chen et al. TPAMI 2018, Fig. 5)."""
+    masks = np.asarray(masks)
+    band = np.zeros(masks.shape, bool)
+    for axis in (-2, -1):
+        change = np.diff(masks, axis=axis) != 0
+        lead = [(0, 0)] * masks.ndim
+        trail = [(0, 0)] * masks.ndim
+        lead[axis], trail[axis] = (1, 0), (0, 1)
+        band |= np.pad(change, lead) | np.pad(change, trail)
+    for _ in range(width - 1):  # grow by one 4-neighbour step, never across the picture's edge
+        grown = band.copy()
+        grown[..., 1:, :] |= band[..., :-1, :]
+        grown[..., :-1, :] |= band[..., 1:, :]
+        grown[..., :, 1:] |= band[..., :, :-1]
+        grown[..., :, :-1] |= band[..., :, 1:]
+        band = grown
+    return band
+
+
+def _disk(radius: int) -> list[tuple[int, int]]:
+    """The offsets ``(dy, dx)`` within Euclidean distance ``radius`` of a pixel (itself too)."""
+    dy, dx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    inside = dy ** 2 + dx ** 2 <= radius ** 2
+    return list(zip(dy[inside].tolist(), dx[inside].tolist(), strict=True))
+
+
+def _dilate(masks, radius: int) -> np.ndarray:
+    """Boolean ``masks (..., H, W)`` grown by a disk of ``radius`` pixels (Euclidean), without
+    wrapping around the picture's edges."""
+    height, width = masks.shape[-2:]
+    grown = np.zeros_like(masks)
+    for dy, dx in _disk(radius):
+        grown[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] |= masks[
+            ..., max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+    return grown
+
+
+@dataclass(frozen=True)
+class BoundaryFScore:
+    """Per class, the boundary pixel counts and the precision, recall and F-score made from them
+    (``nan`` marks what is undefined; see :func:`boundary_f_score`)."""
+
+    true_boundary: np.ndarray  # (K,) boundary pixels of the truth
+    predicted_boundary: np.ndarray  # (K,) boundary pixels of the prediction
+    matched_true: np.ndarray  # (K,) true boundary pixels with a predicted one within tolerance
+    matched_predicted: np.ndarray  # (K,) predicted ones with a true one within tolerance
+    tolerance: int
+
+    @property
+    def precision(self) -> np.ndarray:
+        """Matched predicted boundary pixels over all predicted ones; ``nan`` where none."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.predicted_boundary > 0,
+                            self.matched_predicted / self.predicted_boundary, np.nan)
+
+    @property
+    def recall(self) -> np.ndarray:
+        """Matched true boundary pixels over all true ones; ``nan`` where none."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.true_boundary > 0, self.matched_true / self.true_boundary,
+                            np.nan)
+
+    @property
+    def present(self) -> np.ndarray:
+        """Classes with a boundary pixel in the truth or the prediction."""
+        return (self.true_boundary + self.predicted_boundary) > 0
+
+    @property
+    def f_score(self) -> np.ndarray:
+        """Per class, 2PR / (P + R): 0 where one side has boundary pixels and the other none,
+        ``nan`` for a class with no boundary pixel on either side (absent)."""
+        precision = np.nan_to_num(self.precision, nan=0.0)
+        recall = np.nan_to_num(self.recall, nan=0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = np.where(precision + recall > 0,
+                         2 * precision * recall / (precision + recall), 0.0)
+        return np.where(self.present, f, np.nan)
+
+    @property
+    def mean_f_score(self) -> float:
+        """The mean F-score over the present classes (``nan`` when none is present)."""
+        return float(np.nanmean(self.f_score)) if self.present.any() else np.nan
+
+
+def boundary_f_score(y_true, y_pred, num_classes: int, tolerance: int = 2,
+                     ignore_index: int | None = IGNORE_INDEX) -> BoundaryFScore:
+    """The boundary F-score of label maps ``(H, W)`` or ``(N, H, W)`` (predictions as labels,
+    logits or probabilities, as :func:`segcourse.metrics.confusion_matrix` takes them).
+
+    - A **boundary pixel** of class ``c`` is a pixel of class ``c`` with at least one of its
+      four neighbours (up, down, left, right, inside the picture) of another label: the pixels
+      :func:`boundary_band` marks with ``width=1``, restricted to the class. The picture's edge
+      is no boundary. In the truth a change to ``ignore_index`` is a change too (VOC's ignore
+      band lines the objects' outlines, so the objects' boundaries are next to it).
+    - A boundary pixel is **matched** when the other map has a boundary pixel of the same class
+      in the same picture at a Euclidean distance of at most ``tolerance`` pixels (a disk of
+      that radius; ``tolerance=0``: the same pixel).
+    - Precision: matched predicted boundary pixels over predicted ones; recall: matched true ones
+      over true ones; F = 2PR / (P + R) (Csurka et al. 2013, with a fixed distance in
+      pixels rather than a fraction of the diagonal).
+    - Pixels labelled ``ignore_index`` in the truth are out of the count: a boundary pixel (of
+      either map) on one is neither counted nor a match for another.
+    - Counts are summed over the pictures and then divided (the dataset-level definition, as
+      for the confusion matrix); Csurka et al. average per-picture scores instead, which is this
+      function called on one picture at a time.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Integral) or tolerance < 0:
+        raise ValueError(f"tolerance is a distance in whole pixels, 0 or more; got "
+                         f"{tolerance!r}.")
+    if np.ndim(y_true) not in (2, 3):
+        raise ValueError(f"boundary_f_score takes label maps (H, W) or (N, H, W); got y_true of "
+                         f"shape {np.shape(y_true)}. Drop a trailing axis of 1 first.")
+    truth, predicted, keep = scored_labels(y_true, y_pred, num_classes, ignore_index)
+    true_band, predicted_band = boundary_band(truth, width=1), boundary_band(predicted, width=1)
+    counts = np.zeros((4, num_classes), np.int64)
+    for k in range(num_classes):
+        true_edge = true_band & (truth == k) & keep
+        predicted_edge = predicted_band & (predicted == k) & keep
+        if not (true_edge.any() or predicted_edge.any()):
+            continue  # absent: all counts 0
+        counts[:, k] = [true_edge.sum(), predicted_edge.sum(),
+                        (true_edge & _dilate(predicted_edge, int(tolerance))).sum(),
+                        (predicted_edge & _dilate(true_edge, int(tolerance))).sum()]
+    return BoundaryFScore(*counts, tolerance=int(tolerance))
