@@ -1,5 +1,5 @@
-"""Losses for segmentation: cross-entropy with an ignore label and class weights, the soft IoU
-(Jaccard) loss, the Dice loss, and weighted sums of them.
+"""Losses for segmentation: cross-entropy with an ignore label and class weights, the focal loss,
+the soft IoU (Jaccard) loss, the Dice loss, and weighted sums of them.
 
 All take integer label maps ``(B, H, W)`` (or ``(B, H, W, 1)``) and scores ``(B, H, W, K)``,
 logits by default; pixels labelled ``ignore_index`` contribute nothing.
@@ -29,6 +29,8 @@ Keras' default compiler, drops asserts).
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 
 import keras
@@ -161,6 +163,90 @@ class MaskedCrossEntropy(_SegmentationLoss):
 
     def get_config(self):
         return {**super().get_config(), "class_weights": self.class_weights}
+
+
+@register
+class FocalLoss(_SegmentationLoss):
+    """The focal loss of Lin et al., "Focal Loss for Dense Object Detection" (ICCV 2017, §3.2,
+    eq. 5), FL(p_t) = −α_t (1 − p_t)^γ log p_t, averaged over the non-ignored pixels.
+
+    p_t is the probability the model gives the pixel's true class. The factor (1 − p_t)^γ
+    shrinks the loss of pixels already classified with confidence (γ = 2 in the paper), so the
+    many easy pixels of large classes stop drowning the few hard ones; γ = 0 with ``alpha=None``
+    is :class:`MaskedCrossEntropy` exactly (``tests/test_losses.py``).
+
+    ``alpha``: ``None`` (α_t = 1); per-class weights (one per class, e.g. from
+    :func:`segcourse.data.frequencies.median_frequency_weights`), α_t being the weight of the
+    pixel's true class; or a scalar α in [0, 1], read as the paper's binary balance with class
+    0 as background: α for every other class, 1 − α for class 0 (the paper's 0.25 weighs
+    foreground down, since γ already weighs the easy background down). With two classes that
+    is eq. 5 exactly. Keras' ``CategoricalFocalCrossentropy`` instead multiplies every class by
+    a scalar α, which only rescales the loss (a learning-rate change); where class 0 is not the
+    background, pass per-class weights.
+
+    The mean is over pixels (Σ FL / N, as the paper normalizes by a count, not by Σ α_t), so
+    with γ = 0 and weights w this is ``MaskedCrossEntropy(class_weights=w)`` times Σ w_t / N.
+    """
+
+    def __init__(self, gamma=2.0, alpha=None, from_logits=True, ignore_index=IGNORE_INDEX,
+                 name="focal_loss", **kwargs):
+        super().__init__(from_logits, ignore_index, name, **kwargs)
+        gamma = float(gamma)
+        if not (math.isfinite(gamma) and gamma >= 0):
+            raise ValueError(f"FocalLoss: gamma must be a finite number >= 0 (the paper uses 2; "
+                             f"0 gives the cross-entropy); got {gamma}.")
+        self.gamma = gamma
+        self.alpha = _focal_alpha(alpha)
+
+    def _alpha_per_class(self, num_classes):
+        if self.alpha is None:
+            return None
+        if isinstance(self.alpha, float):
+            return [1.0 - self.alpha] + [self.alpha] * (num_classes - 1)
+        if len(self.alpha) != num_classes:
+            raise ValueError(
+                f"FocalLoss: {len(self.alpha)} alpha weights for scores with {num_classes} "
+                "classes on their last axis; give one weight per class (or one scalar).")
+        return self.alpha
+
+    def call(self, y_true, y_pred):
+        alpha = self._alpha_per_class(ops.convert_to_tensor(y_pred).shape[-1])
+        labels, valid, scores, _, bad = _prepare(y_true, y_pred, self.ignore_index,
+                                                 self.from_logits, type(self).__name__)
+        # −log p_t, computed as MaskedCrossEntropy computes it; 1 − p_t = −expm1(log p_t) keeps
+        # its precision where p_t is near 1 (the easy pixels this loss is about).
+        cross_entropy = ops.sparse_categorical_crossentropy(labels, scores,
+                                                            from_logits=self.from_logits)
+        # Floored: d(x^γ)/dx is infinite at x = 0 for γ < 1, and inf · 0 would be a nan
+        # gradient where p_t rounds to 1. The floor changes the loss by under 1e-7^(1+γ).
+        easiness = ops.maximum(-ops.expm1(-cross_entropy), 1e-7)
+        losses = ops.power(easiness, self.gamma) * cross_entropy
+        weights = valid[:, 0]
+        if alpha is not None:
+            losses = losses * ops.take(ops.convert_to_tensor(alpha, losses.dtype), labels)
+        return _loud(ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0), bad)
+
+    def get_config(self):
+        return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha}
+
+
+def _focal_alpha(alpha):
+    """``None``, a float in [0, 1], or a list of finite non-negative per-class weights."""
+    if alpha is None:
+        return None
+    if isinstance(alpha, numbers.Real) or getattr(alpha, "ndim", None) == 0:
+        alpha = float(alpha)
+        if not 0 <= alpha <= 1:
+            raise ValueError(
+                f"FocalLoss: a scalar alpha is the weight of the non-background classes (class 0 "
+                f"gets 1 - alpha), so it must lie in [0, 1]; got {alpha}. For other weights pass "
+                "one per class.")
+        return alpha
+    weights = [float(w) for w in alpha]
+    if not weights or not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise ValueError(f"FocalLoss: per-class alpha weights must be finite, >= 0 and not all "
+                         f"zero; got {weights}.")
+    return weights
 
 
 @register

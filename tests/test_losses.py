@@ -1,4 +1,5 @@
-"""Losses against the slides' formula, numpy, and Keras' own cross-entropy."""
+"""Losses against the slides' formula, the papers' equations, numpy, and Keras' own
+cross-entropy and focal loss."""
 
 import warnings
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from segcourse.losses import CombinedLoss, DiceLoss, MaskedCrossEntropy, SoftIoULoss
+from segcourse.losses import CombinedLoss, DiceLoss, FocalLoss, MaskedCrossEntropy, SoftIoULoss
 from segcourse.metrics import confusion_matrix, scores
 
 
@@ -82,7 +83,8 @@ def test_unweighted_cross_entropy_is_keras_with_ignore_class(rng):
 
 
 @pytest.mark.parametrize("loss", [MaskedCrossEntropy(), SoftIoULoss(), DiceLoss(),
-                                  SoftIoULoss(per_class=True)])
+                                  SoftIoULoss(per_class=True), FocalLoss(),
+                                  FocalLoss(gamma=0.5, alpha=[0.2, 1.0, 3.0])])
 def test_ignored_pixels_get_no_gradient(loss, rng):
     truth = rng.integers(0, 3, (1, 4, 4))
     truth[0, :2] = 255
@@ -109,7 +111,7 @@ def test_combined_loss_is_the_weighted_sum_and_round_trips(rng):
 # Bad input: refused eagerly with the values named, nan (never a plausible number) when compiled.
 
 ALL_LOSSES = [MaskedCrossEntropy(), SoftIoULoss(), DiceLoss(), SoftIoULoss(per_class=True),
-              DiceLoss(per_class=True)]
+              DiceLoss(per_class=True), FocalLoss(alpha=0.25)]
 
 
 @pytest.mark.parametrize("loss", ALL_LOSSES, ids=lambda loss: loss.name)
@@ -210,7 +212,7 @@ def test_what_a_student_sees_in_fit(rng):
     assert np.isfinite(model.fit(images, masks, batch_size=4, verbose=0).history["loss"][0])
 
 
-@pytest.mark.parametrize("loss", [MaskedCrossEntropy, SoftIoULoss, DiceLoss])
+@pytest.mark.parametrize("loss", [MaskedCrossEntropy, SoftIoULoss, DiceLoss, FocalLoss])
 def test_scores_that_do_not_match_from_logits_warn(loss, rng):
     """Probabilities given with from_logits=True (the default) are softmaxed twice: a plausible
     wrong loss, so an eager call warns; logits with from_logits=False likewise."""
@@ -224,3 +226,145 @@ def test_scores_that_do_not_match_from_logits_warn(loss, rng):
         warnings.simplefilter("error")
         loss()(labels, logits)
         loss(from_logits=False)(labels, softmax(logits))
+
+
+# The focal loss (Lin et al. 2017, eq. 5): FL(p_t) = −α_t (1 − p_t)^γ log p_t, mean over pixels.
+
+
+def focal_reference(truth, probabilities, gamma, alpha_per_class=None, ignore=255):
+    """Eq. 5 pixel by pixel, a plain loop."""
+    total, count = 0.0, 0
+    for index in np.ndindex(truth.shape):
+        label = truth[index]
+        if label == ignore:
+            continue
+        p_t = probabilities[index][label]
+        alpha_t = 1.0 if alpha_per_class is None else alpha_per_class[label]
+        total += -alpha_t * (1 - p_t) ** gamma * np.log(p_t)
+        count += 1
+    return total / count
+
+
+def test_focal_loss_of_one_pixel_by_hand():
+    # Scores (0, ln 3): p = (1/4, 3/4). Truth 1: p_t = 3/4, FL = (1/4)^2 · ln(4/3) = 0.0179801;
+    # truth 0: p_t = 1/4, FL = (3/4)^2 · ln 4 = 0.7797905.
+    logits = np.array([[[[0.0, np.log(3.0)]]]], "float32")
+    assert float(FocalLoss()(np.array([[[1]]]), logits)) == pytest.approx(0.0179801, rel=1e-5)
+    assert float(FocalLoss()(np.array([[[0]]]), logits)) == pytest.approx(0.7797905, rel=1e-5)
+    # The paper's α = 0.25 on the foreground class, 1 − α = 0.75 on the background.
+    assert float(FocalLoss(alpha=0.25)(np.array([[[1]]]), logits)) == pytest.approx(
+        0.25 * 0.0179801, rel=1e-5)
+    assert float(FocalLoss(alpha=0.25)(np.array([[[0]]]), logits)) == pytest.approx(
+        0.75 * 0.7797905, rel=1e-5)
+
+
+def test_focal_loss_with_gamma_zero_is_the_cross_entropy(rng):
+    truth = rng.integers(0, 4, (2, 5, 6))
+    truth[rng.random(truth.shape) < 0.2] = 255
+    logits = 3 * rng.normal(size=(2, 5, 6, 4)).astype("float32")
+    assert float(FocalLoss(gamma=0)(truth, logits)) == float(MaskedCrossEntropy()(truth, logits))
+    probabilities = softmax(logits)
+    assert float(FocalLoss(gamma=0, from_logits=False)(truth, probabilities)) == float(
+        MaskedCrossEntropy(from_logits=False)(truth, probabilities))
+    # With class weights the two differ only in the normalization: Σ w_t / N.
+    weights = np.array([0.5, 1.0, 2.0, 4.0])
+    keep = truth != 255
+    assert float(FocalLoss(gamma=0, alpha=weights)(truth, logits)) == pytest.approx(
+        float(MaskedCrossEntropy(class_weights=weights)(truth, logits))
+        * weights[truth[keep]].mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0, 5.0])
+def test_focal_loss_against_numpy_and_keras(gamma, rng):
+    truth = rng.integers(0, 3, (2, 6, 5))
+    truth[rng.random(truth.shape) < 0.25] = 255
+    logits = 2 * rng.normal(size=(2, 6, 5, 3)).astype("float32")
+    probabilities = softmax(logits.astype("float64"))
+    alpha = [0.3, 1.0, 2.5]
+    expected = focal_reference(truth, probabilities, gamma, alpha)
+    assert float(FocalLoss(gamma, alpha)(truth, logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(FocalLoss(gamma, 0.25)(truth, logits)) == pytest.approx(
+        focal_reference(truth, probabilities, gamma, [0.75, 0.25, 0.25]), rel=1e-5)
+    # Keras' own focal loss on the kept pixels, one-hot, the same per-class α.
+    keep = truth != 255
+    keras_focal = keras.losses.CategoricalFocalCrossentropy(alpha=alpha, gamma=gamma,
+                                                            from_logits=True)
+    assert float(keras_focal(np.eye(3)[truth[keep]], logits[keep])) == pytest.approx(
+        expected, rel=1e-5)
+
+
+def test_focal_loss_weighs_easy_pixels_down():
+    """The paper's Fig. 1: with γ > 0 a well-classified pixel (p_t = 0.9) loses far more of its
+    loss than a badly classified one (p_t = 0.1)."""
+    def ratio(p_t):
+        logits = np.log(np.array([[[[1 - p_t, p_t]]]], "float32"))
+        truth = np.array([[[1]]])
+        return float(FocalLoss(2.0)(truth, logits)) / float(MaskedCrossEntropy()(truth, logits))
+
+    assert ratio(0.9) == pytest.approx(0.01, rel=1e-4)
+    assert ratio(0.1) == pytest.approx(0.81, rel=1e-4)
+
+
+def test_focal_loss_gradient_stays_finite_where_p_t_rounds_to_one():
+    """(1 − p_t)^γ with γ < 1 has an infinite derivative at p_t = 1."""
+    logits = tf.Variable(np.array([[[[40.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]], "float32"))
+    for gamma in (0.0, 0.5, 2.0):
+        with tf.GradientTape() as tape:
+            value = FocalLoss(gamma)(np.array([[[0, 1]]]), logits)
+        gradient = tape.gradient(value, logits).numpy()
+        assert np.isfinite(float(value)) and np.all(np.isfinite(gradient))
+        assert np.any(gradient[0, 0, 1] != 0)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_compiled_focal_loss_is_nan_for_a_bad_label(jit, rng):
+    logits = tf.Variable(rng.normal(size=(1, 2, 2, 3)).astype("float32"))
+    loss = FocalLoss(alpha=0.25)
+
+    @tf.function(jit_compile=jit)
+    def value_and_gradient(truth):
+        with tf.GradientTape() as tape:
+            value = loss(truth, logits)
+        return value, tape.gradient(value, logits)
+
+    good = np.array([[[0, 1], [255, 2]]])
+    value, _ = value_and_gradient(tf.constant(good, "float32"))
+    expected = focal_reference(good, softmax(logits.numpy()), 2.0, [0.75, 0.25, 0.25])
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+    for bad in ([[[0, 7], [1, 2]]], [[[0, -1], [1, 2]]], [[[0, 1.5], [1, 2]]]):
+        value, gradient = value_and_gradient(tf.constant(bad, "float32"))
+        assert np.isnan(float(value)) and np.all(gradient.numpy() == 0)
+
+
+def test_focal_loss_settings_are_checked():
+    with pytest.raises(ValueError, match="gamma must be a finite number >= 0.*got -1.0"):
+        FocalLoss(gamma=-1)
+    with pytest.raises(ValueError, match=r"scalar alpha .* in \[0, 1\]; got 1.5"):
+        FocalLoss(alpha=1.5)
+    with pytest.raises(ValueError, match=r"finite, >= 0 and not all zero; got \[1.0, -2.0\]"):
+        FocalLoss(alpha=[1.0, -2.0])
+    with pytest.raises(ValueError, match="2 alpha weights for scores with 3 classes"):
+        FocalLoss(alpha=[1.0, 2.0])(np.zeros((1, 2, 2), int), np.zeros((1, 2, 2, 3), "float32"))
+
+
+@pytest.mark.parametrize("alpha", [None, 0.25, [0.5, 1.0, 2.0]])
+def test_focal_loss_round_trips_through_its_config(alpha, rng):
+    truth = rng.integers(0, 3, (2, 4, 4))
+    logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    loss = FocalLoss(gamma=1.5, alpha=alpha, ignore_index=7)
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(again, FocalLoss) and again.get_config() == loss.get_config()
+    assert float(again(truth, logits)) == float(loss(truth, logits))
+
+
+def test_a_model_compiled_with_focal_loss_saves_and_loads(tmp_path, rng):
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
+    model.compile("sgd", FocalLoss(gamma=1.0, alpha=[0.5, 1.0, 2.0]))
+    images, masks = rng.random((2, 4, 4, 3), dtype="float32"), rng.integers(0, 3, (2, 4, 4))
+    model.save(tmp_path / "focal.keras")
+    loaded = keras.saving.load_model(tmp_path / "focal.keras")
+    assert isinstance(loaded.loss, FocalLoss)
+    assert loaded.loss.get_config() == model.loss.get_config()
+    assert loaded.evaluate(images, masks, verbose=0) == pytest.approx(
+        model.evaluate(images, masks, verbose=0), rel=1e-6)

@@ -10,6 +10,13 @@ connections matter here as they do on real data.
 
 Splits are fixed: image ``i`` of a split is always the same picture, whatever the count asked
 (its seed is ``(seed, split, i)``).
+
+Two options, off by default (and then every picture is the same as without them): a class made
+rare on purpose (``ShapesConfig(shape_frequencies=...)``, for the losses of imbalanced data), and
+an instance map beside each class mask (``render(..., instances=True)``, ``load(...,
+instances=True)``), numbering the objects of a picture 1, 2, ... in the order drawn, two discs
+two numbers; a pixel's number is that of the object the class mask shows there (the one drawn
+last), 0 on the background.
 """
 
 from __future__ import annotations
@@ -37,6 +44,31 @@ class ShapesConfig:
     min_contrast: float = 0.35  # least RGB distance between an object and the background
     max_occlusion: float = 0.3  # the most of an object's area the later ones may cover
     placement_tries: int = 20
+    # How often each kind is drawn, relative to the others, in the order of CLASS_NAMES[1:]
+    # (disc, square, triangle, ring, cross); None: all alike. Pixel shares follow, scaled by each
+    # shape's area: (1, 1, 1, 1, 0.1) makes crosses about a tenth as common as each other shape.
+    shape_frequencies: tuple[float, ...] | None = None
+
+    def __post_init__(self):
+        if self.shape_frequencies is None:
+            return
+        kinds = CLASS_NAMES[1:]
+        try:
+            odds = tuple(float(f) for f in self.shape_frequencies)
+        except (TypeError, ValueError):
+            odds = ()
+        if len(odds) != len(kinds) or not all(0 <= f < np.inf for f in odds) or sum(odds) == 0:
+            raise ValueError(
+                f"ShapesConfig: shape_frequencies gives each shape's relative frequency, "
+                f"{len(kinds)} numbers >= 0 (not all 0) for {', '.join(kinds)}; got "
+                f"{self.shape_frequencies!r}. Example: (1, 1, 1, 1, 0.1) makes crosses rare.")
+        object.__setattr__(self, "shape_frequencies", odds)
+
+    def _draw_label(self, rng) -> int:
+        if self.shape_frequencies is None:
+            return int(rng.integers(1, NUM_CLASSES))
+        odds = np.asarray(self.shape_frequencies)
+        return 1 + int(rng.choice(len(odds), p=odds / odds.sum()))
 
 
 def _inside(kind: str, u, v):
@@ -111,8 +143,13 @@ def _place(rng, kind, rows, cols, config, owner, areas):
     return None
 
 
-def render(rng: np.random.Generator, config: ShapesConfig = ShapesConfig()):
-    """One picture: ``(image float32 (S, S, 3) in [0, 1], mask uint8 (S, S))``."""
+def render(rng: np.random.Generator, config: ShapesConfig = ShapesConfig(),
+           instances: bool = False):
+    """One picture: ``(image float32 (S, S, 3) in [0, 1], mask uint8 (S, S))``, and with
+    ``instances=True`` its instance map, uint8 (S, S): 0 on the background, object k (1, 2, ...
+    in the order drawn) where the mask shows it."""
+    if instances:
+        _check_instance_count(config)
     size = config.size
     rows, cols = np.mgrid[:size, :size].astype(np.float64)
     image = _background(rng, rows, cols, size)
@@ -121,12 +158,13 @@ def render(rng: np.random.Generator, config: ShapesConfig = ShapesConfig()):
     mask = np.zeros((size, size), np.uint8)
     owner = np.full((size, size), -1)  # which object each pixel shows
     areas = []
-    for index in range(rng.integers(config.objects[0], config.objects[1] + 1)):
-        label = int(rng.integers(1, NUM_CLASSES))
+    for _ in range(rng.integers(config.objects[0], config.objects[1] + 1)):
+        label = config._draw_label(rng)
         inside = _place(rng, CLASS_NAMES[label], rows, cols, config, owner, areas)
         if inside is None:
             continue
-        owner[inside] = index
+        # Numbered by objects placed, not by draws: owner must index areas in _place.
+        owner[inside] = len(areas)
         areas.append(int(inside.sum()))
         kind = TEXTURES[rng.integers(len(TEXTURES))]
         texture = _texture(rng, kind, rows, cols, size, config.texture_strength)
@@ -134,7 +172,14 @@ def render(rng: np.random.Generator, config: ShapesConfig = ShapesConfig()):
         image[inside] = colour * texture[inside][:, None]
         mask[inside] = label  # later objects occlude earlier ones
     image += rng.normal(0, config.noise, image.shape)
-    return np.clip(image, 0, 1).astype(np.float32), mask
+    image = np.clip(image, 0, 1).astype(np.float32)
+    return (image, mask, (owner + 1).astype(np.uint8)) if instances else (image, mask)
+
+
+def _check_instance_count(config):
+    if config.objects[1] > 255:
+        raise ValueError(f"shapes: instance maps are uint8, so at most 255 objects per picture; "
+                         f"the config allows {config.objects[1]}. Lower ShapesConfig.objects.")
 
 
 def _check_split(split):
@@ -149,23 +194,30 @@ def sample_rng(split: str, index: int, seed: int = 0) -> np.random.Generator:
 
 
 def load(split="train", count=1000, size=64, seed=0, config: ShapesConfig | None = None,
-         progress=False):
+         progress=False, instances=False):
     """``count`` pictures of a split as NumPy: ``(images (N, S, S, 3) float32, masks (N, S, S)
-    uint8)``."""
+    uint8)``, and with ``instances=True`` their instance maps ``(N, S, S)`` uint8 (see
+    :func:`render`)."""
     _check_split(split)
     if count < 1:
         raise ValueError(f"shapes.load: count must be at least 1; got {count}.")
     config = config or ShapesConfig(size=size)
+    if instances:
+        _check_instance_count(config)
     images = np.empty((count, config.size, config.size, 3), np.float32)
     masks = np.empty((count, config.size, config.size), np.uint8)
+    ids = np.empty_like(masks) if instances else None
     indices = range(count)
     if progress:
         from tqdm.auto import tqdm
 
         indices = tqdm(indices, desc=f"shapes {split}", unit="img", leave=False)
     for i in indices:
-        images[i], masks[i] = render(sample_rng(split, i, seed), config)
-    return images, masks
+        picture = render(sample_rng(split, i, seed), config, instances)
+        images[i], masks[i] = picture[:2]
+        if instances:
+            ids[i] = picture[2]
+    return (images, masks, ids) if instances else (images, masks)
 
 
 def _fresh_batches(split, count, batch_size, seed, config):
