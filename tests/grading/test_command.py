@@ -4,6 +4,7 @@ that never imports TensorFlow."""
 
 import csv
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -73,6 +74,7 @@ def test_interrupted_then_resumed_grades_each_submission_once(corpus, tmp_path):
         # Poll often: on a fast machine the rest of the class can finish within 0.2 s of the
         # second result, and then there is nothing left to interrupt (seen once in CI).
         time.sleep(0.01)
+    assert zygotes_logging_into(out), "no grading process of this run was found to interrupt"
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130, err
@@ -86,8 +88,23 @@ def test_interrupted_then_resumed_grades_each_submission_once(corpus, tmp_path):
     assert totals(out) == expected
     graded = [json.loads(line)["student"] for line in results.read_text().splitlines()]
     assert sorted(graded) == sorted(CASES)  # nothing graded twice
-    assert not subprocess.run(["pgrep", "-f", "segcourse.grading.zygote"],
-                              capture_output=True).stdout
+    assert not zygotes_logging_into(out)
+
+
+def zygotes_logging_into(out: Path) -> list[int]:
+    """The grading processes (zygotes and their runs) whose stdout is a log under ``out``:
+    this test's own, not those of tests running beside it (pytest -n) or of anyone else."""
+    found = subprocess.run(["pgrep", "-f", "segcourse.grading.zygote"], capture_output=True,
+                           text=True).stdout.split()
+    ours = []
+    for pid in map(int, found):
+        try:
+            log = Path(os.readlink(f"/proc/{pid}/fd/1"))
+        except OSError:  # gone since pgrep saw it
+            continue
+        if log.is_relative_to(out):
+            ours.append(pid)
+    return ours
 
 
 def test_shards_cover_the_class_once_and_merge_into_one_table(corpus, tmp_path):
