@@ -126,17 +126,28 @@ def _check_scores(probabilities, image_shape, from_logits: bool) -> np.ndarray:
     scores = scores.astype(np.float64)
     if not np.isfinite(scores).all():
         raise ValueError(f"{what} hold NaN or infinite values.")
-    if from_logits:
-        return scores
-    low = float(scores.min())
-    if low < 0:
-        raise ValueError(f"probabilities must be non-negative; the smallest is {low:g}. If these "
-                         "are the network's logits, pass from_logits=True.")
+    # The same rule, tolerance and wording as segcourse.losses' check (which only warns).
+    low, high = float(scores.min()), float(scores.max())
+    inside = low >= 0 and high <= 1
     sums = scores.sum(-1)
+    if from_logits:
+        if scores.shape[-1] >= 2 and inside and np.allclose(sums, 1, atol=1e-3):
+            raise ValueError(f"logits look like probabilities (each pixel's scores lie in "
+                             f"[0, 1], here {low:.3g} to {high:.3g}, and sum to 1), but "
+                             "from_logits=True applies a softmax to them again, which flattens "
+                             "the unaries (P = (0.9, 0.1) would become (0.69, 0.31)). Pass "
+                             "from_logits=False for probabilities, or give the network's "
+                             "logits.")
+        return scores
+    if not inside:
+        raise ValueError(f"from_logits=False but the probabilities hold values outside [0, 1] "
+                         f"({low:.3g} to {high:.3g}): logits, not probabilities. Pass "
+                         "from_logits=True, or apply a softmax first.")
     worst = float(sums.flat[np.argmax(np.abs(sums - 1))])
-    if abs(worst - 1) > 1e-3:
+    if not np.allclose(sums, 1, atol=1e-3):
         raise ValueError(f"probabilities must sum to 1 over the class axis; one pixel's sum is "
-                         f"{worst:g}. If these are logits, pass from_logits=True.")
+                         f"{worst:g}. If these are logits, pass from_logits=True; otherwise "
+                         "normalise each pixel's scores.")
     return scores
 
 
@@ -378,7 +389,9 @@ def dense_crf(image, probabilities, iterations: int = ITERATIONS, *, from_logits
     """Mean-field inference in the fully connected CRF (Krähenbühl & Koltun 2011, Algorithm 1).
 
     ``image``: RGB ``(H, W, 3)`` floats in [0, 1]. ``probabilities``: the network's ``(H, W, C)``
-    class probabilities (each pixel's sum 1), or logits with ``from_logits=True``. θα, θγ in
+    class probabilities (each pixel's sum 1), or logits with ``from_logits=True``; scores that
+    plainly do not match ``from_logits`` are refused (probabilities as logits would be
+    softmaxed again, flattening the unaries; logits as probabilities make no −log). θα, θγ in
     pixels, θβ in intensity levels of the 0..255 scale. Returns Q, ``(H, W, C)`` float64
     probabilities; ``dense_crf(...).argmax(-1)`` (or :func:`crf_labels`) are the labels.
     ``method``: "fast" (separable filter + bilateral grid) or "exact" (all N² pairs).

@@ -228,6 +228,42 @@ def test_logits_and_their_probabilities_give_the_same_answer(rng):
                                crf.dense_crf(image, softmax(logits), 3), atol=1e-9)
 
 
+def test_probabilities_passed_as_logits_are_refused_not_flattened():
+    """P = (0.9, 0.1) softmaxed again is (0.690, 0.310): the unaries flattened, silently. Such
+    scores are refused; logits that merely lie in [0, 1] but do not sum to 1, or one class's
+    scores (softmax of anything is 1 there), are still taken."""
+    image = np.full((2, 3, 3), 0.5)
+    probabilities = np.broadcast_to([0.9, 0.1], (2, 3, 2))
+    np.testing.assert_allclose(softmax(np.array([0.9, 0.1])), [0.690, 0.310], atol=1e-3)
+    for method in crf.METHODS:
+        with pytest.raises(ValueError, match=r"look like probabilities.*from_logits=False"):
+            crf.dense_crf(image, probabilities, 0, from_logits=True, method=method)
+        with pytest.raises(ValueError, match=r"look like probabilities.*from_logits=False"):
+            crf.crf_labels(image, probabilities, from_logits=True, method=method)
+    # Within the losses' tolerance (each sum within 1e-3 of 1) still counts as probabilities.
+    nearly = np.broadcast_to([0.9, 0.1009], (2, 3, 2))
+    with pytest.raises(ValueError, match="look like probabilities"):
+        crf.dense_crf(image, nearly, 0, from_logits=True)
+    np.testing.assert_allclose(crf.dense_crf(image, probabilities, 0), probabilities, atol=1e-12)
+    logits = np.broadcast_to([0.9, 0.3], (2, 3, 2))
+    np.testing.assert_allclose(crf.dense_crf(image, logits, 0, from_logits=True),
+                               softmax(logits), atol=1e-12)
+    one_class = np.ones((2, 3, 1))
+    np.testing.assert_allclose(crf.dense_crf(image, one_class, 2, from_logits=True), one_class)
+
+
+def test_logits_passed_as_probabilities_are_refused():
+    """The other direction: from_logits=False with values outside [0, 1], or with in-range
+    values whose sums are not 1."""
+    image = np.full((2, 3, 3), 0.5)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\] \(-1 to 2\).*from_logits=True"):
+        crf.dense_crf(image, np.broadcast_to([2.0, -1.0], (2, 3, 2)))
+    with pytest.raises(ValueError, match=r"outside \[0, 1\] \(0\.5 to 3\).*from_logits=True"):
+        crf.dense_crf(image, np.broadcast_to([3.0, 0.5], (2, 3, 2)))
+    with pytest.raises(ValueError, match=r"sum is 0\.6.*from_logits=True"):
+        crf.dense_crf(image, np.broadcast_to([0.3, 0.3], (2, 3, 2)))
+
+
 def test_the_crf_labels_follow_the_colour_edge():
     """Why DeepLab runs the CRF: its network's scores are noisy and blurred across object
     edges (an upsampled coarse map). Two flat-coloured halves with the edge at column 20; the
@@ -271,7 +307,13 @@ GOOD_PROBABILITIES = np.full((4, 5, 2), 0.5)
     (GOOD_IMAGE, np.full((4, 5), 0.5), {}, r"\(4, 5\)"),
     (GOOD_IMAGE, np.full((4, 5, 2), 1.0), {}, r"sum is 2.*from_logits=True"),
     (GOOD_IMAGE, np.stack([np.full((4, 5), -0.5), np.full((4, 5), 1.5)], -1), {},
-     r"smallest is -0.5.*from_logits=True"),
+     r"outside \[0, 1\] \(-0.5 to 1.5\).*from_logits=True"),
+    # Logits above 1 that happen to be non-negative: refused for their range, not only their sum.
+    (GOOD_IMAGE, np.stack([np.full((4, 5), 0.0), np.full((4, 5), 1.0 + 1e-4)], -1), {},
+     r"outside \[0, 1\] \(0 to 1\).*from_logits=True"),
+    # Probabilities with from_logits=True would be softmaxed again: refused.
+    (GOOD_IMAGE, GOOD_PROBABILITIES, {"from_logits": True},
+     r"look like probabilities.*0\.5 to 0\.5.*from_logits=False"),
     (GOOD_IMAGE, GOOD_PROBABILITIES, {"iterations": -1}, r"iterations.*-1"),
     (GOOD_IMAGE, GOOD_PROBABILITIES, {"iterations": 2.5}, r"iterations.*2\.5"),
     (GOOD_IMAGE, GOOD_PROBABILITIES, {"iterations": True}, r"iterations.*True"),

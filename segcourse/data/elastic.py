@@ -11,10 +11,13 @@ Conventions (the paper leaves them open):
 - Backward mapping: output pixel ``(r, c)`` takes the input at ``(r + dy, c + dx)``, so the
   content moves by ``−(dy, dx)``.
 - The image is sampled bilinearly; masks by nearest neighbour only, so their values stay
-  labels. Where a pixel comes from outside the picture, masks get ``mask_fill`` (the ignore
-  label, 255, so the loss skips it) and the image is mirrored (``image_mode="reflect"``, the
-  mirror through the edge pixel that overlap-tile inference uses, :mod:`segcourse.tiling`) or
-  black (``"constant"``). For an instance-id map give a fill no cell uses, e.g. 0.
+  labels. Where a pixel comes from outside the picture, masks get ``mask_fill`` and the image
+  is mirrored (``image_mode="reflect"``, the mirror through the edge pixel that overlap-tile
+  inference uses, :mod:`segcourse.tiling`) or black (``"constant"``). One mask: the fill
+  defaults to the ignore label, 255, so the loss skips those pixels. Several masks: give one
+  fill per mask, e.g. ``mask_fill=(255, 0)`` for a class mask plus an instance-id map (0 is
+  background there; 255 would read as a cell id, and :func:`segcourse.data.weight_map.weight_map`
+  would draw borders around it). A single fill for several masks is refused.
 """
 
 from __future__ import annotations
@@ -139,7 +142,8 @@ def warp_labels(labels, displacement, fill: int = IGNORE_INDEX) -> np.ndarray:
     limits = np.iinfo(labels.dtype)
     if not (isinstance(fill, numbers.Integral) and limits.min <= fill <= limits.max):
         raise ValueError(f"fill must be an integer that {labels.dtype} holds "
-                         f"({limits.min}..{limits.max}); got {fill!r}.")
+                         f"({limits.min}..{limits.max}); got {fill!r}. Give a fill in that "
+                         "range, or cast the mask to a wider integer type first.")
     y, x = _source(displacement, labels.shape)
     r, c = np.floor(y + 0.5).astype(np.int64), np.floor(x + 0.5).astype(np.int64)
     inside = (r >= 0) & (r < labels.shape[0]) & (c >= 0) & (c < labels.shape[1])
@@ -147,14 +151,38 @@ def warp_labels(labels, displacement, fill: int = IGNORE_INDEX) -> np.ndarray:
     return np.where(inside, picked, labels.dtype.type(fill))
 
 
+def _fills(mask_fill, count: int) -> tuple:
+    """One fill per mask: ``mask_fill`` itself for a single mask, else its items (checked for
+    their count here, for their values by :func:`warp_labels`)."""
+    example = "mask_fill=(255, 0) for a class mask plus an instance-id map"
+    if isinstance(mask_fill, numbers.Integral) and not isinstance(mask_fill, bool):
+        if count > 1:
+            raise ValueError(
+                f"mask_fill={mask_fill!r} is a single fill, but {count} masks were given: each "
+                f"mask would get {mask_fill!r} where its pixel came from outside the picture, "
+                "and no one value suits every mask (255 is the ignore label in a class mask but "
+                f"a cell id in an instance map). Give one fill per mask, e.g. {example}.")
+        return (mask_fill,) * count
+    if not isinstance(mask_fill, (tuple, list)):
+        raise ValueError(f"mask_fill is an int (one mask) or a tuple/list of one int per mask, "
+                         f"e.g. {example}; got {mask_fill!r} of type {type(mask_fill).__name__}.")
+    if len(mask_fill) != count:
+        raise ValueError(f"mask_fill must give one fill per mask: {len(mask_fill)} fills "
+                         f"{tuple(mask_fill)!r} for {count} masks. E.g. {example}.")
+    return tuple(mask_fill)
+
+
 def elastic_deform(image, *masks, rng: np.random.Generator, grid: int = GRID,
                    sigma: float = SIGMA, image_mode: str = "reflect",
                    mask_fill=IGNORE_INDEX):
     """One random elastic deformation (U-Net §3.1) applied to ``image (H, W[, C])`` and each
     mask ``(H, W)``: ``(image, *masks)`` back, deformed alike. Deterministic given ``rng``'s
-    state. ``mask_fill`` is one fill for every mask or one per mask, e.g. ``(255, 0)`` for a
-    class mask and an instance-id map. (A float map, such as a precomputed weight map, goes
-    through :func:`warp_image` with the same :func:`random_displacement`.)"""
+    state. ``mask_fill``, what a mask gets where its pixel came from outside the picture: with
+    one mask, an int (default 255, the ignore label); with several, a tuple or list of one
+    fill per mask, e.g. ``(255, 0)`` for a class mask and an instance-id map. A single int
+    for several masks is refused: no one value suits a class mask and an instance map alike.
+    (A float map, such as a precomputed weight map, goes through :func:`warp_image` with the
+    same :func:`random_displacement`.)"""
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"elastic_deform takes one picture (H, W) or (H, W, C); got shape "
@@ -163,11 +191,7 @@ def elastic_deform(image, *masks, rng: np.random.Generator, grid: int = GRID,
         if np.shape(mask) != image.shape[:2]:
             raise ValueError(f"every mask must be (H, W) = {image.shape[:2]} like the image; "
                              f"got {np.shape(mask)}.")
-    fills = ((mask_fill,) * len(masks) if isinstance(mask_fill, numbers.Integral)
-             else tuple(mask_fill))
-    if len(fills) != len(masks):
-        raise ValueError(f"mask_fill is one int or one per mask; got {mask_fill!r} for "
-                         f"{len(masks)} masks.")
+    fills = _fills(mask_fill, len(masks))
     displacement = random_displacement(image.shape[:2], rng, grid, sigma)
     return (warp_image(image, displacement, image_mode),
             *(warp_labels(mask, displacement, fill)

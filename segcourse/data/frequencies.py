@@ -55,8 +55,10 @@ def class_frequencies(masks_or_dataset, num_classes: int,
 
     ``masks_or_dataset``: a NumPy array of masks ``(N, H, W)`` (or one mask ``(H, W)``; a
     trailing axis of 1 is allowed); an iterable of masks or of batches of masks; or an
-    iterable of ``(image, mask)`` pairs, such as a ``tf.data`` dataset, batched or not (the
-    image's rank tells which). Labels must be classes ``0..num_classes-1`` or ``ignore_index``
+    iterable of ``(image, mask)`` pairs or ``(image, mask, weight)`` triples (the weight, a
+    per-pixel ``sample_weight`` as :func:`segcourse.data.cells.dataset` with ``weights=True``
+    yields, is ignored), such as a ``tf.data`` dataset, batched or not (the image's rank tells
+    which). Labels must be classes ``0..num_classes-1`` or ``ignore_index``
     (:func:`segcourse.labels.validate_labels`).
     """
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
@@ -77,7 +79,8 @@ def class_frequencies(masks_or_dataset, num_classes: int,
         num_images += len(flat)
     if num_images == 0:
         raise ValueError("class_frequencies: the data held no masks; pass the masks (an array "
-                         "(N, H, W)) or a dataset of (image, mask) pairs with at least one.")
+                         "(N, H, W)) or a dataset of (image, mask) pairs (or (image, mask, weight) "
+                         "triples) with at least one.")
     return ClassFrequencies(pixels, images, image_pixels, num_images)
 
 
@@ -120,7 +123,8 @@ def _mask_batches(data):
         data = data.as_numpy_iterator()
     elif isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__"):
         raise ValueError(f"class_frequencies: expected masks (an array or an iterable of masks) "
-                         f"or a dataset of (image, mask) pairs; got {type(data).__name__}.")
+                         f"or a dataset of (image, mask) pairs or (image, mask, weight) "
+                         f"triples; got {type(data).__name__}.")
     for index, element in enumerate(data):
         what = f"element {index}"
         if isinstance(element, dict):
@@ -129,11 +133,13 @@ def _mask_batches(data):
                 "(image, mask) pairs, e.g. data.map(lambda x: (x['image'], x['mask'])).")
         image_rank = None
         if isinstance(element, tuple):
-            if len(element) != 2:
+            if len(element) not in (2, 3):
                 raise ValueError(f"class_frequencies: {what} is a tuple of {len(element)} "
-                                 "items; expected (image, mask) pairs.")
+                                 "items; expected (image, mask) pairs or (image, mask, weight) "
+                                 "triples. Map the dataset to one of those first, e.g. "
+                                 "data.map(lambda image, mask, *rest: (image, mask)).")
             image_rank = np.ndim(element[0])
-            element = element[1]
+            element = element[1]  # a third item, the sample weight, is not counted
         yield what, _as_batch(np.asarray(element), image_rank, what)
 
 

@@ -78,6 +78,15 @@ def paste_masks(mask_probs, boxes, image_shape, threshold: float | None = 0.5) -
     ``[j, j + 1) × [i, i + 1)`` of the box divided into ``m × m``; edge cells extend to the box's
     edge). Pixels outside the box are 0, and so is what falls outside the image: a box may reach
     past the image's edges, and only its part inside is pasted.
+
+    Not Detectron2's edge: within half a mask cell of the box's edge this holds the edge cell's
+    value (the interpolation clamps at the mask's edge), where Detectron2's ``paste_masks_in_image``
+    (``F.grid_sample``, ``align_corners=False``, zero padding) blends it with zeros, down to
+    half the edge cell's value on the box's edge, and also gives pixels just outside the box
+    (centres within half a mask cell of it) a part of it, where this gives them 0. So the
+    probabilities differ in that band, box side / (2m) pixels each way, and so can the
+    thresholded masks: an edge cell above 0.5 but below 1 crosses Detectron2's threshold
+    inside the box, up to half a mask cell short of the box edge, and covers that band here.
     """
     mask_probs = np.asarray(mask_probs)
     if mask_probs.ndim != 3 or mask_probs.dtype.kind not in "biuf":

@@ -8,7 +8,16 @@ samples are averaged. The snapping costs RoIPool up to half a feature cell, ``st
 pixels, on each edge of the box (:func:`quantization_error`), which classification tolerates
 and a 28 × 28 mask does not: Mask R-CNN's §3 and Table 2c.
 
-Coordinate conventions (those of torchvision and Detectron2 with ``aligned=True``):
+Coordinate conventions. They are torchvision's and Detectron2's (``aligned=True``) for
+**RoIAlign only**; **RoIPool** here snaps boxes differently from torchvision's ``roi_pool`` (and
+the Caffe layer of Fast R-CNN that it copies; Detectron2 pools with torchvision's). Those round
+both corners and count the end cell in, ``round(x2·s) − round(x1·s) + 1`` cells (``s`` the
+``spatial_scale``), whereas :func:`quantized_box` treats the rounded ``x2`` as exclusive,
+``round(x2·s) − round(x1·s)`` cells (at least one): the box ``(0, 0, 32, 32)`` at stride 16
+(``s = 1/16``) is 2 × 2 feature cells here and 3 × 3 in torchvision, so :func:`roi_pool`'s
+outputs differ from torchvision's in general. (Adding one cell, ``1 / spatial_scale`` pixels,
+to ``x2`` and ``y2`` gives their snapped box, when the map holds it.) The list below is
+RoIAlign's; its first two items hold for both:
 
 - A box is ``(x1, y1, x2, y2)`` in image pixels, continuous: pixel ``(i, j)`` covers
   ``[j, j + 1) × [i, i + 1)``, its centre at ``(j + 0.5, i + 0.5)``; a box that covers pixels 2,
@@ -106,8 +115,13 @@ def check_boxes(boxes, map_shape=None, spatial_scale: float = 1.0) -> np.ndarray
 
 def quantized_box(boxes, spatial_scale: float = 1.0) -> np.ndarray:
     """RoIPool's box in feature cells: ``(x1, y1, x2, y2)`` rounded to whole cells after scaling
-    (the paper's ``[x / 16]``, He et al. 2017 §3), ``x2`` exclusive and at least one cell past
-    ``x1``. Integers, shaped like the boxes (``(4,)`` or ``(N, 4)``)."""
+    (the paper's ``[x / 16]``, He et al. 2017 §3; halves round up), ``x2`` exclusive and at
+    least one cell past ``x1``. Integers, shaped like the boxes (``(4,)`` or ``(N, 4)``).
+
+    Not torchvision's convention: its ``roi_pool`` (like Fast R-CNN's Caffe layer) takes the
+    rounded ``x2`` as inclusive, ``round(x2·s) − round(x1·s) + 1`` cells where this gives
+    ``round(x2·s) − round(x1·s)``. ``(0, 0, 32, 32)`` at ``spatial_scale=1/16`` is cells
+    ``(0, 0, 2, 2)`` here, 2 × 2 cells, and 3 × 3 there (module docstring)."""
     scale = _scale(spatial_scale)
     single = np.ndim(boxes) == 1
     cells = np.floor(check_boxes(boxes) * scale + 0.5).astype(np.int64)  # round half up

@@ -69,6 +69,35 @@ def test_each_mask_gets_its_own_fill(rng):
     assert (warped_ids[~outside] == 300).all()
 
 
+def test_several_masks_need_one_fill_each(rng):
+    """The default fill (255, the ignore label) suits a class mask, not an instance-id map:
+    there 255 reads as a cell id, and the weight map draws borders around it. With several
+    masks a single fill, the default included, is refused; one mask keeps the default."""
+    image = np.zeros((10, 10))
+    mask = np.ones((10, 10), np.uint8)
+    instances = np.ones((10, 10), np.int32)
+    for fill in ({}, {"mask_fill": 255}, {"mask_fill": 0}, {"mask_fill": np.int64(255)}):
+        with pytest.raises(ValueError, match=r"single fill, but 2 masks.*"
+                                             r"e\.g\. mask_fill=\(255, 0\) for a class mask "
+                                             r"plus an instance-id map"):
+            elastic_deform(image, mask, instances, rng=rng, sigma=30.0, **fill)
+    with pytest.raises(ValueError, match=r"2 fills \(255, 0\) for 3 masks"):
+        elastic_deform(image, mask, instances, mask, rng=rng, mask_fill=[255, 0])
+    # One mask: the default, or the same fill as a 1-tuple or list, alike.
+    alone = [elastic_deform(image, mask, rng=np.random.default_rng(1), sigma=30.0, **fill)[1]
+             for fill in ({}, {"mask_fill": (255,)}, {"mask_fill": [255]})]
+    assert (alone[0] == 255).any() and set(np.unique(alone[0])) == {1, 255}
+    for other in alone[1:]:
+        np.testing.assert_array_equal(other, alone[0])
+    # A list of fills works like the tuple, and the instance map gets background where the
+    # class mask gets the ignore label.
+    _, warped_mask, warped_ids = elastic_deform(image, mask, instances,
+                                                rng=np.random.default_rng(1), sigma=30.0,
+                                                mask_fill=[255, 0])
+    np.testing.assert_array_equal(warped_mask, alone[0])
+    np.testing.assert_array_equal(warped_ids, np.where(warped_mask == 255, 0, 1))
+
+
 def test_image_and_mask_move_together():
     size = 64
     rows, cols = np.indices((size, size))
@@ -106,8 +135,13 @@ def test_bad_inputs_are_refused(rng):
         elastic_deform(image, np.zeros((8, 8), np.float32), rng=rng)
     with pytest.raises(ValueError, match="fill must be an integer that int8 holds"):
         elastic_deform(image, np.zeros((8, 8), np.int8), rng=rng)
-    with pytest.raises(ValueError, match="mask_fill is one int or one per mask"):
+    with pytest.raises(ValueError, match=r"one fill per mask: 2 fills \(255, 0\) for 1 masks"):
         elastic_deform(image, np.zeros((8, 8), np.uint8), rng=rng, mask_fill=(255, 0))
+    with pytest.raises(ValueError, match=r"tuple/list of one int per mask.*got 255\.0"):
+        elastic_deform(image, np.zeros((8, 8), np.uint8), rng=rng, mask_fill=255.0)
+    with pytest.raises(ValueError, match="fill must be an integer that uint8 holds.*got -1"):
+        elastic_deform(image, np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), rng=rng,
+                       mask_fill=(255, -1))
     with pytest.raises(ValueError, match="grid is the number of nodes"):
         elastic_deform(image, rng=rng, grid=1)
     with pytest.raises(ValueError, match="rng must be a numpy.random.Generator"):

@@ -59,11 +59,31 @@ def test_counts_agree_with_a_plain_loop_however_the_masks_are_given(seed, num_cl
                      list(masks[order]),                           # masks, any order
                      [masks[order][:cut], masks[order][cut:]],     # batches
                      [(im, m[..., None]) for im, m in zip(images, masks, strict=True)],  # pairs
-                     [(images[:cut], masks[:cut]), (images[cut:], masks[cut:])]):
+                     [(images[:cut], masks[:cut]), (images[cut:], masks[cut:])],
+                     # (image, mask, weight), as cells.dataset(weights=True) yields
+                     [(im, m, np.full(m.shape, 7.0, np.float32))
+                      for im, m in zip(images, masks, strict=True)],
+                     [(images[:cut], masks[:cut], np.ones(masks[:cut].shape, np.float32)),
+                      (images[cut:], masks[cut:], np.ones(masks[cut:].shape, np.float32))]):
         counted = class_frequencies(given_as, num_classes)
         assert (counted.pixels.tolist(), counted.images.tolist(),
                 counted.image_pixels.tolist()) == expected
         assert counted.num_images == len(masks)
+
+
+def test_image_mask_weight_triples_count_the_mask_and_ignore_the_weight():
+    """What segcourse.data.cells.dataset(weights=True) yields: the weight map's values (here
+    far from any label) count for nothing."""
+    triples = [(np.zeros((*m.shape, 3), np.float32), m, np.full(m.shape, 9.5, np.float32))
+               for m in HAND]
+    counted, expected = class_frequencies(triples, 3), class_frequencies(HAND, 3)
+    for field in ("pixels", "images", "image_pixels"):
+        np.testing.assert_array_equal(getattr(counted, field), getattr(expected, field))
+    assert counted.num_images == 3
+    np.testing.assert_allclose(median_frequency_weights(triples, 3), [1.0, 2.2, 0.8])
+    with pytest.raises(ValueError, match=r"element 0 is a tuple of 4 items.*"
+                                         r"\(image, mask, weight\) triples"):
+        class_frequencies([(*triples[0], None)], 3)
 
 
 def test_a_tf_data_dataset_of_pairs_batched_or_not():
@@ -73,7 +93,9 @@ def test_a_tf_data_dataset_of_pairs_batched_or_not():
     images = rng.random((7, 6, 6, 3)).astype(np.float32)
     data = tf.data.Dataset.from_tensor_slices((images, masks))
     expected = class_frequencies(masks, 4)
-    for given_as in (data, data.batch(3)):
+    weighted = tf.data.Dataset.from_tensor_slices((images, masks, np.ones(masks.shape,
+                                                                          np.float32)))
+    for given_as in (data, data.batch(3), weighted, weighted.batch(3)):
         counted = class_frequencies(given_as, 4)
         np.testing.assert_array_equal(counted.image_pixels, expected.image_pixels)
         np.testing.assert_array_equal(counted.pixels, expected.pixels)
