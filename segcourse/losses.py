@@ -25,6 +25,20 @@ with ``compile(..., run_eagerly=True)``, or pass the masks to
 few comparisons and one reduction over the labels: measured at about 0.2 ms for 8 × 128 × 128
 labels on a 2-core CPU, within the noise of a train step (no ``tf.debugging`` assert: XLA,
 Keras' default compiler, drops asserts).
+
+``sample_weight`` (the third element of what ``fit`` is given, or ``loss(y, p, sample_weight=w)``)
+is per pixel, ``(N, H, W)`` or ``(N, H, W, 1)`` like the labels, or per picture, ``(N,)``
+(broadcast over its pixels); any other shape is refused with a ``ValueError`` (where the rank
+is known only at run time, as in ``fit``'s step retraced after weights of another rank, another
+size fails there, in TensorFlow's broadcast), as are weights that are negative or not finite
+where their values are at hand (eager). :class:`MaskedCrossEntropy` and :class:`FocalLoss`
+multiply each labelled pixel's loss by its weight and keep their denominator, so a weight map of
+ones changes nothing (e.g. U-Net's border weights, :mod:`segcourse.data.weight_map`).
+:class:`SoftIoULoss` and :class:`DiceLoss`, one ratio of sums over the batch, refuse a
+``sample_weight`` (a weight per pixel has no agreed meaning there), and so does a
+:class:`CombinedLoss` with such a part. (Keras' own ``Loss.__call__`` would multiply
+the batch's scalar loss by the weights and average them: the loss only rescaled by the batch's
+mean weight. These losses do not let that happen.)
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ import numbers
 import warnings
 
 import keras
+import numpy as np
 from keras import ops
 
 from segcourse.labels import IGNORE_INDEX, validate_labels
@@ -118,11 +133,83 @@ def _loud(loss, bad):
     return loss if bad is None else ops.where(bad, float("nan"), loss)
 
 
+_WEIGHT_SHAPES = ("(N,) one weight per picture, or (N, H, W) or (N, H, W, 1) one weight per "
+                  "pixel")
+
+
+def _pixel_weights(sample_weight, y_true, y_pred, owner, dtype):
+    """``sample_weight`` checked against the labels and flattened to one weight per pixel,
+    ``(N*H*W,)`` like :func:`_prepare`'s labels (a picture's weight repeated over its pixels)."""
+    weights = ops.convert_to_tensor(sample_weight, dtype=dtype)
+    shape = _shape_of(weights)
+    pixels = tuple(y_pred.shape)[:-1]
+    accepted = (f"{_WEIGHT_SHAPES}: {(*pixels[:1],)}, {pixels} or {(*pixels, 1)} for labels of "
+                f"shape {tuple(y_true.shape)}")
+    if shape is None:
+        # Rank unknown until run time: a TensorFlow graph, e.g. fit's step retraced with relaxed
+        # shapes after weights of another rank. A picture's row of weights is one weight or one
+        # per pixel; anything else fails in the broadcast when the step runs.
+        pictures = ops.shape(y_pred)[0]
+        weights = ops.reshape(weights, (pictures, -1))
+        return ops.reshape(weights * ops.ones_like(ops.reshape(y_pred[..., 0], (pictures, -1))),
+                           (-1,))
+    if len(shape) == 1 and len(pixels) > 1 and shapes_match(shape, pixels[:1]):
+        weights = ops.reshape(weights, (-1,) + (1,) * (len(pixels) - 1))
+        weights = weights * ops.ones_like(y_pred[..., 0])
+    elif shapes_match(shape, (*pixels, 1)):
+        weights = ops.squeeze(weights, axis=-1)
+    elif not shapes_match(shape, pixels):
+        if not shape:
+            hint = ("To scale the whole loss, weigh it in a CombinedLoss or change the learning "
+                    "rate.")
+        elif len(shape) == len(pixels) + 1 and shape[-1] == tuple(y_pred.shape)[-1]:
+            hint = ("A weight per class belongs in the loss (MaskedCrossEntropy(class_weights=...)"
+                    ", FocalLoss(alpha=...)), not in sample_weight.")
+        else:
+            hint = "Were the weights made for other pictures, another size or another batch?"
+        raise ValueError(f"{owner}: sample_weight of shape {shape} does not fit; accepted are "
+                         f"{accepted}. {hint}")
+    values = concrete(weights)
+    if values is not None and values.size and not (
+            np.all(np.isfinite(values)) and values.min() >= 0):
+        bad = values[~(np.isfinite(values) & (values >= 0))]
+        raise ValueError(
+            f"{owner}: sample_weight holds {bad.size} value(s) that are negative or not finite, "
+            f"such as {sorted(set(bad.tolist()))[:3]}; a weight scales a pixel's loss, so it "
+            "must be a finite number >= 0 (0 leaves the pixel out; the ignore label does too).")
+    return ops.reshape(weights, (-1,))
+
+
+def _shape_of(x):
+    """``x``'s shape as a tuple, ``None`` where its rank is unknown (a TensorFlow graph)."""
+    try:
+        return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+    except ValueError:
+        return None
+
+
 class _SegmentationLoss(keras.losses.Loss):
+    """A loss of integer label maps and scores; ``call(y_true, y_pred, pixel_weights)`` takes
+    the flat per-pixel weights that ``__call__`` makes of a ``sample_weight`` (module
+    docstring)."""
+
     def __init__(self, from_logits=True, ignore_index=IGNORE_INDEX, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.from_logits = from_logits
         self.ignore_index = ignore_index
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            return super().__call__(y_true, y_pred)
+        # Keras' Loss.__call__ would multiply call()'s scalar by the weights and average them:
+        # the per-pixel weights go into the loss's own sums here instead.
+        owner = type(self).__name__
+        with keras.name_scope(self.name):
+            y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+            y_true = ops.convert_to_tensor(y_true, dtype=self.dtype)
+            _check_shapes(y_true, y_pred, owner)
+            weights = _pixel_weights(sample_weight, y_true, y_pred, owner, self.dtype)
+            return ops.cast(self.call(y_true, y_pred, pixel_weights=weights), self.dtype)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
@@ -139,6 +226,15 @@ class MaskedCrossEntropy(_SegmentationLoss):
     ``keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)``
     (``tests/test_losses.py`` checks it); what it adds are the class weights and the label
     checks of the module docstring.
+
+    A ``sample_weight`` w (per pixel, or per picture broadcast over its pixels) multiplies each
+    pixel's term in the numerator only: Σ w·c·CE / Σ c over the labelled pixels, c the class
+    weight, so weights of ones give the unweighted loss. Without class weights that is Keras'
+    ``SparseCategoricalCrossentropy(from_logits=True)`` with the same per-pixel
+    ``sample_weight``, with ``ignore_class=255`` too (Keras divides by the labelled pixels as
+    well, not by Σ w; ``tests/test_losses.py`` checks both). Keras' per-picture ``(N,)``
+    weights do not fit its per-pixel losses (an error, or a wrong broadcast over the width
+    where that equals N); here they apply to each picture's pixels.
     """
 
     def __init__(self, class_weights=None, from_logits=True, ignore_index=IGNORE_INDEX,
@@ -146,7 +242,7 @@ class MaskedCrossEntropy(_SegmentationLoss):
         super().__init__(from_logits, ignore_index, name, **kwargs)
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true, y_pred, pixel_weights=None):
         num_classes = ops.convert_to_tensor(y_pred).shape[-1]
         if self.class_weights is not None and len(self.class_weights) != num_classes:
             raise ValueError(
@@ -159,7 +255,10 @@ class MaskedCrossEntropy(_SegmentationLoss):
         if self.class_weights is not None:
             weights = weights * ops.take(ops.convert_to_tensor(self.class_weights, weights.dtype),
                                          labels)
-        return _loud(ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1e-12), bad)
+        weighted = losses * weights
+        if pixel_weights is not None:  # in the numerator only: weights of ones change nothing
+            weighted = weighted * ops.cast(pixel_weights, weighted.dtype)
+        return _loud(ops.sum(weighted) / ops.maximum(ops.sum(weights), 1e-12), bad)
 
     def get_config(self):
         return {**super().get_config(), "class_weights": self.class_weights}
@@ -184,8 +283,22 @@ class FocalLoss(_SegmentationLoss):
     a scalar α, which only rescales the loss (a learning-rate change); where class 0 is not the
     background, pass per-class weights.
 
-    The mean is over pixels (Σ FL / N, as the paper normalizes by a count, not by Σ α_t), so
-    with γ = 0 and weights w this is ``MaskedCrossEntropy(class_weights=w)`` times Σ w_t / N.
+    Eq. 5 is the paper's binary form (p_t from a sigmoid, one such loss per class in
+    RetinaNet); taking p_t from a softmax over the K classes, as here and in Keras'
+    ``CategoricalFocalCrossentropy``, is the usual extension to K classes.
+
+    The sum is divided by the number of labelled (non-ignored) pixels: Σ α_t·FL / N. The paper
+    divides an image's sum over all anchors by the number of anchors assigned to a ground-truth
+    box, the positives, not by all anchors: most anchors are easy background, whose summed
+    loss the focal term keeps small. In segmentation every labelled pixel has a ground-truth
+    class (background is a class like the others), so the labelled pixels are the count that
+    corresponds; dividing by the non-background pixels instead would make the loss's scale
+    swing with the foreground in each batch (and be undefined for a batch of background). Not
+    Σ α_t either, so with γ = 0 and weights w this is ``MaskedCrossEntropy(class_weights=w)``
+    times Σ w_t / N.
+
+    A ``sample_weight`` w multiplies each labelled pixel's term in the numerator only:
+    Σ w·α_t·FL / N, N still the labelled pixels, so weights of ones change nothing.
     """
 
     def __init__(self, gamma=2.0, alpha=None, from_logits=True, ignore_index=IGNORE_INDEX,
@@ -209,7 +322,7 @@ class FocalLoss(_SegmentationLoss):
                 "classes on their last axis; give one weight per class (or one scalar).")
         return self.alpha
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true, y_pred, pixel_weights=None):
         alpha = self._alpha_per_class(ops.convert_to_tensor(y_pred).shape[-1])
         labels, valid, scores, _, bad = _prepare(y_true, y_pred, self.ignore_index,
                                                  self.from_logits, type(self).__name__)
@@ -224,7 +337,10 @@ class FocalLoss(_SegmentationLoss):
         weights = valid[:, 0]
         if alpha is not None:
             losses = losses * ops.take(ops.convert_to_tensor(alpha, losses.dtype), labels)
-        return _loud(ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0), bad)
+        weighted = losses * weights
+        if pixel_weights is not None:  # in the numerator only: weights of ones change nothing
+            weighted = weighted * ops.cast(pixel_weights, weighted.dtype)
+        return _loud(ops.sum(weighted) / ops.maximum(ops.sum(weights), 1.0), bad)
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha}
@@ -256,6 +372,8 @@ class SoftIoULoss(_SegmentationLoss):
     ``per_class=True``: the slides' ratio for each class (classes absent from truth and
     prediction skipped), then their mean — the soft counterpart of mIoU. ``per_class=False``:
     one ratio pooled over all pixels and classes, in which a small class's pixels barely count.
+
+    No ``sample_weight``: it is refused (module docstring).
     """
 
     def __init__(self, per_class=False, from_logits=True, ignore_index=IGNORE_INDEX,
@@ -263,6 +381,20 @@ class SoftIoULoss(_SegmentationLoss):
         super().__init__(from_logits, ignore_index, name, **kwargs)
         self.per_class = per_class
         self.smooth = smooth
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            name = type(self).__name__
+            raise ValueError(
+                f"{name}: got a sample_weight (shape {_shape_of(sample_weight)}), but this "
+                "loss is one ratio of sums over the whole batch, where a weight per pixel or per "
+                "picture has no agreed meaning (Keras would only rescale the loss by the mean "
+                "weight), so it is refused. To balance classes, use "
+                f"{name}(per_class=True) (every class counts the same); for a per-pixel weight "
+                "map such as U-Net's border weights, train with MaskedCrossEntropy or FocalLoss "
+                "(alone, or a CombinedLoss of only such parts), which take it; or leave "
+                "sample_weight out. To leave pixels out, give them the ignore label.")
+        return super().__call__(y_true, y_pred)
 
     def _terms(self, y_true, y_pred):
         labels, valid, _, x, bad = _prepare(y_true, y_pred, self.ignore_index, self.from_logits,
@@ -305,7 +437,11 @@ class DiceLoss(SoftIoULoss):
 @register
 class CombinedLoss(keras.losses.Loss):
     """A weighted sum of losses, e.g. ``CombinedLoss([MaskedCrossEntropy(), SoftIoULoss()],
-    [1.0, 0.5])``."""
+    [1.0, 0.5])``.
+
+    A ``sample_weight`` is passed on to every part: a sum of :class:`MaskedCrossEntropy` and
+    :class:`FocalLoss` parts honours it, one with a :class:`SoftIoULoss` or :class:`DiceLoss`
+    part refuses it (the part's ``ValueError``)."""
 
     def __init__(self, losses, weights=None, name="combined_loss", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -315,6 +451,21 @@ class CombinedLoss(keras.losses.Loss):
         if len(self.weights) != len(self.losses):
             raise ValueError(f"CombinedLoss: {len(self.losses)} losses but "
                              f"{len(self.weights)} weights.")
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            return super().__call__(y_true, y_pred)
+        # Each part weighs its own pixels (Keras' Loss.__call__ would rescale the sum).
+        with keras.name_scope(self.name):
+            total = 0.0
+            for index, (loss, weight) in enumerate(zip(self.losses, self.weights, strict=True)):
+                try:
+                    value = loss(y_true, y_pred, sample_weight=sample_weight)
+                except ValueError as error:
+                    raise ValueError(f"CombinedLoss, part {index} ({type(loss).__name__}): "
+                                     f"{error}") from error
+                total = total + weight * ops.cast(value, self.dtype)
+            return total
 
     def call(self, y_true, y_pred):
         return sum(w * loss(y_true, y_pred) for loss, w in zip(self.losses, self.weights,

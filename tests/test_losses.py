@@ -368,3 +368,270 @@ def test_a_model_compiled_with_focal_loss_saves_and_loads(tmp_path, rng):
     assert loaded.loss.get_config() == model.loss.get_config()
     assert loaded.evaluate(images, masks, verbose=0) == pytest.approx(
         model.evaluate(images, masks, verbose=0), rel=1e-6)
+
+
+# sample_weight: per pixel (N, H, W) / (N, H, W, 1) or per picture (N,), in the numerator only.
+# Keras' Loss.__call__ would multiply the batch's scalar loss by the weights and average them
+# (the loss only rescaled by the mean weight): these losses take the weights into their sums.
+
+
+def cross_entropy_terms(truth, logits):
+    """−log p_true per pixel (0 where ignored) and the labelled mask."""
+    keep = truth != 255
+    terms = np.zeros(truth.shape)
+    terms[keep] = -np.log(softmax(logits.astype("float64"))[keep, truth[keep]])
+    return terms, keep
+
+
+def one_heavy_pixel():
+    """The reviewer's case: all weights 1 but one pixel at 100."""
+    truth = np.array([[[0, 1, 2, 0], [1, 2, 0, 1], [2, 0, 1, 2], [0, 1, 2, 0]],
+                      [[2, 2, 1, 0], [0, 1, 1, 2], [1, 0, 2, 2], [2, 1, 0, 1]]])
+    logits = np.linspace(-2, 2, 2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
+    logits = np.sin(7 * logits) * 2  # deterministic, varied
+    weights = np.ones((2, 4, 4), "float32")
+    weights[0, 1, 2] = 100.0
+    return truth, logits.astype("float32"), weights
+
+
+def test_one_heavy_pixel_weighs_that_pixel_not_the_whole_batch():
+    truth, logits, weights = one_heavy_pixel()
+    terms, keep = cross_entropy_terms(truth, logits)
+    plain = float(MaskedCrossEntropy()(truth, logits))
+    weighted = float(MaskedCrossEntropy()(truth, logits, sample_weight=weights))
+    expected = (weights * terms)[keep].sum() / keep.sum()  # Σ w·ℓ / labelled pixels
+    assert weighted == pytest.approx(expected, rel=1e-6)
+    assert plain == pytest.approx(terms[keep].mean(), rel=1e-6)
+    # Not the old silent number: the plain loss times the batch's mean weight.
+    assert weighted != pytest.approx(plain * weights.mean(), rel=1e-3)
+    assert weighted != pytest.approx(plain, rel=1e-3)
+    # The numbers: 1.13083 unweighted; 3.61753 weighted (Keras' sparse cross-entropy with
+    # the same weights gives it too); the old scalar times mean(w) = 4.09375 was 4.62935.
+    assert (plain, weighted, plain * weights.mean()) == pytest.approx(
+        (1.1308339, 3.6175325, 4.6293510), rel=1e-5)
+    keras_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert float(keras_ce(truth, logits, sample_weight=weights)) == pytest.approx(weighted,
+                                                                                  rel=1e-6)
+
+
+def test_per_pixel_weights_with_ignore_and_class_weights_follow_the_formula(rng):
+    """Σ w·c·ℓ·valid / Σ c·valid: the weights emphasise pixels, the denominator stays the
+    class-weighted count of labelled pixels."""
+    truth = rng.integers(0, 3, (2, 5, 6))
+    truth[rng.random(truth.shape) < 0.25] = 255
+    logits = 2 * rng.normal(size=(2, 5, 6, 3)).astype("float32")
+    weights = rng.uniform(0, 5, truth.shape).astype("float32")
+    class_weights = np.array([0.5, 1.0, 3.0])
+    terms, keep = cross_entropy_terms(truth, logits)
+    c = np.where(keep, class_weights[np.where(keep, truth, 0)], 0)
+    expected = (weights * c * terms).sum() / c.sum()
+    loss = MaskedCrossEntropy(class_weights=class_weights)
+    assert float(loss(truth, logits, sample_weight=weights)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_per_pixel_weights_are_keras_sparse_categorical_crossentropy(rng):
+    truth = rng.integers(0, 4, (3, 5, 6))
+    logits = 3 * rng.normal(size=(3, 5, 6, 4)).astype("float32")
+    weights = rng.uniform(0, 4, truth.shape).astype("float32")
+    keras_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    expected = float(keras_ce(truth, logits, sample_weight=weights))
+    assert float(MaskedCrossEntropy()(truth, logits, sample_weight=weights)) == pytest.approx(
+        expected, rel=1e-6)
+    assert float(MaskedCrossEntropy()(truth, logits, sample_weight=weights[..., None])) == (
+        pytest.approx(expected, rel=1e-6))
+
+
+def test_with_ignore_class_keras_divides_by_the_labelled_pixels_as_we_do(rng):
+    """Keras' ``ignore_class`` masks the losses and, with the default reduction, divides
+    Σ w·ℓ by the number of labelled pixels (not by Σ w): our rule. Its
+    ``reduction="mean_with_sample_weight"`` divides by Σ w instead, which we do not."""
+    truth = rng.integers(0, 3, (2, 5, 6))
+    truth[rng.random(truth.shape) < 0.3] = 255
+    logits = 2 * rng.normal(size=(2, 5, 6, 3)).astype("float32")
+    weights = rng.uniform(0.5, 4, truth.shape).astype("float32")
+    terms, keep = cross_entropy_terms(truth, logits)
+    ours = float(MaskedCrossEntropy()(truth, logits, sample_weight=weights))
+    keras_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)
+    assert float(keras_ce(truth, logits, sample_weight=weights)) == pytest.approx(ours, rel=1e-6)
+    assert ours == pytest.approx((weights * terms)[keep].sum() / keep.sum(), rel=1e-5)
+    by_weight = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=255, reduction="mean_with_sample_weight")
+    assert float(by_weight(truth, logits, sample_weight=weights)) == pytest.approx(
+        (weights * terms)[keep].sum() / weights[keep].sum(), rel=1e-5)
+    assert ours != pytest.approx(float(by_weight(truth, logits, sample_weight=weights)),
+                                 rel=1e-3)
+
+
+def weighted_focal_reference(truth, probabilities, gamma, alpha_per_class, weights):
+    """Σ w·α_t·FL / labelled pixels, a plain loop."""
+    total, count = 0.0, 0
+    for index in np.ndindex(truth.shape):
+        if truth[index] == 255:
+            continue
+        p_t = probabilities[index][truth[index]]
+        total += (-weights[index] * alpha_per_class[truth[index]] * (1 - p_t) ** gamma
+                  * np.log(p_t))
+        count += 1
+    return total / count
+
+
+def test_focal_loss_with_per_pixel_weights_against_a_loop(rng):
+    truth = rng.integers(0, 3, (2, 5, 4))
+    truth[rng.random(truth.shape) < 0.25] = 255
+    logits = 2 * rng.normal(size=(2, 5, 4, 3)).astype("float32")
+    weights = rng.uniform(0, 5, truth.shape).astype("float32")
+    expected = weighted_focal_reference(truth, softmax(logits.astype("float64")), 2.0,
+                                        [0.75, 0.25, 0.25], weights)
+    assert float(FocalLoss(alpha=0.25)(truth, logits, sample_weight=weights)) == pytest.approx(
+        expected, rel=1e-5)
+    truth, logits, heavy = one_heavy_pixel()
+    assert float(FocalLoss()(truth, logits, sample_weight=heavy)) == pytest.approx(
+        weighted_focal_reference(truth, softmax(logits.astype("float64")), 2.0, [1.0] * 3,
+                                 heavy), rel=1e-5)
+
+
+WEIGHTED_LOSSES = [MaskedCrossEntropy(), MaskedCrossEntropy(class_weights=[0.5, 1.0, 2.0]),
+                   FocalLoss(), FocalLoss(gamma=1.0, alpha=[0.2, 1.0, 3.0]),
+                   CombinedLoss([MaskedCrossEntropy(), FocalLoss(alpha=0.25)], [1.0, 0.5])]
+
+
+@pytest.mark.parametrize("loss", WEIGHTED_LOSSES, ids=lambda loss: loss.name)
+def test_weights_of_ones_change_nothing_and_per_picture_weights_broadcast(loss, rng):
+    truth = rng.integers(0, 3, (3, 4, 5))
+    truth[rng.random(truth.shape) < 0.2] = 255
+    logits = 2 * rng.normal(size=(3, 4, 5, 3)).astype("float32")
+    plain = float(loss(truth, logits))
+    assert float(loss(truth, logits, sample_weight=np.ones(truth.shape, "float32"))) == plain
+    assert float(loss(truth, logits, sample_weight=np.ones(3, "float32"))) == plain
+    per_picture = np.array([0.5, 2.0, 7.0], "float32")
+    broadcast = np.broadcast_to(per_picture[:, None, None], truth.shape)
+    value = float(loss(truth, logits, sample_weight=per_picture))
+    assert value == pytest.approx(float(loss(truth, logits, sample_weight=broadcast)), rel=1e-6)
+    assert value == pytest.approx(float(loss(truth, logits, sample_weight=broadcast[..., None])),
+                                  rel=1e-6)
+    assert value != pytest.approx(plain, rel=1e-3)
+
+
+def test_a_combined_loss_passes_the_weights_to_each_part(rng):
+    truth, logits, weights = one_heavy_pixel()
+    parts = [MaskedCrossEntropy(), FocalLoss(alpha=0.25)]
+    expected = (float(parts[0](truth, logits, sample_weight=weights))
+                + 0.5 * float(parts[1](truth, logits, sample_weight=weights)))
+    assert float(CombinedLoss(parts, [1.0, 0.5])(truth, logits, sample_weight=weights)) == (
+        pytest.approx(expected, rel=1e-6))
+
+
+@pytest.mark.parametrize("shape, match", [
+    ((2, 4, 5), r"sample_weight of shape \(2, 4, 5\) does not fit; accepted are \(N,\) .*"
+                r"\(2,\), \(2, 4, 4\) or \(2, 4, 4, 1\) .*other pictures, another size"),
+    ((3,), r"shape \(3,\) does not fit.*\(2,\), \(2, 4, 4\)"),
+    ((2, 16), r"shape \(2, 16\) does not fit"),
+    ((), r"shape \(\) does not fit.*CombinedLoss or change the learning rate"),
+    ((2, 4, 4, 3), r"shape \(2, 4, 4, 3\) does not fit.*class_weights=.*not in sample_weight"),
+])
+@pytest.mark.parametrize("loss", [MaskedCrossEntropy(), FocalLoss()], ids=lambda loss: loss.name)
+def test_weights_of_another_shape_are_refused(loss, shape, match, rng):
+    truth, logits = rng.integers(0, 3, (2, 4, 4)), np.zeros((2, 4, 4, 3), "float32")
+    with pytest.raises(ValueError, match=match):
+        loss(truth, logits, sample_weight=np.ones(shape, "float32"))
+
+
+def test_negative_or_non_finite_weights_are_refused_eagerly(rng):
+    truth, logits = rng.integers(0, 3, (1, 2, 2)), np.zeros((1, 2, 2, 3), "float32")
+    for bad in (-1.0, np.nan, np.inf):
+        weights = np.ones((1, 2, 2), "float32")
+        weights[0, 1, 1] = bad
+        with pytest.raises(ValueError, match=r"1 value\(s\) that are negative or not finite, "
+                                             r"such as \[(-1.0|nan|inf)\].*finite number >= 0"):
+            MaskedCrossEntropy()(truth, logits, sample_weight=weights)
+
+
+@pytest.mark.parametrize("loss", [SoftIoULoss(), SoftIoULoss(per_class=True), DiceLoss(),
+                                  DiceLoss(per_class=True)], ids=lambda loss: loss.name)
+def test_soft_iou_and_dice_refuse_a_sample_weight(loss, rng):
+    truth, logits = rng.integers(0, 3, (2, 4, 4)), np.zeros((2, 4, 4, 3), "float32")
+    name = type(loss).__name__
+    with pytest.raises(ValueError, match=rf"{name}: got a sample_weight \(shape \(2, 4, 4\)\).*"
+                                         rf"ratio of sums over the whole batch.*"
+                                         rf"{name}\(per_class=True\).*MaskedCrossEntropy or "
+                                         rf"FocalLoss"):
+        loss(truth, logits, sample_weight=np.ones((2, 4, 4), "float32"))
+    with pytest.raises(ValueError, match=r"got a sample_weight \(shape \(2,\)\)"):
+        loss(truth, logits, sample_weight=np.ones(2, "float32"))
+    with pytest.raises(ValueError, match=rf"CombinedLoss, part 1 \({name}\): {name}: got a "
+                                         r"sample_weight"):
+        CombinedLoss([MaskedCrossEntropy(), loss])(truth, logits,
+                                                   sample_weight=np.ones((2, 4, 4), "float32"))
+    float(loss(truth, logits))  # without a weight, as before
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+@pytest.mark.parametrize("loss", [MaskedCrossEntropy(class_weights=[0.5, 1.0, 2.0]),
+                                  FocalLoss(alpha=0.25)], ids=lambda loss: loss.name)
+def test_compiled_weighted_losses_give_the_eager_numbers(loss, jit, rng):
+    truth = rng.integers(0, 3, (2, 4, 4))
+    truth[0, 0] = 255
+    logits = tf.Variable(rng.normal(size=(2, 4, 4, 3)).astype("float32"))
+    weights = rng.uniform(0, 5, truth.shape).astype("float32")
+
+    @tf.function(jit_compile=jit)
+    def value_and_gradient(truth, weights):
+        with tf.GradientTape() as tape:
+            value = loss(truth, logits, sample_weight=weights)
+        return value, tape.gradient(value, logits)
+
+    for w in (weights, weights[..., None], weights[:, 0, 0]):
+        value, gradient = value_and_gradient(tf.constant(truth), tf.constant(w))
+        assert float(value) == pytest.approx(float(loss(truth, logits.numpy(), sample_weight=w)),
+                                             rel=1e-5)
+        assert np.all(gradient.numpy()[0, 0] == 0) and np.all(np.isfinite(gradient.numpy()))
+    # Sizes unknown until run time (a graph only): checked where known, applied all the same.
+    spec = [tf.TensorSpec((None, None, None), tf.int64), tf.TensorSpec((None, None, None))]
+    dynamic = tf.function(lambda t, w: loss(t, logits, sample_weight=w), input_signature=spec)
+    assert float(dynamic(tf.constant(truth), tf.constant(weights))) == pytest.approx(
+        float(loss(truth, logits.numpy(), sample_weight=weights)), rel=1e-5)
+
+
+def test_fit_takes_the_per_pixel_weights_of_the_dataset(rng):
+    """(x, y, w) batches: with one pixel weighted 10 and the rest 0, that pixel alone is the
+    loss fit reports (learning rate 0, so the model is the one predict sees)."""
+    images = rng.random((2, 4, 4, 3), dtype="float32")
+    masks = rng.integers(0, 3, (2, 4, 4))
+    masks[1, 3] = 255
+    weights = np.zeros((2, 4, 4), "float32")
+    weights[0, 2, 1] = 10.0
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
+    model.compile(keras.optimizers.SGD(0.0), MaskedCrossEntropy())
+    terms, keep = cross_entropy_terms(masks, model.predict(images, verbose=0))
+    data = tf.data.Dataset.from_tensor_slices((images, masks, weights)).batch(2)
+    weighted = model.fit(data, shuffle=False, verbose=0).history["loss"][0]
+    assert weighted == pytest.approx(10.0 * terms[0, 2, 1] / keep.sum(), rel=1e-5)
+    unweighted = model.fit(data.map(lambda x, y, w: (x, y)), shuffle=False,
+                           verbose=0).history["loss"][0]
+    assert unweighted == pytest.approx(terms[keep].mean(), rel=1e-5)
+    # fit's sample_weight, per picture then per pixel: the second retraces fit's step with the
+    # weights' rank relaxed to unknown, and the weights still reach the loss.
+    per_picture = np.array([0.0, 3.0], "float32")
+    expected = 3.0 * terms[1][keep[1]].sum() / keep.sum()
+    for w in (per_picture, np.broadcast_to(per_picture[:, None, None], masks.shape).copy()):
+        history = model.fit(images, masks, sample_weight=w, batch_size=2, shuffle=False,
+                            verbose=0).history
+        assert history["loss"][0] == pytest.approx(expected, rel=1e-5)
+    model.compile("sgd", DiceLoss())
+    with pytest.raises(ValueError, match="DiceLoss: got a sample_weight"):
+        model.fit(data, shuffle=False, verbose=0)
+
+
+def test_weights_of_a_rank_unknown_until_run_time_are_applied_or_fail_there(rng):
+    truth = rng.integers(0, 3, (2, 4, 4))
+    logits = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    loss = FocalLoss(alpha=0.25)
+    compiled = tf.function(lambda w: loss(truth, logits, sample_weight=w),
+                           input_signature=[tf.TensorSpec(None)])
+    weights = rng.uniform(0, 5, truth.shape).astype("float32")
+    for w in (weights, weights[..., None], weights[:, 0, 0]):
+        assert float(compiled(tf.constant(w))) == pytest.approx(
+            float(loss(truth, logits, sample_weight=w)), rel=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        compiled(tf.ones((2, 4, 5)))
