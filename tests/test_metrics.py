@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from segcourse.metrics import (
     ConfusionMatrixMetric,
+    boundary_band,
+    boundary_f_score,
     confusion_matrix,
     picture_confusions,
     picture_miou,
     scores,
+    to_labels,
     top_confusion,
 )
 
@@ -98,8 +101,86 @@ def test_bad_labels_are_refused_with_the_reason():
         confusion_matrix(np.array([0.0, 0.5, 1.0]), np.array([0, 1, 1]), 3)
     with pytest.raises(ValueError, match="must be an integer array"):
         confusion_matrix(np.array(["a", "b"]), np.array([0, 1]), 3)
-    with pytest.raises(ValueError, match="do not match the truth"):
+    with pytest.raises(ValueError, match=r"y_pred of shape \(2, 3\) does not fit y_true of "
+                                         r"shape \(2, 4\)"):
         confusion_matrix(np.zeros((2, 4), int), np.zeros((2, 3), int), 3)
+
+
+def test_a_single_score_channel_is_refused_not_argmaxed_to_zeros(rng):
+    """A sigmoid's output (N, H, W, 1) once became all zeros by an argmax over one channel."""
+    truth = rng.integers(0, 2, (2, 5, 5))
+    sigmoid = rng.random((2, 5, 5, 1))
+    message = (r"y_pred of shape \(2, 5, 5, 1\) has one channel per pixel holding 50 fractional "
+               r"values such as .*Threshold it into labels first.*or give the model 2 output "
+               r"channels")
+    for owner in (confusion_matrix, picture_confusions, boundary_f_score):
+        with pytest.raises(ValueError, match=message):
+            owner(truth, sigmoid, 2)
+    with pytest.raises(ValueError, match=message):
+        to_labels(sigmoid, truth.shape, 2)
+    # Thresholded, as the message says, it is counted; whole numbers in one channel are labels.
+    thresholded = (sigmoid[..., 0] > 0.5).astype(int)
+    np.testing.assert_array_equal(confusion_matrix(truth, thresholded[..., None], 2),
+                                  confusion_matrix(truth, thresholded, 2))
+
+
+@pytest.mark.parametrize("channels, num_classes", [(3, 4), (5, 2)])
+def test_scores_for_another_number_of_classes_are_refused_by_the_numpy_path(channels,
+                                                                           num_classes, rng):
+    """3 scores for 4 classes always argmax in range, 5 for 2 mostly did: both were counted."""
+    truth = rng.integers(0, min(channels, num_classes), (2, 4, 4))
+    logits = np.eye(channels)[truth] * 3  # every argmax a valid class of num_classes
+    message = (rf"y_pred has {channels} class scores per pixel \(shape \(2, 4, 4, {channels}\)\) "
+               rf"but num_classes is {num_classes}; pass num_classes={channels}, or give the "
+               rf"model {num_classes} output channels")
+    for owner in (confusion_matrix, picture_confusions, boundary_f_score):
+        with pytest.raises(ValueError, match=message):
+            owner(truth, logits, num_classes)
+    with pytest.raises(ValueError, match=message):
+        to_labels(logits, truth.shape, num_classes)
+
+
+def test_to_labels_keeps_the_normal_cases(rng):
+    truth = rng.integers(0, 3, (2, 4, 5))
+    logits = rng.normal(size=(2, 4, 5, 3))
+    labels = logits.argmax(-1)
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    for y_pred in (labels, logits, probabilities, labels[..., None], labels.astype(float)):
+        np.testing.assert_array_equal(to_labels(y_pred, truth.shape, 3), labels)
+    # A truth with a trailing axis of 1: labels come back in its shape.
+    np.testing.assert_array_equal(to_labels(logits, truth[..., None].shape, 3), labels[..., None])
+    np.testing.assert_array_equal(confusion_matrix(truth[..., None], logits, 3),
+                                  confusion_matrix(truth, labels, 3))
+    # One class: its one score per pixel is that class.
+    np.testing.assert_array_equal(to_labels(rng.random((2, 4, 5, 1)), truth.shape, 1), 0)
+    with pytest.raises(ValueError, match="num_classes must be a whole number"):
+        to_labels(labels, truth.shape, 0)
+
+
+@pytest.mark.parametrize("truth_shape, pred_shape", [
+    ((2, 3), (2, 3)), ((2, 3), (2, 3, 3)), ((2, 3, 1), (2, 3, 3)), ((2, 3), (2, 3, 1)),
+    ((2, 3, 1), (2, 3)), ((2, 3, 1), (2, 3, 1)), ((2, 3), (2, 3, 4)), ((2, 3), (2, 4)),
+    ((2, 3), (2, 3, 2, 3)), ((2, 3, 1), (2, 3, 2))])
+def test_the_numpy_path_and_the_metric_share_one_shape_rule(truth_shape, pred_shape):
+    """Whatever the shapes, confusion_matrix and ConfusionMatrixMetric both count the same
+    matrix or both refuse, for the same reason (the advice is worded for each)."""
+    truth = np.arange(np.prod(truth_shape)).reshape(truth_shape) % 3
+    pred = (np.arange(np.prod(pred_shape)).reshape(pred_shape) * 7) % 3
+    outcomes = []
+    for count in (lambda: confusion_matrix(truth, pred, 3),
+                  lambda: _streamed(truth, pred, 3)):
+        try:
+            outcomes.append(("matrix", count().tolist()))
+        except ValueError as error:
+            reason = re.sub(r"^.*?: (?=y_pred)", "", str(error))
+            outcomes.append(("refused", re.split(r" but |: ", reason)[0]))
+    assert outcomes[0] == outcomes[1]
+
+
+def _streamed(truth, pred, num_classes):
+    metric = ConfusionMatrixMetric(num_classes)
+    metric.update_state(truth, pred)
+    return metric.scores().confusion
 
 
 def test_the_keras_metric_streams_over_batches_inside_fit(rng):
@@ -131,6 +212,43 @@ def test_the_boundary_band_surrounds_label_changes():
     assert band[:, 3:5].all() and not band[:, :3].any() and not band[:, 5:].any()
     wide = boundary_band(mask, width=2)[0]
     assert wide[:, 2:6].all() and not wide[:, :2].any()
+
+
+@pytest.mark.parametrize("width", [0, -1, 1.5, True, "2", None])
+def test_the_boundary_band_refuses_a_width_below_one(width):
+    """Width 0 and negative widths once gave the width-1 band."""
+    with pytest.raises(ValueError, match=re.escape(f"at least 1 (1: the pixels next to a label "
+                                                   f"change); got {width!r}.")):
+        boundary_band(np.zeros((1, 4, 4), int), width=width)
+
+
+def test_the_boundary_band_refuses_masks_it_would_misread():
+    mask = np.zeros((1, 8, 8), int)
+    mask[0, 2:6, 2:6] = 1
+    assert boundary_band(mask, 2).sum() == 52
+    assert boundary_band(mask[0], np.int64(2)).sum() == 52  # (H, W); a NumPy integer width
+    # A trailing channel axis once read rows as columns: 32 band pixels, vertical changes missed.
+    for channel in (mask[..., None], mask[0, ..., None]):
+        with pytest.raises(ValueError, match=re.escape(
+                f"masks of shape {channel.shape} end in an axis of 1, a channel axis") +
+                r".*Squeeze it first: masks\[\.\.\., 0\]"):
+            boundary_band(channel, 2)
+    with pytest.raises(ValueError, match=r"label maps \(H, W\) or \(N, H, W\); got shape "
+                                         r"\(1, 8, 8, 3\)\. Scores .* argmax"):
+        boundary_band(np.zeros((1, 8, 8, 3)), 2)
+    with pytest.raises(ValueError, match=r"got shape \(8,\)"):
+        boundary_band(np.zeros(8, int), 2)
+    with pytest.raises(ValueError, match="found 16 fractional values such as 0.5.*nearest"):
+        boundary_band(np.where(mask == 1, 0.5, 0.0), 2)
+    with pytest.raises(ValueError, match="found 64 NaN or infinite values"):
+        boundary_band(np.full((8, 8), np.nan), 2)
+    with pytest.raises(ValueError, match="an integer array; got dtype <U1"):
+        boundary_band(np.full((8, 8), "a"), 2)
+    assert boundary_band(mask.astype(float), 2).sum() == 52  # whole numbers as floats
+    assert boundary_band(mask.astype(bool), 2).sum() == 52
+    with pytest.raises(ValueError, match=r"boundary_f_score: y_true of shape \(8, 8, 1\) end in "
+                                         r"an axis of 1"):
+        boundary_f_score(mask[0, ..., None], mask[0, ..., None], 2)
 
 
 def test_the_boundary_band_does_not_wrap_around_the_picture_edge():

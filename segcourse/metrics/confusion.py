@@ -8,23 +8,95 @@ left out, any other label outside ``[0, K)`` is refused (:func:`segcourse.labels
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
 from segcourse.labels import IGNORE_INDEX, validate_labels
+from segcourse.layers._validation import shapes_match
 
 
-def to_labels(y_pred, y_true_shape) -> np.ndarray:
-    """Predictions as labels: scores (logits or probabilities, one more axis than the truth)
-    are reduced by argmax; labels pass through."""
+class PredictionLayout(NamedTuple):
+    """How a prediction lines up with its truth (see :func:`prediction_layout`)."""
+
+    squeeze_truth: bool  # the truth's trailing axis of 1 is dropped: (..., 1) labels
+    labels_in_channel: bool  # the prediction's single trailing channel holds labels: dropped
+    from_scores: bool  # the prediction's last axis holds num_classes scores: reduce by argmax
+
+
+def prediction_layout(truth_shape, pred_shape, num_classes: int, owner: str = "",
+                      metric: bool = False) -> PredictionLayout:
+    """The one rule, by shape alone, for what a prediction holds next to its truth (shared by
+    :func:`to_labels` and the compiled :class:`ConfusionMatrixMetric`; sizes may be ``None``,
+    unknown, which match anything):
+
+    - a truth with a trailing axis of 1 (``(..., 1)`` labels) loses it when the prediction has
+      one axis fewer, or the same number with a last size other than 1;
+    - a prediction of the truth's shape holds labels;
+    - a prediction with one more axis holds ``num_classes`` class scores (logits or
+      probabilities) in it, except one of size 1 when ``num_classes > 1``: that channel holds
+      labels (``(..., 1)``), whose values the caller checks (a single score, a sigmoid's, is no
+      label: :func:`to_labels` refuses it by its fractional values);
+    - anything else is refused, naming the shapes: ``ValueError``.
+
+    ``owner`` prefixes the messages; ``metric`` words the advice for a Keras metric.
+    """
+    truth_shape, pred_shape = tuple(truth_shape), tuple(pred_shape)
+    prefix = f"{owner}: " if owner else ""
+    squeeze_truth = truth_shape[-1:] == (1,) and (
+        len(truth_shape) == len(pred_shape) + 1
+        or (len(truth_shape) == len(pred_shape) and pred_shape[-1] != 1))
+    if squeeze_truth:
+        truth_shape = truth_shape[:-1]
+    extra_axis = len(pred_shape) == len(truth_shape) + 1
+    labels_in_channel = extra_axis and pred_shape[-1] == 1 and num_classes > 1
+    from_scores = extra_axis and not labels_in_channel
+    if from_scores and pred_shape[-1] not in (None, num_classes):
+        channels = pred_shape[-1]
+        counted = (f"the metric counts {num_classes} classes; give the metric num_classes="
+                   f"{channels}, or the model" if metric else
+                   f"num_classes is {num_classes}; pass num_classes={channels}, or give the "
+                   "model")
+        raise ValueError(
+            f"{prefix}y_pred has {channels} class scores per pixel (shape {pred_shape}) but "
+            f"{counted} {num_classes} output channels.")
+    if not shapes_match(truth_shape, pred_shape[:-1] if extra_axis else pred_shape):
+        raise ValueError(
+            f"{prefix}y_pred of shape {pred_shape} does not fit y_true of shape "
+            f"{truth_shape}: give labels (batch, height, width), or (..., 1), and predictions of "
+            "the same shape as labels or with one more axis of class scores (logits or "
+            "probabilities). One-hot truth: pass its argmax over the last axis instead.")
+    return PredictionLayout(squeeze_truth, labels_in_channel, from_scores)
+
+
+def to_labels(y_pred, y_true_shape, num_classes: int) -> np.ndarray:
+    """Predictions as labels of the truth's shape ``y_true_shape``, by the rule of
+    :func:`prediction_layout`: labels of that shape pass through; scores with one more axis of
+    exactly ``num_classes`` channels (logits or probabilities) are reduced by argmax; a single
+    trailing channel holds labels, and is refused when its values are fractional (a sigmoid's
+    output: threshold it first). Any other shape is a ``ValueError``."""
+    num_classes = check_num_classes(num_classes)
     y_pred = np.asarray(y_pred)
-    if y_pred.ndim == len(y_true_shape) + 1:
-        return np.argmax(y_pred, axis=-1)
-    if y_pred.shape != tuple(y_true_shape):
-        raise ValueError(f"predictions of shape {y_pred.shape} do not match the truth "
-                         f"{tuple(y_true_shape)}: give labels of the same shape or scores with "
-                         "one more (class) axis.")
-    return y_pred
+    layout = prediction_layout(y_true_shape, y_pred.shape, num_classes)
+    if layout.from_scores:
+        labels = np.argmax(y_pred, axis=-1)
+    elif layout.labels_in_channel:
+        labels = y_pred[..., 0]
+        if labels.dtype.kind == "f":
+            finite = labels[np.isfinite(labels)]  # NaN and inf: validate_labels names them
+            fractional = finite[finite != np.round(finite)]
+            if fractional.size:
+                raise ValueError(
+                    f"y_pred of shape {y_pred.shape} has one channel per pixel holding "
+                    f"{fractional.size} fractional values such as {fractional.flat[0]:g}: a "
+                    f"single score (a sigmoid's probability or a logit), not one of "
+                    f"{num_classes} class scores, and an argmax over one channel is always 0. "
+                    "Threshold it into labels first, e.g. (y_pred[..., 0] > 0.5).astype(int) "
+                    f"for probabilities (> 0 for logits), or give the model {num_classes} "
+                    "output channels and pass their scores.")
+    else:
+        labels = y_pred
+    return labels[..., None] if layout.squeeze_truth else labels
 
 
 def check_num_classes(num_classes) -> int:
@@ -42,7 +114,8 @@ def scored_labels(y_true, y_pred, num_classes: int, ignore_index: int | None = I
     boolean mask of the pixels that count (not ``ignore_index`` in the truth)."""
     num_classes = check_num_classes(num_classes)
     truth = validate_labels(y_true, num_classes, ignore_index, "y_true")
-    predicted = validate_labels(to_labels(y_pred, truth.shape), num_classes, None, "y_pred")
+    predicted = validate_labels(to_labels(y_pred, truth.shape, num_classes), num_classes, None,
+                                "y_pred")
     keep = truth != ignore_index if ignore_index is not None else np.ones(truth.shape, bool)
     return truth, predicted, keep
 

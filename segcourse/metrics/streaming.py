@@ -14,34 +14,22 @@ import numpy as np
 from keras import ops
 
 from segcourse.labels import IGNORE_INDEX, pixel_count, validate_labels
-from segcourse.layers._validation import concrete, shapes_match
+from segcourse.layers._validation import concrete
+from segcourse.metrics.confusion import prediction_layout
 from segcourse.metrics.derived import SegmentationScores, scores
 
 
 def _align(y_true, y_pred, num_classes, owner):
     """Truth and predictions of one shape, and whether the predictions are scores (one more,
-    class, axis) rather than labels; a trailing axis of 1 on labels is dropped. Shapes are
+    class, axis) rather than labels; a trailing axis of 1 on labels is dropped. The rule is
+    :func:`segcourse.metrics.confusion.prediction_layout`, the NumPy path's too; shapes are
     compared where known (at trace time: no cost in a compiled step)."""
-    truth_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
-    if truth_shape[-1:] == (1,) and (len(truth_shape) == len(pred_shape) + 1
-                                     or (len(truth_shape) == len(pred_shape)
-                                         and pred_shape[-1] != 1)):
-        y_true, truth_shape = ops.squeeze(y_true, -1), truth_shape[:-1]
-    if len(pred_shape) == len(truth_shape) + 1 and pred_shape[-1] == 1 and num_classes > 1:
-        y_pred, pred_shape = ops.squeeze(y_pred, -1), pred_shape[:-1]  # labels, not 1 score
-    from_scores = len(pred_shape) == len(truth_shape) + 1
-    if from_scores and pred_shape[-1] not in (None, num_classes):
-        raise ValueError(
-            f"{owner}: y_pred has {pred_shape[-1]} class scores per pixel (shape {pred_shape}) "
-            f"but the metric counts {num_classes} classes; give the metric num_classes="
-            f"{pred_shape[-1]}, or the model {num_classes} output channels.")
-    if not shapes_match(truth_shape, pred_shape[:-1] if from_scores else pred_shape):
-        raise ValueError(
-            f"{owner}: y_pred of shape {pred_shape} does not fit y_true of shape "
-            f"{truth_shape}: give labels (batch, height, width), or (..., 1), and predictions of "
-            "the same shape as labels or with one more axis of class scores (logits or "
-            "probabilities). One-hot truth: pass its argmax over the last axis instead.")
-    return y_true, y_pred, from_scores
+    layout = prediction_layout(y_true.shape, y_pred.shape, num_classes, owner, metric=True)
+    if layout.squeeze_truth:
+        y_true = ops.squeeze(y_true, -1)
+    if layout.labels_in_channel:
+        y_pred = ops.squeeze(y_pred, -1)  # labels, not 1 score: their values are checked
+    return y_true, y_pred, layout.from_scores
 
 
 def flat_label_check(labels, num_classes, ignore_index=IGNORE_INDEX):
