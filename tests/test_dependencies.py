@@ -19,8 +19,8 @@ PACKAGE = Path(segcourse.__file__).parent
 # docs/design.md §3, top to bottom: a module may import modules at its own level or above it.
 # A module's level is its first name below segcourse (segcourse.data.folders: "data").
 LEVELS = ("labels", "graph", "layers", "models", "data", "metrics", "losses", "crf", "instances",
-          "tiling", "analysis", "viz", "speed", "runs", "checkpoints", "train", "predict", "labs",
-          "grading", "time_to_accuracy", "bench", "cli", "__main__")
+          "tiling", "multiscale", "analysis", "viz", "speed", "runs", "checkpoints", "train",
+          "predict", "labs", "grading", "time_to_accuracy", "bench", "cli", "__main__")
 
 # Arrows against the order that are allowed, each with its reason.
 EXCEPTIONS = {

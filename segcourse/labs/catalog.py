@@ -76,6 +76,11 @@ LABS = (
         ("Cross-entropy with an ignore label", "Augment image and mask together",
          "How many labels does bilinear upsampling invent?", "Train a U-Net",
          "Where it goes wrong", "Real photographs: Oxford-IIIT Pet (GPU profile)"), True),
+    Lab(10, "deeplab_lineage", "The DeepLab lineage",
+        ("Atrous convolution is a convolution with holes",
+         "Output stride 16 for training, 8 for inference", "The fully connected CRF",
+         "Multi-scale and flipped inputs",
+         "DeepLabV3 and V3+ on Oxford-IIIT Pet (GPU profile)"), True),
 )
 
 

@@ -1,0 +1,139 @@
+"""Multi-scale and left-right flipped inputs at test time (DeepLab's inference strategy).
+
+Chen, Papandreou, Schroff & Adam, "Rethinking Atrous Convolution for Semantic Image
+Segmentation" (arXiv 1706.05587, 2017), evaluate their trained network on the picture resized
+by scales {0.5, 0.75, 1.0, 1.25, 1.5, 1.75} and on each of those flipped left to right, and
+take as the final result the *average of the class probabilities* of all these passes
+(their §4.3, "MS" and "Flip" in the table of inference strategies). DeepLab v2 (Chen et al.,
+TPAMI 2018) fused its multi-scale inputs differently, by the maximum over scales of the score
+maps, and during training as well; this module does what V3 does at test time.
+
+For every scale ``s`` the picture is resized bilinearly to ``round(s·H) × round(s·W)``, the
+model's output (logits by default, as every segcourse model gives) is resized bilinearly back to
+``H × W``, turned into probabilities by a softmax over the classes, and averaged over the scales
+and (with ``flip=True``) over the flipped pass, which is flipped back before it is added.
+Probabilities, not logits, are averaged, as the paper says: a pass that is confident and wrong
+then weighs at most 1 per pixel and class, where its logits could outvote every other pass. The
+logits are resized before the softmax (resizing probabilities after it would do too: a bilinear
+mix of distributions is a distribution; resizing logits is what DeepLab's reference code does).
+
+The model must accept every scaled size: build it on ``keras.Input((None, None, 3))``
+(``models.build(name, classes, (None, None, 3), ...)``) and copy the trained weights into it
+(``set_weights``); a model built for one size is refused for another, with that hint.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+#: DeepLabV3's evaluation scales (Chen et al. 2017, §4.3).
+DEEPLAB_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+
+def _check_scales(scales) -> tuple[float, ...]:
+    try:
+        scales = tuple(scales)
+    except TypeError:
+        raise ValueError(f"scales must be a sequence of positive numbers, e.g. (0.75, 1.0, "
+                         f"1.25); got {scales!r}.") from None
+    if not scales:
+        raise ValueError("scales is empty: give at least one scale, e.g. (1.0,).")
+    for scale in scales:
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (
+                math.isfinite(scale) and scale > 0):
+            raise ValueError(f"every scale must be a positive finite number; got {scale!r} in "
+                             f"scales={scales!r}.")
+    return tuple(float(s) for s in scales)
+
+
+def _check_images(images) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be a batch of shape (N, H, W, C); got shape "
+                         f"{images.shape}. For one picture pass image[None].")
+    if 0 in images.shape:
+        raise ValueError(f"images has no pixels or no pictures (shape {images.shape}).")
+    if images.dtype.kind not in "fiu":
+        raise ValueError(f"images must be numbers; got dtype {images.dtype}.")
+    return images.astype(np.float32)
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The side lengths a picture of ``height × width`` has at ``scale``: each rounded to the
+    nearest whole pixel, at least 1."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _check_output(output, model, size, classes_seen) -> np.ndarray:
+    if isinstance(output, (list, tuple)):
+        output = output[0]  # a model with several outputs is read at its main one
+    output = np.asarray(output, dtype=np.float32)
+    if output.ndim != 4:
+        raise ValueError(f"the model {model.name!r} gave an output of shape {output.shape}; "
+                         "predict_multiscale needs per-pixel class scores (N, h, w, classes).")
+    if classes_seen is not None and output.shape[-1] != classes_seen:
+        raise ValueError(f"the model {model.name!r} gave {output.shape[-1]} classes at size "
+                         f"{size}, {classes_seen} at another size.")
+    return output
+
+
+def _fits(model, size) -> bool:
+    expected = tuple(model.input_shape[1:3])
+    return all(e is None or e == s for e, s in zip(expected, size, strict=True))
+
+
+def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,
+                       batch_size: int = 16, from_logits: bool = True) -> np.ndarray:
+    """Class probabilities ``(N, H, W, classes)`` for ``images (N, H, W, C)``, averaged over
+    the input ``scales`` and, with ``flip``, over the left-right flipped picture too.
+
+    ``scales=(1.0,), flip=False`` is the plain prediction (its softmax). ``from_logits=False``
+    for a model whose output is probabilities already. The model must accept every scaled size
+    (see the module docstring); ``argmax(-1)`` of the result gives the labels.
+    """
+    import keras
+
+    scales = _check_scales(scales)
+    images = _check_images(images)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or (
+            batch_size < 1):
+        raise ValueError(f"batch_size must be a whole number of at least 1; got {batch_size!r}.")
+    count, height, width = images.shape[:3]
+    channels = model.input_shape[-1]
+    if channels is not None and channels != images.shape[-1]:
+        raise ValueError(f"the model {model.name!r} takes {channels} channels, the images have "
+                         f"{images.shape[-1]}.")
+    total, classes, passes = None, None, 0
+    for scale in scales:
+        size = scaled_size(height, width, scale)
+        if not _fits(model, size):
+            raise ValueError(
+                f"the model {model.name!r} takes pictures of {tuple(model.input_shape[1:3])}, "
+                f"scale {scale:g} makes them {size}. Build the same architecture on "
+                "(None, None, channels) and copy the weights into it (new.set_weights("
+                "model.get_weights())), or use scales=(1.0,).")
+        resized = images if size == (height, width) else np.asarray(
+            keras.ops.image.resize(images, size, interpolation="bilinear"))
+        for flipped in ((False, True) if flip else (False,)):
+            batch = resized[:, :, ::-1] if flipped else resized
+            output = _check_output(model.predict(batch, batch_size=batch_size, verbose=0),
+                                   model, size, classes)
+            classes = output.shape[-1]
+            if output.shape[1:3] != (height, width):
+                output = np.asarray(keras.ops.image.resize(output, (height, width),
+                                                           interpolation="bilinear"))
+            if flipped:
+                output = output[:, :, ::-1]
+            probabilities = _softmax(output) if from_logits else output
+            total = probabilities.astype(np.float64) if total is None else total + probabilities
+            passes += 1
+    assert total is not None and total.shape[0] == count
+    return (total / passes).astype(np.float32)
