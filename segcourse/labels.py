@@ -20,6 +20,30 @@ def pixel_count(count: int) -> str:
     return f"{count} pixel" + ("" if count == 1 else "s")
 
 
+def check_whole_numbers(labels, what: str = "labels") -> np.ndarray:
+    """Labels as an int64 array if they are whole numbers (integers, booleans, or floats that
+    hold whole numbers), else a ``ValueError``: NaN or infinite values come from a division or
+    a network's output, fractional ones from a mask resized with bilinear interpolation."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        finite = np.isfinite(labels)
+        if not finite.all():
+            raise ValueError(
+                f"{what} must be whole class numbers; found {int((~finite).sum())} NaN or "
+                "infinite values. Labels are integers 0..K-1 (or the ignore label): build masks "
+                "from integer arrays, not from a division or a network's output (take scores' "
+                "argmax).")
+        fractional = labels[labels != np.round(labels)]
+        if fractional.size:
+            raise ValueError(
+                f"{what} must be whole class numbers; found {fractional.size} fractional values "
+                f"such as {fractional.flat[0]:g}. A mask was probably resized with bilinear "
+                "interpolation: resize masks with nearest-neighbour only.")
+    elif labels.dtype.kind not in "iub":
+        raise ValueError(f"{what} must be an integer array; got dtype {labels.dtype}.")
+    return labels.astype(np.int64)
+
+
 def validate_labels(labels, num_classes: int, ignore_index: int | None = IGNORE_INDEX,
                     what: str = "labels", hint: str | None = None) -> np.ndarray:
     """Integer labels as an int64 array, or a ``ValueError`` that names the offending values.
@@ -29,23 +53,7 @@ def validate_labels(labels, num_classes: int, ignore_index: int | None = IGNORE_
     the wrong number of classes or an unmapped label. ``hint`` replaces the closing advice on
     out-of-range values, for a caller that knows where ``num_classes`` came from.
     """
-    labels = np.asarray(labels)
-    if labels.dtype.kind == "f":
-        finite = np.isfinite(labels)
-        if not finite.all():
-            raise ValueError(
-                f"{what} must be whole class numbers; found {int((~finite).sum())} NaN or "
-                "infinite values. Labels are integers 0..K-1 (or the ignore label): build masks "
-                "from integer arrays, not from a division or a network's output.")
-        fractional = labels[labels != np.round(labels)]
-        if fractional.size:
-            raise ValueError(
-                f"{what} must be whole class numbers; found {fractional.size} fractional values "
-                f"such as {fractional.flat[0]:g}. A mask was probably resized with bilinear "
-                "interpolation: resize masks with nearest-neighbour only.")
-    elif labels.dtype.kind not in "iub":
-        raise ValueError(f"{what} must be an integer array; got dtype {labels.dtype}.")
-    labels = labels.astype(np.int64)
+    labels = check_whole_numbers(labels, what)
     bad = (labels < 0) | (labels >= num_classes)
     if ignore_index is not None:
         bad &= labels != ignore_index

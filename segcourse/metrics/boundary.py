@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segcourse.labels import IGNORE_INDEX
+from segcourse.labels import IGNORE_INDEX, check_whole_numbers
 from segcourse.metrics.confusion import scored_labels
 
 
@@ -47,22 +47,7 @@ def boundary_band(masks, width: int = 2) -> np.ndarray:
                          f"(1: the pixels next to a label change); got {width!r}.")
     masks = np.asarray(masks)
     _check_map_shape(masks.shape, "boundary_band", "masks")
-    if masks.dtype.kind == "f":
-        finite = np.isfinite(masks)
-        if not finite.all():
-            raise ValueError(f"boundary_band: masks are label maps, whole class numbers; found "
-                             f"{int((~finite).sum())} NaN or infinite values. Pass labels, not "
-                             "a network's scores (take their argmax).")
-        fractional = masks[masks != np.round(masks)]
-        if fractional.size:
-            raise ValueError(
-                f"boundary_band: masks are label maps, whole class numbers; found "
-                f"{fractional.size} fractional values such as {fractional.flat[0]:g}. A mask "
-                "resized with bilinear interpolation, or probabilities? Resize masks with "
-                "nearest-neighbour only; take scores' argmax.")
-    elif masks.dtype.kind not in "biu":
-        raise ValueError(f"boundary_band: masks are label maps, an integer array; got dtype "
-                         f"{masks.dtype}.")
+    masks = check_whole_numbers(masks, "boundary_band: masks (label maps)")
     band = np.zeros(masks.shape, bool)
     for axis in (-2, -1):
         change = np.diff(masks, axis=axis) != 0
