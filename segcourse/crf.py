@@ -15,7 +15,9 @@ x is
   regions.
 
 Mean field (the paper's Algorithm 1) approximates P(x) by a product of per-pixel distributions
-Q_i. Each iteration is the paper's steps, named as there in :func:`dense_crf`'s loop. All the
+Q_i. Each iteration is that algorithm's steps, with its compatibility transform split in two
+(weighting the kernels' outputs, then compatibility) and named as Zheng et al. (ICCV 2015, "CRF
+as RNN", Algorithm 1) write them, in :func:`dense_crf`'s loop. All the
 cost is in the message passing, Σ_{j≠i} k(f_i, f_j) Q_j(l) for every pixel i: N² pairs. Two
 ways here:
 

@@ -4,9 +4,9 @@ Chen, Papandreou, Schroff & Adam, "Rethinking Atrous Convolution for Semantic Im
 Segmentation" (arXiv 1706.05587, 2017), evaluate their trained network on the picture resized
 by scales {0.5, 0.75, 1.0, 1.25, 1.5, 1.75} and on each of those flipped left to right, and
 take as the final result the *average of the class probabilities* of all these passes
-(their §4.3, "MS" and "Flip" in the table of inference strategies). DeepLab v2 (Chen et al.,
-TPAMI 2018) fused its multi-scale inputs differently, by the maximum over scales of the score
-maps, and during training as well; this module does what V3 does at test time.
+(their §4.2–4.3, "MS" and "Flip" in Tables 4 and 6 of inference strategies). DeepLab v2
+(Chen et al., TPAMI 2018) fused its multi-scale inputs differently, by the maximum over scales
+of the score maps, and during training as well; this module does what V3 does at test time.
 
 For every scale ``s`` the picture is resized bilinearly to ``round(s·H) × round(s·W)``, the
 model's output (logits by default, as every segcourse model gives) is resized bilinearly back to
@@ -29,7 +29,7 @@ import numbers
 
 import numpy as np
 
-#: DeepLabV3's evaluation scales (Chen et al. 2017, §4.3).
+#: DeepLabV3's evaluation scales (Chen et al. 2017, §4.2).
 DEEPLAB_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
 

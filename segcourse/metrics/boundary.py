@@ -36,7 +36,7 @@ def _check_map_shape(shape, owner: str, name: str) -> None:
 def boundary_band(masks, width: int = 2) -> np.ndarray:
     """Pixels within ``width`` of a label change, as a boolean array like ``masks (N, H, W)``:
     the "trimap" band on which boundary quality is measured (scores restricted to it, as in
-    DeepLab's trimap experiment, Chen et al. TPAMI 2018, Fig. 5).
+    DeepLab's trimap experiments: Chen et al. ICLR 2015, Fig. 5; TPAMI 2018, Fig. 10).
 
     ``masks``: integer label maps ``(H, W)`` or ``(N, H, W)`` (floats holding whole numbers
     pass); ``width``: a whole number of pixels, at least 1 (1: the pixels on either side of a
