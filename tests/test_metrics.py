@@ -453,3 +453,13 @@ def test_picture_miou_refuses_what_is_not_counts():
         picture_miou(np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [0.0, 1.0]]]))
     with pytest.raises(ValueError, match=r"negative entries such as -2 \(picture 0, row 1"):
         picture_miou(np.array([[[1, 0], [-2, 1]]]))
+
+
+def test_the_metric_calls_a_sigmoids_single_channel_what_it_is():
+    # (N, H, W, 1) probabilities, not labels: the message says to threshold them, not that a
+    # mask was resized with bilinear interpolation
+    truth = np.zeros((2, 4, 4), int)
+    truth[:, :, 2:] = 1
+    sigmoid = np.full((2, 4, 4, 1), 0.7, np.float32)
+    with pytest.raises(ValueError, match=r"one channel per pixel .*sigmoid.*Threshold it"):
+        ConfusionMatrixMetric(2).update_state(truth, sigmoid)

@@ -15,7 +15,7 @@ from keras import ops
 
 from segcourse.labels import IGNORE_INDEX, pixel_count, validate_labels
 from segcourse.layers._validation import concrete
-from segcourse.metrics.confusion import prediction_layout
+from segcourse.metrics.confusion import prediction_layout, to_labels
 from segcourse.metrics.derived import SegmentationScores, scores
 
 
@@ -139,6 +139,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
         if found[0]:
             validate_labels(truth, self.num_classes, self.ignore_index, f"{owner}: y_true")
         if found[1]:
+            to_labels(predicted, truth.shape, self.num_classes)  # a sigmoid's channel: says so
             validate_labels(predicted, self.num_classes, None, f"{owner}: y_pred (labels)",
                             hint="Predicted labels come from the model's class axis: give it "
                                  f"{self.num_classes} output channels, or pass its scores.")
