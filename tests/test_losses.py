@@ -454,8 +454,11 @@ def test_with_ignore_class_keras_divides_by_the_labelled_pixels_as_we_do(rng):
     keras_ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)
     assert float(keras_ce(truth, logits, sample_weight=weights)) == pytest.approx(ours, rel=1e-6)
     assert ours == pytest.approx((weights * terms)[keep].sum() / keep.sum(), rel=1e-5)
-    by_weight = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, ignore_class=255, reduction="mean_with_sample_weight")
+    try:
+        by_weight = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=255, reduction="mean_with_sample_weight")
+    except ValueError:  # the reduction came after Keras 3.6 (CI's oldest pair)
+        return
     assert float(by_weight(truth, logits, sample_weight=weights)) == pytest.approx(
         (weights * terms)[keep].sum() / weights[keep].sum(), rel=1e-5)
     assert ours != pytest.approx(float(by_weight(truth, logits, sample_weight=weights)),
