@@ -67,11 +67,6 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 def _check_output(output, model, size, classes_seen) -> np.ndarray:
     if isinstance(output, (list, tuple)):
         output = output[0]  # a model with several outputs is read at its main one
@@ -85,11 +80,6 @@ def _check_output(output, model, size, classes_seen) -> np.ndarray:
     return output
 
 
-def _fits(model, size) -> bool:
-    expected = tuple(model.input_shape[1:3])
-    return all(e is None or e == s for e, s in zip(expected, size, strict=True))
-
-
 def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,
                        batch_size: int = 16, from_logits: bool = True) -> np.ndarray:
     """Class probabilities ``(N, H, W, classes)`` for ``images (N, H, W, C)``, averaged over
@@ -99,14 +89,16 @@ def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,
     for a model whose output is probabilities already. The model must accept every scaled size
     (see the module docstring); ``argmax(-1)`` of the result gives the labels.
     """
-    import keras
+    from segcourse.crf import softmax
+    from segcourse.layers._validation import shapes_match
+    from segcourse.layers.upsampling import resize_images
 
     scales = _check_scales(scales)
     images = _check_images(images)
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or (
             batch_size < 1):
         raise ValueError(f"batch_size must be a whole number of at least 1; got {batch_size!r}.")
-    count, height, width = images.shape[:3]
+    height, width = images.shape[1:3]
     channels = model.input_shape[-1]
     if channels is not None and channels != images.shape[-1]:
         raise ValueError(f"the model {model.name!r} takes {channels} channels, the images have "
@@ -114,26 +106,23 @@ def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,
     total, classes, passes = None, None, 0
     for scale in scales:
         size = scaled_size(height, width, scale)
-        if not _fits(model, size):
+        if not shapes_match(model.input_shape[1:3], size):
             raise ValueError(
                 f"the model {model.name!r} takes pictures of {tuple(model.input_shape[1:3])}, "
                 f"scale {scale:g} makes them {size}. Build the same architecture on "
                 "(None, None, channels) and copy the weights into it (new.set_weights("
                 "model.get_weights())), or use scales=(1.0,).")
-        resized = images if size == (height, width) else np.asarray(
-            keras.ops.image.resize(images, size, interpolation="bilinear"))
+        resized = images if size == (height, width) else np.asarray(resize_images(images, size))
         for flipped in ((False, True) if flip else (False,)):
             batch = resized[:, :, ::-1] if flipped else resized
             output = _check_output(model.predict(batch, batch_size=batch_size, verbose=0),
                                    model, size, classes)
             classes = output.shape[-1]
             if output.shape[1:3] != (height, width):
-                output = np.asarray(keras.ops.image.resize(output, (height, width),
-                                                           interpolation="bilinear"))
+                output = np.asarray(resize_images(output, (height, width)))
             if flipped:
                 output = output[:, :, ::-1]
-            probabilities = _softmax(output) if from_logits else output
+            probabilities = softmax(output) if from_logits else output
             total = probabilities.astype(np.float64) if total is None else total + probabilities
             passes += 1
-    assert total is not None and total.shape[0] == count
     return (total / passes).astype(np.float32)

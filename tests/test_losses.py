@@ -231,8 +231,10 @@ def test_scores_that_do_not_match_from_logits_warn(loss, rng):
 # The focal loss (Lin et al. 2017, eq. 5): FL(p_t) = −α_t (1 − p_t)^γ log p_t, mean over pixels.
 
 
-def focal_reference(truth, probabilities, gamma, alpha_per_class=None, ignore=255):
-    """Eq. 5 pixel by pixel, a plain loop."""
+def focal_reference(truth, probabilities, gamma, alpha_per_class=None, ignore=255,
+                    weights=None):
+    """Eq. 5 pixel by pixel, a plain loop; ``weights`` multiply each pixel's term (the
+    denominator stays the labelled pixels' count)."""
     total, count = 0.0, 0
     for index in np.ndindex(truth.shape):
         label = truth[index]
@@ -240,7 +242,8 @@ def focal_reference(truth, probabilities, gamma, alpha_per_class=None, ignore=25
             continue
         p_t = probabilities[index][label]
         alpha_t = 1.0 if alpha_per_class is None else alpha_per_class[label]
-        total += -alpha_t * (1 - p_t) ** gamma * np.log(p_t)
+        weight = 1.0 if weights is None else weights[index]
+        total += -weight * alpha_t * (1 - p_t) ** gamma * np.log(p_t)
         count += 1
     return total / count
 
@@ -465,32 +468,19 @@ def test_with_ignore_class_keras_divides_by_the_labelled_pixels_as_we_do(rng):
                                  rel=1e-3)
 
 
-def weighted_focal_reference(truth, probabilities, gamma, alpha_per_class, weights):
-    """Σ w·α_t·FL / labelled pixels, a plain loop."""
-    total, count = 0.0, 0
-    for index in np.ndindex(truth.shape):
-        if truth[index] == 255:
-            continue
-        p_t = probabilities[index][truth[index]]
-        total += (-weights[index] * alpha_per_class[truth[index]] * (1 - p_t) ** gamma
-                  * np.log(p_t))
-        count += 1
-    return total / count
-
-
 def test_focal_loss_with_per_pixel_weights_against_a_loop(rng):
     truth = rng.integers(0, 3, (2, 5, 4))
     truth[rng.random(truth.shape) < 0.25] = 255
     logits = 2 * rng.normal(size=(2, 5, 4, 3)).astype("float32")
     weights = rng.uniform(0, 5, truth.shape).astype("float32")
-    expected = weighted_focal_reference(truth, softmax(logits.astype("float64")), 2.0,
-                                        [0.75, 0.25, 0.25], weights)
+    expected = focal_reference(truth, softmax(logits.astype("float64")), 2.0,
+                               [0.75, 0.25, 0.25], weights=weights)
     assert float(FocalLoss(alpha=0.25)(truth, logits, sample_weight=weights)) == pytest.approx(
         expected, rel=1e-5)
     truth, logits, heavy = one_heavy_pixel()
     assert float(FocalLoss()(truth, logits, sample_weight=heavy)) == pytest.approx(
-        weighted_focal_reference(truth, softmax(logits.astype("float64")), 2.0, [1.0] * 3,
-                                 heavy), rel=1e-5)
+        focal_reference(truth, softmax(logits.astype("float64")), 2.0, [1.0] * 3,
+                        weights=heavy), rel=1e-5)
 
 
 WEIGHTED_LOSSES = [MaskedCrossEntropy(), MaskedCrossEntropy(class_weights=[0.5, 1.0, 2.0]),

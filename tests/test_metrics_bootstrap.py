@@ -1,7 +1,6 @@
 """The bootstrap interval of the dataset mIoU (Efron & Tibshirani 1993) against scores() and a
 plain-Python loop bootstrap on the same random draws."""
 
-import time
 
 import numpy as np
 import pytest
@@ -78,11 +77,9 @@ def test_a_class_absent_from_a_resample_is_left_out_as_scores_does():
     np.testing.assert_array_equal(found.resampled, 1.0)
 
 
-def test_a_thousand_resamples_of_two_hundred_pictures_take_well_under_a_second(rng):
-    confusions = rng.integers(0, 500, (200, 6, 6))
-    start = time.perf_counter()
-    found = bootstrap_miou(confusions)
-    assert time.perf_counter() - start < 0.5 and found.resampled.shape == (1000,)
+def test_the_default_draws_a_thousand_resamples(rng):
+    found = bootstrap_miou(rng.integers(0, 500, (200, 6, 6)))
+    assert found.resampled.shape == (1000,) and found.num_pictures == 200
 
 
 def test_coverage_is_about_the_confidence():

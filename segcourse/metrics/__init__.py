@@ -35,11 +35,8 @@ from segcourse.metrics.bootstrap import BootstrapInterval, bootstrap_miou
 from segcourse.metrics.boundary import BoundaryFScore, boundary_band, boundary_f_score
 from segcourse.metrics.calibration import CalibrationBins, calibration_bins
 from segcourse.metrics.confusion import (
-    as_counts,
-    check_num_classes,
     confusion_matrix,
     picture_confusions,
-    scored_labels,
     to_labels,
     top_confusion,
 )
@@ -60,8 +57,8 @@ from segcourse.metrics.streaming import (
 
 __all__ = [
     "REPORTS", "BootstrapInterval", "BoundaryFScore", "CalibrationBins", "ConfusionMatrixMetric",
-    "PanopticQuality", "SegmentationScores", "as_counts", "bootstrap_miou", "boundary_band",
-    "boundary_f_score", "calibration_bins", "check_num_classes", "class_iou", "confusion_matrix",
+    "PanopticQuality", "SegmentationScores", "bootstrap_miou", "boundary_band",
+    "boundary_f_score", "calibration_bins", "class_iou", "confusion_matrix",
     "flat_label_check", "mean_iou", "panoptic_quality", "picture_confusions", "picture_miou",
-    "scored_labels", "scores", "streaming_confusion_update", "to_labels", "top_confusion",
+    "scores", "streaming_confusion_update", "to_labels", "top_confusion",
 ]

@@ -56,12 +56,7 @@ def boundary_band(masks, width: int = 2) -> np.ndarray:
         lead[axis], trail[axis] = (1, 0), (0, 1)
         band |= np.pad(change, lead) | np.pad(change, trail)
     for _ in range(int(width) - 1):  # grow by one 4-neighbour step, never across the edge
-        grown = band.copy()
-        grown[..., 1:, :] |= band[..., :-1, :]
-        grown[..., :-1, :] |= band[..., 1:, :]
-        grown[..., :, 1:] |= band[..., :, :-1]
-        grown[..., :, :-1] |= band[..., :, 1:]
-        band = grown
+        band = _dilate(band, 1)
     return band
 
 

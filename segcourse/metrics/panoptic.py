@@ -171,15 +171,14 @@ def panoptic_quality(true_segments, pred_segments, num_classes: int, things=None
             len(true_keys), len(pred_keys))
         true_real, pred_real = true_keys >= 0, pred_keys >= 0
         pred_void = pairs[~true_real].sum(axis=0)[pred_real]  # each predicted segment's void
+        true_area, pred_area = pairs.sum(axis=1)[true_real], pairs.sum(axis=0)[pred_real]
         pairs = pairs[true_real][:, pred_real]
         true_keys, pred_keys = true_keys[true_real], pred_keys[pred_real]
-        true_area = np.bincount(true_index, minlength=true_real.size)[true_real]
-        pred_area = np.bincount(pred_index, minlength=pred_real.size)[pred_real]
         union = true_area[:, None] + (pred_area - pred_void)[None, :] - pairs
-        same_class = (true_keys // span)[:, None] == (pred_keys // span)[None, :]
+        true_class_of, pred_class_of = true_keys // span, pred_keys // span
+        same_class = true_class_of[:, None] == pred_class_of[None, :]
         iou = np.where(same_class & (union > 0), pairs / np.maximum(union, 1), 0.0)
         matched = iou > 0.5  # at most one per row and per column (Theorem 1)
-        true_class_of, pred_class_of = true_keys // span, pred_keys // span
         rows, columns = np.nonzero(matched)
         np.add.at(counts[0], true_class_of[rows], 1)
         np.add.at(iou_sum, true_class_of[rows], iou[rows, columns])
