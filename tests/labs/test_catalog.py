@@ -76,3 +76,17 @@ def test_lab_00_prints_the_course_map_from_the_catalog():
     cell = next(c for c in nb.cells if c.cell_type == "code" and "course_map()" in c.source)
     stored = "".join(o.text for o in cell.outputs if o.output_type == "stream")
     assert stored == course_map() + "\n"
+
+
+README_ROW = re.compile(r"^\| (\d\d) \| (.+?) \| \[Open in Colab\]\((\S+)\) \|$")
+
+
+def test_the_readme_lists_every_available_lab_with_its_title_and_colab_link():
+    rows = [README_ROW.match(line) for line in (ROOT / "README.md").read_text().splitlines()]
+    rows = [(int(row[1]), row[2], row[3]) for row in rows if row]
+    assert [number for number, _, _ in rows] == [lab.number for lab in AVAILABLE], (
+        "README.md's labs table must list the available labs of segcourse/labs/catalog.py, "
+        "in order")
+    for (_, topic, link), lab in zip(rows, AVAILABLE, strict=True):
+        assert topic.startswith(lab.title), f"lab {lab.number:02d}: {topic!r} vs {lab.title!r}"
+        assert link == lab.colab_url
