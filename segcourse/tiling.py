@@ -1,5 +1,5 @@
 """Overlap-tile inference with mirror padding (Ronneberger, Fischer & Brox 2015, "U-Net",
-§2 and Fig. 2).
+§1 and Fig. 2; §2 for the tile sizes).
 
 A network of unpadded ("valid") convolutions gives a smaller map than its input: the paper's
 U-Net turns a 572×572 tile into 388×388, a margin of (572 − 388) / 2 = 92 pixels on each side,
@@ -7,7 +7,7 @@ and every output pixel has its full context inside the tile. A picture larger th
 predicted tile by tile: the *output* tiles lie side by side over the picture, and each input
 tile is its output tile grown by the margin, so neighbouring input tiles overlap by twice the
 margin. Near the picture's border the paper supplies the missing context by mirroring the
-picture (§2): it is mirror-padded by the margin before the tiles are cut.
+picture (§1, Fig. 2): it is mirror-padded by the margin before the tiles are cut.
 
 The paper does not say on which side of the edge pixel the mirror stands, and Fig. 2 cannot
 show it at pixel level. The default here is ``mode="reflect"`` (NumPy's name; TensorFlow's

@@ -1,6 +1,6 @@
 """``cells``: synthetic electron-microscopy-like pictures for the biomedical U-Net, generated on
 the fly, seeded, offline (in the spirit of the ISBI 2012 EM segmentation challenge that
-Ronneberger, Fischer & Brox 2015, "U-Net", §3.2, trained on).
+Ronneberger, Fischer & Brox 2015, "U-Net", §4, trained on).
 
 A picture is a tessellation of touching cells: the Voronoi regions of random, spread-out seeds,
 their borders bent by a smooth random warp, separated by thin dark membranes, 1 pixel wide

@@ -11,7 +11,8 @@ Read top to bottom like Fig. 1:
 
 ``variant="paper"``: unpadded ("valid") convolutions, so every convolution trims a 1-pixel
 border; the contracting maps are centre-cropped before the concatenation, and a 572×572 tile
-gives a 388×388 map (the paper's count: 31,030,658 parameters for 1 channel in, 2 classes).
+gives a 388×388 map; Fig. 1's network has 31,030,658 parameters for 1 channel in and 2 classes
+(counted from the figure's layers: the paper prints no count).
 ``variant="padded"``: "same" convolutions, output size = input size, with options for batch
 norm (convolutions then drop their biases) and for upsampling by transposed convolution or by
 bilinear resize followed by the first convolution of the block (with bilinear upsampling the
