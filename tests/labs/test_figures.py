@@ -1,5 +1,6 @@
-"""Every reference lab stores at least two figures, and the labs from 07 on, which train and
-diagnose, at least three (docs/design.md §7: a lab is for looking as much as for computing). The figures are the PNG outputs `segcourse lab run` stores; nbval does
+"""Every reference lab stores at least two figures, and the labs from 07 on, which train
+and diagnose, at least three (docs/design.md §7: a lab is for looking as much as for
+computing). The figures are the PNG outputs `segcourse lab run` stores; nbval does
 not compare them, so this is what notices a lab whose figures were lost or never drawn."""
 
 from pathlib import Path
