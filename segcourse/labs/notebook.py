@@ -20,6 +20,9 @@ from segcourse.labs.catalog import INSTALL
 
 CHECK_TAG = "nbval-check-output"
 ROLES = ("setup", "solution", "check", "hidden")
+# The keys of metadata.segcourse: misplaced at the top of a cell's metadata, nothing reads them
+# (a costly cell the grader would run, a check nobody grades), so `lab check` refuses them there.
+SEGCOURSE_KEYS = frozenset({"id", "role", "points", "check", "skip_when_grading"})
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 
@@ -137,6 +140,9 @@ def reference_problems(nb, stem: str | None = None) -> list[str]:
         where = f"cell {index} ({info.get('id', 'no id')})"
         if CHECK_TAG in tags and info.get("role") != "check":
             problems.append(f"{where}: tagged {CHECK_TAG} but its role is not 'check'")
+        for key in sorted(set(cell.get("metadata", {})) & SEGCOURSE_KEYS):
+            problems.append(f"{where}: {key!r} is in the cell's metadata, where nothing reads "
+                            f"it; put it in metadata.segcourse")
         if not set(info) - {"skip_when_grading"}:
             continue  # a plain cell (the grader may leave it out: see segcourse.grading.plan)
         if cell.get("cell_type") != "code":

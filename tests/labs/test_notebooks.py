@@ -36,10 +36,12 @@ def test_the_validator_finds_broken_conventions():
     check_cell.outputs = []
     solution = next(c for c in nb.cells if cell_info(c).get("role") == "solution")
     solution.source = solution.source.replace("### END SOLUTION", "")
+    nb.cells[-1].metadata["skip_when_grading"] = True  # beside metadata.segcourse, not in it
     problems = "\n".join(reference_problems(nb))
     assert "first cell must be the setup cell" in problems
     assert "needs its stored output" in problems
     assert "needs the ### BEGIN SOLUTION / ### END SOLUTION markers" in problems
+    assert "'skip_when_grading' is in the cell's metadata, where nothing reads it" in problems
 
 
 def run_nbval(path):
