@@ -418,7 +418,9 @@ class SoftIoULoss(_SegmentationLoss):
 
 @register
 class DiceLoss(SoftIoULoss):
-    """L = 1 − 2 Σ X·Y / (Σ X + Σ Y) (Milletari et al., V-Net, 2016); ``per_class`` as above."""
+    """L = 1 − 2 Σ X·Y / (Σ X + Σ Y): the soft Dice coefficient in its linear form; V-Net's
+    (Milletari et al. 2016, eq. 1) squares the denominator's terms (Σ X² + Σ Y²): the same on
+    0/1 maps, higher on soft ones. ``per_class`` as above."""
 
     def __init__(self, per_class=False, from_logits=True, ignore_index=IGNORE_INDEX,
                  smooth=1e-6, name="dice", **kwargs):
