@@ -12,7 +12,8 @@ first and convolving after (resize-conv) treats every phase alike.
 means relative to the map's RMS (0: no periodic pattern; 1: nothing but one). Applied to an
 upsampler's response to a flat picture (:func:`flat_field_response`), any variation at all is
 artifact. The same pattern appears in the *gradients* of strided convolutions (their backward
-pass is a transposed convolution): :func:`gradient_checkerboard`.
+pass is a transposed convolution): :func:`gradient_checkerboard`. In the frequency domain a
+period-2 checkerboard is a peak at ±0.5 cycles per pixel of :func:`mean_power_spectrum`.
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ def checkerboard_score(image, stride: int = 2, margin: int = 0) -> float:
     spread = phases.reshape(stride * stride, -1).std(axis=0)
     rms = np.sqrt((image ** 2).mean(axis=(0, 1)))
     return float(np.mean(np.where(rms > 0, spread / np.where(rms > 0, rms, 1), 0.0)))
+
+
+def mean_power_spectrum(maps) -> np.ndarray:
+    """The power spectrum ``|DFT|²`` of each map ``(N, H, W)`` (or one ``(H, W)``) less its own
+    mean, averaged over the maps and centred (``np.fft.fftshift``: zero frequency at index
+    ``(H // 2, W // 2)``, ±0.5 cycles per pixel at index 0). A checkerboard of period 2 puts its
+    power at the corner ``[0, 0]``; stripes of period 2, at the centres of the edges."""
+    maps = np.asarray(maps, dtype="float64")
+    if maps.ndim == 2:
+        maps = maps[None]
+    if maps.ndim != 3:
+        raise ValueError(f"mean_power_spectrum takes (N, H, W) or (H, W); got shape {maps.shape}.")
+    centred = maps - maps.mean(axis=(1, 2), keepdims=True)
+    return np.fft.fftshift((np.abs(np.fft.fft2(centred)) ** 2).mean(axis=0))
 
 
 def flat_field_response(upsampler: Callable, size: int = 16, channels: int = 3) -> np.ndarray:

@@ -14,6 +14,7 @@ from segcourse.analysis.checkerboard import (
     gradient_checkerboard,
     interior,
     is_uneven,
+    mean_power_spectrum,
     overlap_counts,
     overlap_counts_1d,
     plot_overlap,
@@ -85,3 +86,26 @@ def test_upsamplers_at_initialization_and_after_training():
 def test_the_overlap_plot():
     figure = plot_overlap(3, 2, 4)
     assert "uneven" in figure.axes[0].get_title()
+
+
+def test_mean_power_spectrum_puts_a_checkerboard_in_the_corner_and_matches_a_direct_dft():
+    board = np.where(np.add.outer(np.arange(6), np.arange(8)) % 2, 1.0, -1.0)
+    power = mean_power_spectrum(board + 5.0)  # the map's mean is taken out first
+    expected = np.zeros((6, 8))
+    expected[0, 0] = (6 * 8) ** 2  # all 48 values add up in phase at (-0.5, -0.5) cycles/pixel
+    np.testing.assert_allclose(power, expected, atol=1e-9)
+    rng = np.random.default_rng(0)
+    maps = rng.standard_normal((3, 5, 6))
+    centred = maps - maps.mean(axis=(1, 2), keepdims=True)
+    # the DFT written out as sums, the frequencies in fftshift's order (-H//2 .. (H-1)//2)
+    ky, kx = np.arange(5) - 5 // 2, np.arange(6) - 6 // 2
+    rows = np.exp(-2j * np.pi * np.outer(ky, np.arange(5)) / 5)
+    cols = np.exp(-2j * np.pi * np.outer(np.arange(6), kx) / 6)
+    direct = np.mean([np.abs(rows @ m @ cols) ** 2 for m in centred], axis=0)
+    np.testing.assert_allclose(mean_power_spectrum(maps), direct, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(mean_power_spectrum(maps),
+                               np.fft.fftshift((np.abs(np.fft.fft2(centred)) ** 2).mean(0)))
+    # Parseval: the total power is H·W times the sum of squares, averaged over the maps
+    assert mean_power_spectrum(maps).sum() == pytest.approx(30 * (centred ** 2).sum() / 3)
+    with pytest.raises(ValueError, match="N, H, W"):
+        mean_power_spectrum(np.ones((1, 2, 3, 4)))
