@@ -67,7 +67,14 @@ def check_shape(what: str, array, expected_shape, hint: str = "") -> None:
 def check_close(what: str, got, expected, atol: float = 1e-6, rtol: float = 1e-5,
                 hint: str = "") -> None:
     """Values equal within tolerance (``np.allclose`` semantics), shapes equal."""
-    got_array, expected_array = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
+    expected_array = np.asarray(expected, dtype=float)
+    try:
+        if got is None and not np.isnan(expected_array).any():  # NaN would match NaN
+            raise TypeError("None is not a number")
+        got_array = np.asarray(got, dtype=float)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what}: expected numbers (shape {expected_array.shape}), got "
+                          f"{_short(got)}. {hint}".strip()) from None
     if got_array.shape != expected_array.shape:
         raise CheckFailed(f"{what}: expected shape {expected_array.shape}, got "
                           f"{got_array.shape}. {hint}".strip())
@@ -87,3 +94,73 @@ def check_at_least(what: str, value: float, threshold: float, hint: str = "") ->
     if not value >= threshold:
         raise CheckFailed(f"{what}: {value:.4g} is below {threshold:g}. {hint}".strip())
     _passed(f"{what} ≥ {threshold:g}")
+
+
+def _short(value) -> str:
+    """A value as a failure message shows it: a number plainly, a long array by its start."""
+    value = _plain(value)
+    if isinstance(value, np.ndarray) and value.size > 8:
+        return f"an array of shape {value.shape} starting {np.array2string(value.ravel()[:6])}"
+    if isinstance(value, np.ndarray):
+        return " ".join(np.array2string(value, separator=", ").split())
+    shown = repr(value)
+    return shown if len(shown) <= 120 else shown[:110] + " ... " + shown[-5:]
+
+
+def _difference(got, expected, source: str | None, atol, rtol) -> str | None:
+    """None when ``got`` equals ``expected`` (as :func:`check_equal` compares, or as
+    :func:`check_close` does when ``atol`` is given), else what differs, in words."""
+    said = f"{source} gives" if source is not None else "expected"
+    said = f"{said} {_short(expected)}"
+    if atol is None and not isinstance(expected, np.ndarray) and not isinstance(got, np.ndarray):
+        try:
+            if bool(got == expected):
+                return None
+        except (TypeError, ValueError):
+            pass
+        return f"gives {_short(got)}, {said}"
+    expected_array = np.asarray(expected, dtype=float if atol is not None else None)
+    if got is None:
+        return f"gives None, {said}"
+    try:
+        got_array = np.asarray(got, dtype=float if atol is not None else None)
+    except (TypeError, ValueError):
+        return f"gives {_short(got)}, {said}"
+    if got_array.shape != expected_array.shape:
+        return (f"gives shape {got_array.shape} ({_short(got)}), {said} "
+                f"(shape {expected_array.shape})")
+    same = np.asarray(np.isclose(got_array, expected_array, atol=atol, rtol=rtol, equal_nan=True)
+                      if atol is not None else got_array == expected_array)
+    if same.all():
+        return None
+    if expected_array.ndim == 0:
+        return f"gives {_short(got_array)}, {said}"
+    first = tuple(int(i) for i in np.argwhere(~same)[0])
+    return (f"gives {_short(got)}, {said}: {int((~same).sum())} of {same.size} values differ, "
+            f"the first at index {first} ({_short(got_array[first])} instead of "
+            f"{_short(expected_array[first])})")
+
+
+def check_cases(what: str, cases, answer, reference, *, names=None, source: str | None = None,
+                atol: float | None = None, rtol: float = 0.0, hint: str = "") -> None:
+    """Every case's answer equals the reference's; one ``what: ok`` line when all do.
+
+    ``cases`` are argument tuples (or single arguments); ``answer(*case)`` (the student's
+    function) and ``reference(*case)`` (the truth: a package function, Keras, a hand-made table)
+    are compared as :func:`check_equal` does, or as :func:`check_close` does when ``atol`` is
+    given. A failure names the first failing case by its inputs (``names`` label them), what the
+    answer gives and what is expected (what ``source`` gives, when named): ``case 2 of 6 (n=7,
+    k=3, s=2, padding='same') gives 13, Keras gives 14``.
+    """
+    cases = [case if isinstance(case, tuple) else (case,) for case in cases]
+    for number, case in enumerate(cases, 1):
+        differs = _difference(answer(*case), reference(*case), source, atol, rtol)
+        if differs is None:
+            continue
+        labels = list(names) if names is not None else [None] * len(case)
+        inputs = ", ".join(f"{name}={_short(value)}" if name else _short(value)
+                           for name, value in zip(labels, case, strict=True))
+        tolerance = f" (tolerance {atol:g} + {rtol:g}·|expected|)" if atol is not None else ""
+        raise CheckFailed(f"{what}: case {number} of {len(cases)} ({inputs}) {differs}"
+                          f"{tolerance}. {hint}".strip())
+    _passed(what)

@@ -41,3 +41,49 @@ def test_failures_say_what_was_expected_and_what_was_found():
         check_at_least("mIoU", 0.85, 0.9)
     with pytest.raises(AssertionError, match="flag: not yet. try again"):
         check("flag", False, "try again")
+
+
+def test_check_cases_names_the_first_failing_case_and_both_answers(capsys):
+    from segcourse.labs.checks import check_cases
+
+    def keras_length(n, kernel, stride, padding):  # a hand-made truth: Conv2DTranspose's rule
+        return n * stride if padding == "same" else (n - 1) * stride + max(kernel, stride)
+
+    cases = [(7, 3, 2, "valid"), (7, 3, 2, "same"), (5, 1, 3, "valid")]
+    check_cases("lengths", cases, keras_length, keras_length)
+    assert capsys.readouterr().out == "lengths: ok\n"
+
+    def off_by_one(n, kernel, stride, padding):
+        return keras_length(n, kernel, stride, padding) - (padding == "same")
+
+    with pytest.raises(CheckFailed) as failed:
+        check_cases("lengths", cases, off_by_one, keras_length, names=("n", "k", "s", "p"),
+                    source="Keras", hint="Reread section 3.")
+    assert str(failed.value) == ("lengths: case 2 of 3 (n=7, k=3, s=2, p='same') gives 13, "
+                                 "Keras gives 14. Reread section 3.")
+    assert capsys.readouterr().out == ""
+    with pytest.raises(CheckFailed) as failed:
+        check_cases("ramp", [3], lambda n: np.arange(n) + (np.arange(n) == 2), np.arange)
+    assert str(failed.value) == ("ramp: case 1 of 1 (3) gives [0, 1, 3], expected [0, 1, 2]: "
+                                 "1 of 3 values differ, the first at index (2,) (3 instead of 2).")
+    with pytest.raises(CheckFailed, match=r"case 1 of 1 \(3\) gives shape \(4,\) "
+                                          r"\(\[0, 1, 2, 3\]\), expected \[0, 1, 2\] "
+                                          r"\(shape \(3,\)\)\.$"):
+        check_cases("ramp", [3], lambda n: np.arange(n + 1), np.arange)
+    with pytest.raises(CheckFailed, match=r"\(x=2\) gives None, expected 0\.25 "
+                                          r"\(tolerance 1e-06 \+ 0·\|expected\|\)"):
+        check_cases("float", [2], lambda x: None, lambda x: 1 / x ** 2, names=["x"], atol=1e-6)
+    check_cases("within tolerance", [2], lambda x: 0.2500001, lambda x: 1 / x ** 2, atol=1e-6)
+    # as check_equal compares: a list is not the tuple asked for, NumPy integers are numbers
+    with pytest.raises(CheckFailed, match=r"gives \[7, 1\], expected \(7, 1\)\.$"):
+        check_cases("field", [3], lambda n: [7, 1], lambda n: (7, 1))
+    check_cases("numbers", [3], lambda n: np.int64(n), lambda n: n)
+
+
+def test_check_close_says_when_the_answer_is_not_numbers_at_all():
+    with pytest.raises(CheckFailed, match=r"^weights: expected numbers \(shape \(2,\)\), "
+                                          r"got None\. Reread Exercise 3\.$"):
+        check_close("weights", None, [1.0, 0.0], hint="Reread Exercise 3.")
+    with pytest.raises(CheckFailed, match=r"expected numbers \(shape \(\)\), got 'abc'"):
+        check_close("std", "abc", 1.63)
+    check_close("absent class", None, np.nan)  # None reads as NaN, as before: it matches NaN
