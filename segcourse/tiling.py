@@ -124,12 +124,19 @@ def plan_tiles(image_size, input_tile, output_tile) -> TilePlan:
 
 
 def mirror_pad(image, padding, mode: str = "reflect") -> np.ndarray:
-    """``image (H, W[, C])`` mirrored outwards by ``padding = ((top, bottom), (left,
-    right))``; ``mode`` ``"reflect"`` or ``"symmetric"`` as in ``numpy.pad``."""
+    """``image (H, W[, C])``, or each picture of a batch ``(N, H, W, C)``, mirrored outwards by
+    ``padding = ((top, bottom), (left, right))``; ``mode`` ``"reflect"`` or ``"symmetric"`` as
+    in ``numpy.pad``. Only the height and width grow: never the batch or channel axis."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES} (numpy.pad's mirror modes); got {mode!r}.")
     image = np.asarray(image)
-    return np.pad(image, (*padding, *[(0, 0)] * (image.ndim - 2)), mode=mode)
+    if image.ndim not in (2, 3, 4):
+        raise ValueError(f"mirror_pad takes one picture (H, W) or (H, W, C), or a batch (N, H, "
+                         f"W, C); got shape {image.shape}. A batch of grey pictures (N, H, W) "
+                         "needs its channel axis: images[..., None].")
+    batch = [(0, 0)] if image.ndim == 4 else []
+    channels = [(0, 0)] if image.ndim >= 3 else []
+    return np.pad(image, (*batch, *padding, *channels), mode=mode)
 
 
 def _as_image(image) -> np.ndarray:

@@ -295,6 +295,53 @@ def compile_model(model, config: TrainConfig, num_classes: int, steps_per_epoch:
     return f"val_{model.output_names[0]}_miou" if several else "val_miou"
 
 
+def reset_optimizer(optimizer) -> None:
+    """Put a Keras ``optimizer`` back to the state of a new one of the same configuration, in
+    place, between two runs that share it: its step count to 0 and every slot (Adam's moments,
+    SGD's momentum, an accumulator, ...) to the value a new optimizer of the same class and
+    ``get_config()`` starts with (zeros for Adam and SGD; Adagrad's accumulators start at
+    ``initial_accumulator_value``). The learning rate is left alone: a fixed rate keeps its
+    value (Keras 3 keeps it among ``optimizer.variables``, so zeroing them all would set it to
+    0), and a schedule, read at the step count, starts again from its first step. Variables
+    it does not own (the model's weights) are not touched; compiled train steps keep working,
+    as only the values change.
+
+    Refused: anything but a Keras 3 optimizer (``TypeError``; a model's is
+    ``model.optimizer``), a ``LossScaleOptimizer`` and an optimizer that cannot be rebuilt
+    from its configuration (``ValueError``): build a new optimizer for those instead."""
+    import keras
+
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        hint = (" For a compiled model pass model.optimizer." if hasattr(optimizer, "optimizer")
+                else "")
+        raise TypeError(f"reset_optimizer takes a Keras 3 optimizer (keras.optimizers.Adam, "
+                        f"SGD, ...); got {type(optimizer).__name__}.{hint}")
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        raise ValueError("reset_optimizer cannot reset a LossScaleOptimizer (its loss scale "
+                         "has a state of its own); build a new LossScaleOptimizer instead.")
+    # a placeholder rate: the rate is never copied, and a schedule need not be rebuilt
+    config = {**optimizer.get_config(), "learning_rate": 0.001}
+    try:
+        fresh = type(optimizer).from_config(config)
+    except Exception as error:  # a subclass whose get_config does not give its arguments
+        raise ValueError(f"reset_optimizer cannot make a new {type(optimizer).__name__} from "
+                         f"its get_config() ({type(error).__name__}: {error}); build a new "
+                         "optimizer instead.") from error
+    if optimizer.built:
+        fresh.build(optimizer._trainable_variables)  # the variables it was built for
+
+    def state(opt):
+        return [v for v in opt.variables if v.name != "learning_rate"]
+
+    old, new = state(optimizer), state(fresh)
+    if [(tuple(v.shape), v.dtype) for v in old] != [(tuple(v.shape), v.dtype) for v in new]:
+        raise ValueError(f"reset_optimizer: a new {type(optimizer).__name__} of the same "
+                         f"configuration has other variables ({len(new)}) than this one "
+                         f"({len(old)}); build a new optimizer instead.")
+    for variable, initial in zip(old, new, strict=True):
+        variable.assign(initial.value)
+
+
 def _build(config, data, strategy):
     """The model of ``config`` for ``data``, compiled in ``strategy``'s scope, and its
     monitor."""

@@ -68,6 +68,16 @@ def test_mirror_padding_is_numpys(mode, expected, rng):
                                   np.pad(image, ((3, 4), (1, 2), (0, 0)), mode=mode))
 
 
+@pytest.mark.parametrize("mode", ["reflect", "symmetric"])
+def test_a_batch_is_padded_picture_by_picture(mode, rng):
+    batch = rng.normal(size=(3, 5, 7, 2))
+    padded = mirror_pad(batch, ((3, 4), (1, 2)), mode)
+    np.testing.assert_array_equal(padded, np.pad(batch, ((0, 0), (3, 4), (1, 2), (0, 0)),
+                                                 mode=mode))
+    for picture, one in zip(batch, padded, strict=True):
+        np.testing.assert_array_equal(one, mirror_pad(picture, ((3, 4), (1, 2)), mode))
+
+
 @pytest.mark.parametrize("size, output_tile", [
     ((20, 24), 8),          # multiples of the output tile
     ((23, 17), 8),          # not multiples: the last tiles move back
@@ -128,6 +138,10 @@ def test_bad_requests_are_refused(valid_net):
         plan_tiles((20,), 10, 4)
     with pytest.raises(ValueError, match="mode must be one of"):
         mirror_pad(np.zeros((3, 3)), ((1, 1), (1, 1)), "wrap")
+    with pytest.raises(ValueError, match=r"images\[\.\.\., None\]"):
+        mirror_pad(np.zeros((2, 3, 3, 1, 1)), ((1, 1), (1, 1)))
+    with pytest.raises(ValueError, match=r"got shape \(3,\)"):
+        mirror_pad(np.zeros(3), ((1, 1), (1, 1)))
     with pytest.raises(ValueError, match=r"to shape \(1, 8, 8, 3\); expected \(1, 6, 6, K\)"):
         predict_tiled(valid_net, np.zeros((6, 6, 2)), 14, 6)  # the net maps 14 to 8
     with pytest.raises(ValueError, match="one picture"):

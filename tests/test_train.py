@@ -476,3 +476,90 @@ def test_a_config_written_before_the_model_size_rename_still_reads(tmp_path):
     assert runs.read_config(tmp_path) == {"model": "unet", "model_size": "small"}
     (tmp_path / "config.json").write_text(json.dumps({"model": "unet", "preset": "full"}))
     assert TrainConfig(**runs.read_config(tmp_path)).model_size == "paper"
+
+
+# reset_optimizer: one optimizer shared by several runs ------------------------------------------
+
+import keras  # noqa: E402
+
+from segcourse.train import reset_optimizer  # noqa: E402
+
+
+def _step_after(make_optimizer, reset, trained=True):
+    """A small network's weights after one step from fixed weights and data: with an optimizer
+    that trained 3 steps on other data (``trained``) and was then reset (``reset``), or with a
+    new one (``trained=False``). Returns (weights, the optimizer)."""
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="tanh"),
+                              keras.layers.Dense(2)])
+    start = model.get_weights()
+    rng = np.random.default_rng(0)
+    optimizer = make_optimizer()
+    loss = keras.losses.MeanSquaredError()
+    model.compile(optimizer=optimizer, loss=loss)
+    if trained:
+        for _ in range(3):
+            model.train_on_batch(rng.normal(size=(8, 4)), rng.normal(size=(8, 2)))
+        if reset:
+            reset_optimizer(optimizer)
+        model.set_weights(start)
+    x, y = np.random.default_rng(1).normal(size=(8, 4)), np.random.default_rng(2).normal(
+        size=(8, 2))
+    model.train_on_batch(x, y)
+    return model.get_weights(), optimizer
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: keras.optimizers.Adam(0.01),
+    lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    lambda: keras.optimizers.Adagrad(0.1),  # its accumulators start at 0.1, not 0
+    lambda: keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(0.01, 10, alpha=0.05)),
+], ids=["adam", "sgd-momentum", "adagrad", "adam-schedule"])
+def test_a_reset_optimizer_steps_as_a_new_one_and_keeps_its_learning_rate(make_optimizer):
+    expected, _ = _step_after(make_optimizer, reset=False, trained=False)
+    got, optimizer = _step_after(make_optimizer, reset=True)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    stale, _ = _step_after(make_optimizer, reset=False)  # the test can tell: without the reset
+    assert not all(np.allclose(a, b, rtol=1e-6, atol=1e-7)
+                   for a, b in zip(stale, expected, strict=True))
+    assert int(optimizer.iterations) == 1  # the one step after the reset
+    rate = make_optimizer().get_config()["learning_rate"]
+    if isinstance(rate, dict):  # a schedule, read at the step count: its value at step 1
+        rate = float(keras.optimizers.schedules.deserialize(rate)(1))
+    assert float(optimizer.learning_rate) == pytest.approx(rate)
+
+
+def test_reset_optimizer_keeps_a_changed_learning_rate_and_an_unbuilt_optimizer_is_fine():
+    optimizer = keras.optimizers.Adam(0.01)
+    optimizer.iterations.assign(5)  # not built yet: only the step count and the rate exist
+    optimizer.learning_rate = 0.002
+    reset_optimizer(optimizer)
+    assert int(optimizer.iterations) == 0
+    assert float(optimizer.learning_rate) == pytest.approx(0.002)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    scheduled = keras.optimizers.SGD(schedule)
+    scheduled.iterations.assign(10)
+    reset_optimizer(scheduled)  # the schedule kept, read at step 0 again
+    assert float(scheduled.learning_rate) == pytest.approx(0.1)
+    assert scheduled.get_config()["learning_rate"] == keras.optimizers.schedules.serialize(
+        schedule)
+
+
+def test_reset_optimizer_refuses_what_it_cannot_reset():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(TypeError, match="pass model.optimizer"):
+        reset_optimizer(model)
+    with pytest.raises(TypeError, match="takes a Keras 3 optimizer"):
+        reset_optimizer("adam")
+    with pytest.raises(ValueError, match="build a new LossScaleOptimizer"):
+        reset_optimizer(keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()))
+
+    class Stubborn(keras.optimizers.SGD):  # an argument its get_config does not give back
+        def __init__(self, strength, **kwargs):
+            super().__init__(**kwargs)
+            self.strength = strength
+
+    with pytest.raises(ValueError, match="cannot make a new Stubborn from its get_config"):
+        reset_optimizer(Stubborn(2.0, learning_rate=0.1))

@@ -7,7 +7,7 @@ from segcourse.instances.components import (
     connected_components,
     semantic_to_instances,
 )
-from segcourse.instances.masks import crop_mask_targets, paste_masks
+from segcourse.instances.masks import crop_mask_targets, instance_boxes, paste_masks
 from segcourse.instances.roi import (
     bilinear,
     check_boxes,
@@ -25,6 +25,7 @@ __all__ = [
     "check_boxes",
     "connected_components",
     "crop_mask_targets",
+    "instance_boxes",
     "paste_masks",
     "quantization_error",
     "quantized_box",

@@ -4,7 +4,8 @@ into the picture.
 Training (He et al. 2017, Mask R-CNN §3, "Mask Representation" and "Training"): the target of a
 box is its object's mask cropped to the box and resampled to ``m × m`` (m = 28) — RoIAlign on
 the binary mask, thresholded at 0.5, as the reference implementations do (Detectron2's
-``BitMasks.crop_and_resize``): :func:`crop_mask_targets`.
+``BitMasks.crop_and_resize``): :func:`crop_mask_targets`. Where the ground truth is an instance
+map alone, each object's box is the tightest one around its pixels: :func:`instance_boxes`.
 
 Inference (§3, "Inference"): "The m×m floating-number mask output is then resized to the RoI
 size, and binarized at a threshold of 0.5": :func:`paste_masks`. Pixel centres are the
@@ -31,6 +32,39 @@ def _check_threshold(threshold):
         raise ValueError(f"threshold must be a number strictly between 0 and 1 (Mask R-CNN's "
                          f"is 0.5), or None for probabilities; got {threshold!r}.")
     return float(threshold)
+
+
+def instance_boxes(instance_map) -> tuple[np.ndarray, np.ndarray]:
+    """The tightest box around each instance of an instance map ``(height, width)`` of whole
+    numbers (0 = no instance, ids ``1, 2, ...``, not necessarily consecutive): ``(ids, boxes)``,
+    the ids present in increasing order (int64, ``(N,)``) and their boxes (float64, ``(N, 4)``,
+    ``(x1, y1, x2, y2)``) in :mod:`segcourse.instances.roi`'s convention, pixel ``(i, j)``
+    covering ``[j, j + 1) × [i, i + 1)``: an instance on columns 2 to 4 has ``x1 = 2, x2 = 5``,
+    so a one-pixel instance's box is 1 × 1. An instance need not be connected; its box holds all
+    its pieces. Ready for :func:`crop_mask_targets` and ``roi_align``."""
+    ids = np.asarray(instance_map)
+    if ids.ndim != 2:
+        raise ValueError(f"instance_map must be one 2-D map (height, width); got shape "
+                         f"{ids.shape}. Call once per image (map[i] for a batch).")
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"instance_map must hold whole numbers, an integer dtype (0 = no "
+                         f"instance, 1, 2, ... the instances); got dtype {ids.dtype}. Convert "
+                         "a map read as floats with .astype(int) once its values are whole; "
+                         "for a binary mask pass mask.astype(int), one instance.")
+    if ids.size and ids.min() < 0:
+        raise ValueError(f"instance_map holds negative ids such as {ids.min()}; ids are 0 (no "
+                         "instance) and positive whole numbers.")
+    rows, cols = np.nonzero(ids > 0)
+    values = ids[rows, cols].astype(np.int64)
+    order = np.argsort(values, kind="stable")
+    found, starts = np.unique(values[order], return_index=True)
+    if not found.size:
+        return found, np.zeros((0, 4))
+    rows, cols = rows[order], cols[order]
+    boxes = np.stack([np.minimum.reduceat(cols, starts), np.minimum.reduceat(rows, starts),
+                      np.maximum.reduceat(cols, starts) + 1,
+                      np.maximum.reduceat(rows, starts) + 1], axis=1)
+    return found, boxes.astype(np.float64)
 
 
 def crop_mask_targets(masks, boxes, size=28, threshold: float = 0.5,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segcourse.instances.masks import crop_mask_targets, paste_masks
+from segcourse.instances.masks import crop_mask_targets, instance_boxes, paste_masks
 
 
 def rectangle(shape, top, left, bottom, right):
@@ -110,3 +110,63 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="threshold"):
         paste_masks(np.ones((1, 4, 4)), [[0, 0, 4, 4]], (8, 8), threshold=1.0)
     assert crop_mask_targets(np.zeros((0, 8, 8)), np.zeros((0, 4))).shape == (0, 28, 28)
+
+
+# instance_boxes: the tightest box around each instance of an id map -----------------------------
+
+def boxes_by_brute_force(instance_map):
+    found = []
+    for k in sorted(set(instance_map.ravel().tolist()) - {0}):
+        rows, cols = np.nonzero(instance_map == k)
+        found.append((k, [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]))
+    return found
+
+
+def test_instance_boxes_by_hand():
+    instance_map = np.zeros((5, 6), dtype=np.int32)
+    instance_map[1:3, 2:5] = 3  # rows 1-2, columns 2-4
+    instance_map[4, 0] = 7  # one pixel: a 1 x 1 box
+    instance_map[0, 5] = instance_map[3, 3] = 9  # two pieces, one box around both
+    ids, boxes = instance_boxes(instance_map)
+    assert ids.tolist() == [3, 7, 9] and boxes.dtype == np.float64
+    np.testing.assert_array_equal(boxes, [[2, 1, 5, 3], [0, 4, 1, 5], [3, 0, 6, 4]])
+    # each box holds its instance and crops to a target that covers it
+    target = crop_mask_targets(instance_map == 3, boxes[:1], size=4)
+    assert target.all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.tuples(st.integers(1, 12), st.integers(1, 12)), ids=st.integers(0, 6),
+       seed=st.integers(0, 2**16), dtype=st.sampled_from([np.uint8, np.int32, np.int64]))
+def test_instance_boxes_agree_with_a_brute_force_loop(shape, ids, seed, dtype):
+    instance_map = np.random.default_rng(seed).integers(0, ids + 1, shape).astype(dtype)
+    found, boxes = instance_boxes(instance_map)
+    expected = boxes_by_brute_force(instance_map)
+    assert found.tolist() == [k for k, _ in expected]
+    np.testing.assert_array_equal(boxes.reshape(-1, 4), [box for _, box in expected] or
+                                  np.zeros((0, 4)))
+
+
+def test_instance_boxes_agree_with_scipy_find_objects(rng):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    instance_map = rng.integers(0, 40, (64, 48)) * (rng.random((64, 48)) < 0.05)
+    ids, boxes = instance_boxes(instance_map)
+    slices = ndimage.find_objects(instance_map)  # slices[k - 1]: instance k's, None if absent
+    assert ids.tolist() == [k + 1 for k, s in enumerate(slices) if s is not None]
+    expected = [[s[1].start, s[0].start, s[1].stop, s[0].stop] for s in slices if s is not None]
+    np.testing.assert_array_equal(boxes, expected)
+
+
+def test_instance_boxes_of_an_empty_map_and_bad_maps():
+    ids, boxes = instance_boxes(np.zeros((4, 4), dtype=np.uint8))
+    assert ids.shape == (0,) and boxes.shape == (0, 4)
+    with pytest.raises(ValueError, match="whole numbers, an integer dtype.*float64"):
+        instance_boxes(np.ones((4, 4)))
+    with pytest.raises(ValueError, match=r"mask.astype\(int\)"):
+        instance_boxes(np.ones((4, 4), dtype=bool))
+    with pytest.raises(ValueError, match=r"one 2-D map.*\(2, 4, 4\)"):
+        instance_boxes(np.ones((2, 4, 4), dtype=np.int32))
+    with pytest.raises(ValueError, match="one 2-D map"):
+        instance_boxes(np.arange(5))
+    with pytest.raises(ValueError, match="negative ids such as -1"):
+        instance_boxes(np.array([[0, -1], [2, 2]]))
