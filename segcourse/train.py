@@ -1,8 +1,8 @@
 """Training, evaluation and prediction, shared by the ``segcourse`` CLI and the labs: the
 training configuration (:class:`TrainConfig`, the profiles' defaults, its checks), the
 training recipe a model is compiled with (:func:`compile_model`, for the labs too; what a model
-needs beyond it, e.g. PSPNet's auxiliary loss weight, it declares in the registry) and the
-training session.
+needs beyond it, e.g. PSPNet's auxiliary loss weight, it declares in the registry), the
+training session, and :func:`reset_optimizer` for labs that run one compiled model several times.
 
 ``train(TrainConfig(model="unet"))`` builds the model from the registry, trains it on the
 chosen dataset with a progress bar, keeps the best checkpoint on validation mIoU, evaluates it
