@@ -164,19 +164,79 @@ def load_backbone_weights(model: keras.Model, backbone: str, weights) -> list[st
     return copy_weights(keras_application(backbone, weights), model)
 
 
+def load_own_weights(model: keras.Model, path) -> list[str]:
+    """Load a file saved by ``save_weights`` from a backbone built like ``model`` (a narrow
+    one: ``keras.applications`` has no width below 1.0 for VGG16 and ResNet50) through Keras'
+    loader into a twin of ``model``, then copy it layer by layer. Every weighted layer must be
+    loaded: a file from another width or architecture is a ``ValueError``, never a partial load.
+    """
+    twin = keras.Model.from_config(model.get_config())
+    try:
+        twin.load_weights(path)
+    except ValueError as error:
+        raise ValueError(
+            f"the weights file {path} does not fit this {model.name} backbone; a narrow "
+            f"backbone loads only a file saved from backbone() with the same name, width and "
+            f"options (a keras.applications file, ImageNet's too: Pretrained weights need "
+            f"width=1.0). Keras said: {error}") from None
+    copied = copy_weights(twin, model)
+    missing = [layer.name for layer in model.layers if layer.weights and layer.name not in copied]
+    if missing:
+        raise ValueError(f"the weights file {path} left layers {missing} of {model.name} "
+                         f"unloaded.")
+    return copied
+
+
 def backbone(name="vgg16", input_shape=(None, None, 3), weights=None, width=1.0, **options):
     """A standalone backbone: a model whose output is ``{"C2": ..., "C5": ...}`` (stages 2-5,
-    at strides 4-32; see the module's docstring for dilated stages)."""
+    at strides 4-32; see the module's docstring for dilated stages).
+
+    ``weights``: ``None`` (random), ``"imagenet"`` or a path. At width 1.0 a path is a weights
+    file of the ``keras.applications`` model; at another width, a file saved from
+    ``backbone(name, width=width, ...)`` itself (:func:`shapes_encoder_weights` ships one).
+    """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}.")
+    if weights == "imagenet" and width != 1.0:
+        raise ValueError(f"{name}: ImageNet weights fit only the paper's width. Pretrained "
+                         f"weights need width=1.0; got width={width}.")
     inputs = keras.Input(input_shape, name="image")
     builder = {"vgg16": vgg16_taps, "resnet50": resnet50_taps,
                "mobilenetv2": mobilenetv2_taps}[name]
     taps = builder(inputs, width=width, **options)
     outputs = {stage: t for stage, t in taps.items() if stage != "C1"}
     model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, name, weights)
+    if weights is not None and weights != "imagenet" and width != 1.0:
+        load_own_weights(model, weights)
+    else:
+        load_backbone_weights(model, name, weights)
     return model
+
+
+# A narrow VGG16 pretrained offline on `shapes` (data_scripts/pretrain_shapes_encoder.py): the
+# CPU profile's stand-in for ImageNet weights. 0.045 of VGG16's width: 3, 6, 12, 23, 23 channels.
+SHAPES_ENCODER = {"name": "vgg16", "width": 0.045}
+SHAPES_ENCODER_FILE = "vgg16_w0045_shapes.weights.h5"
+
+
+def shapes_encoder_weights() -> str:
+    """The path of the shipped weights of the ``SHAPES_ENCODER`` backbone (package data),
+    learnt on a ``shapes`` task with discs, squares and triangles only; see
+    ``data_scripts/pretrain_shapes_encoder.py`` for how, and with what score."""
+    from importlib.resources import files
+
+    path = files("segcourse.models").joinpath("weights", SHAPES_ENCODER_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: reinstall segcourse, or write it with "
+            f"python data_scripts/pretrain_shapes_encoder.py.")
+    return str(path)
+
+
+def shapes_encoder(input_shape=(32, 32, 3), pretrained=True) -> keras.Model:
+    """The ``SHAPES_ENCODER`` backbone, with the shipped weights (``pretrained``) or random."""
+    return backbone(SHAPES_ENCODER["name"], input_shape, width=SHAPES_ENCODER["width"],
+                    weights=shapes_encoder_weights() if pretrained else None)
 
 
 def dense_to_conv_kernel(kernel, spatial=(1, 1)):
