@@ -50,18 +50,16 @@ def pretrain(out, pictures=4000, val_pictures=500, epochs=20, batch_size=32,
     """Train, evaluate on the source task's validation pictures, save the encoder's weights.
     Returns ``(path, source validation mIoU, per-class IoU, seconds)``."""
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     from segcourse.losses import MaskedCrossEntropy
     from segcourse.metrics import ConfusionMatrixMetric
     from segcourse.models.backbones import SHAPES_ENCODER, SHAPES_ENCODER_FILE, backbone
+    from segcourse.train import seed_everything
 
     images, masks = source_data("train", pictures)
     val_images, val_masks = source_data("val", val_pictures)
     start = time.perf_counter()
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_everything(seed)
     encoder = backbone(SHAPES_ENCODER["name"], (SIZE, SIZE, 3), width=SHAPES_ENCODER["width"])
     model = source_model(encoder)
     model.compile(keras.optimizers.Adam(learning_rate), MaskedCrossEntropy())
@@ -69,12 +67,12 @@ def pretrain(out, pictures=4000, val_pictures=500, epochs=20, batch_size=32,
     seconds = time.perf_counter() - start
     metric = ConfusionMatrixMetric(SOURCE_CLASSES)
     metric.update_state(val_masks, model.predict(val_images, batch_size=100, verbose=0))
-    per_class = metric.scores().iou
+    scores = metric.scores()
     out = Path(out)
     path = out / SHAPES_ENCODER_FILE if out.suffix != ".h5" else out
     path.parent.mkdir(parents=True, exist_ok=True)
     encoder.save_weights(path)
-    return path, float(np.nanmean(per_class)), per_class, seconds
+    return path, scores.miou, scores.iou, seconds
 
 
 if __name__ == "__main__":

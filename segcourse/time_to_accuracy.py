@@ -142,14 +142,12 @@ def run_recipe(recipe: str, config, targets=TARGETS, budget_seconds: float = 180
     """Train ``recipe`` on ``config``'s data (a :class:`segcourse.train.TrainConfig`, seeded,
     with op determinism on as ``segcourse train`` runs) until validation mIoU reaches the
     highest target, its epochs end, or ``budget_seconds`` of wall time pass."""
-    import tensorflow as tf  # TensorFlow-only: tf.data pipelines and op determinism
-
     from segcourse.analysis import summarize
     from segcourse.data.sources import open_dataset
+    from segcourse.train import seed_everything
 
     config = config.resolved()
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_everything(config.seed)
     data = open_dataset(config)
     model, epochs = _model_and_compile(recipe, config, data)
     clock = Stopwatch(max(targets), budget_seconds, f"its {epochs} epochs ended")

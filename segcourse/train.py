@@ -2,7 +2,8 @@
 training configuration (:class:`TrainConfig`, the profiles' defaults, its checks), the
 training recipe a model is compiled with (:func:`compile_model`, for the labs too; what a model
 needs beyond it, e.g. PSPNet's auxiliary loss weight, it declares in the registry), the
-training session, and :func:`reset_optimizer` for labs that run one compiled model several times.
+training session (seeded by :func:`seed_everything`), and :func:`reset_optimizer` for labs
+that run one compiled model several times.
 
 ``train(TrainConfig(model="unet"))`` builds the model from the registry, trains it on the
 chosen dataset with a progress bar, keeps the best checkpoint on validation mIoU, evaluates it
@@ -295,6 +296,18 @@ def compile_model(model, config: TrainConfig, num_classes: int, steps_per_epoch:
     return f"val_{model.output_names[0]}_miou" if several else "val_miou"
 
 
+def seed_everything(seed: int) -> None:
+    """The same run every time: Python's, NumPy's and Keras' random numbers seeded
+    (``keras.utils.set_random_seed``) and TensorFlow's ops deterministic. Call it before building
+    a model or a pipeline that shuffles or augments (``JointAugment``'s random ops need the
+    seed under determinism). Op determinism cannot be switched off again in the process."""
+    import keras
+    import tensorflow as tf  # TensorFlow-only: op determinism
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 def reset_optimizer(optimizer) -> None:
     """Put a Keras ``optimizer`` back to the state of a new one of the same configuration, in
     place, between two runs that share it: its step count to 0 and every slot (Adam's moments,
@@ -360,13 +373,11 @@ def _build(config, data, strategy):
 def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks) -> RunResult:
     """One training session: a new run (``run_dir`` None) or the rest of an unfinished one."""
     import keras
-    import tensorflow as tf  # TensorFlow-only: tf.data pipelines and op determinism
 
     from segcourse import checkpoints
     from segcourse.data.sources import open_dataset
 
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_everything(config.seed)
     started = time.time()
     data = open_dataset(config)
     record = runs.data_record(config, data)
