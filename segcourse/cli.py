@@ -88,6 +88,7 @@ def _train(args) -> int:
     config = TrainConfig(model=args.model, dataset=dataset, profile=profile,
                          epochs=args.epochs, image_size=args.image_size,
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
+                         warmup_epochs=args.warmup_epochs,
                          seed=0 if args.seed is None else args.seed,
                          train_count=args.train_count, out_dir=args.out or "runs",
                          model_options=models.parse_options(args.model, args.option),
@@ -106,8 +107,8 @@ def _resume(args) -> int:
     given = {"model": args.model, "dataset": args.dataset, "profile": args.profile,
              "epochs": args.epochs, "image_size": args.image_size,
              "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-             "train_count": args.train_count, "seed": args.seed,
-             "distribute": args.distribute}
+             "warmup_epochs": args.warmup_epochs, "train_count": args.train_count,
+             "seed": args.seed, "distribute": args.distribute}
     clashes = [f"{'the model' if name == 'model' else '--' + name.replace('_', '-')} {value} "
                f"(the run has {getattr(config, name)})"
                for name, value in given.items()
@@ -474,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"pictures per training step; default: {PROFILE_DEFAULT}")
     train.add_argument("--learning-rate", type=float,
                        help=f"peak of a cosine decay; default: {PROFILE_DEFAULT}")
+    train.add_argument("--warmup-epochs", type=float,
+                       help=f"epochs of linear warm-up to the peak, from a tenth of it (0: "
+                            f"none); default: {PROFILE_DEFAULT}")
     train.add_argument("--train-count", type=int,
                        help=f"shapes only: training pictures drawn; default: {PROFILE_DEFAULT}")
     train.add_argument("--seed", type=int,

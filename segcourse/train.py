@@ -42,9 +42,11 @@ if TYPE_CHECKING:
 
 PROFILE_DEFAULTS = {
     "cpu": {"epochs": 14, "image_size": 64, "batch_size": 16, "learning_rate": 3e-3,
-            "train_count": 4000, "val_count": 500, "test_count": 1000, "model_size": "small"},
+            "warmup_epochs": 0, "train_count": 4000, "val_count": 500, "test_count": 1000,
+            "model_size": "small"},
     "gpu": {"epochs": 40, "image_size": 128, "batch_size": 32, "learning_rate": 3e-3,
-            "train_count": 20000, "val_count": 1000, "test_count": 2000, "model_size": "paper"},
+            "warmup_epochs": 0, "train_count": 20000, "val_count": 1000, "test_count": 2000,
+            "model_size": "paper"},
 }
 DISTRIBUTE = ("auto", "mirrored", "none")
 _COUNTS = ("epochs", "image_size", "batch_size", "train_count", "val_count", "test_count")
@@ -73,6 +75,7 @@ class TrainConfig:
     image_size: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
+    warmup_epochs: float | None = None
     seed: int = 0
     train_count: int | None = None
     val_count: int | None = None
@@ -107,6 +110,11 @@ class TrainConfig:
         rate = config.learning_rate
         if not (runs.finite_number(rate) and rate > 0):
             problems.append(f"learning_rate must be a number above 0 (e.g. 3e-3); got {rate!r}.")
+        warmup = config.warmup_epochs
+        if not (runs.finite_number(warmup) and warmup >= 0 and
+                (not runs.finite_number(config.epochs) or warmup < config.epochs)):
+            problems.append(f"warmup_epochs must be a number from 0 up to, not including, the "
+                            f"{config.epochs!r} epochs (e.g. 1); got {warmup!r}.")
         if not _whole(config.seed) or not 0 <= config.seed < 2 ** 32:
             problems.append(f"seed must be a whole number from 0 to 2**32 - 1; got "
                             f"{config.seed!r}.")
@@ -268,15 +276,33 @@ def resume(run_dir, verbose: int | str = "auto", callbacks=(),
     return _session(config or resumable(run_dir), run_dir, verbose, callbacks)
 
 
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """The recipe's learning rate per step: a linear warm-up from a tenth of
+    ``config.learning_rate`` to it over ``config.warmup_epochs`` (gradual warm-up, Goyal et al.
+    2017 §2.2), then a cosine decay to 5 % of it (Loshchilov & Hutter 2017, without restarts)
+    over the remaining steps of ``config.epochs``. Without warm-up it is the cosine decay alone,
+    over every step."""
+    import keras
+
+    config = config.resolved()
+    total = config.epochs * max(1, steps_per_epoch)
+    warmup = min(round(config.warmup_epochs * max(1, steps_per_epoch)), total - 1)
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.05)
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 10, total - warmup, alpha=0.05,
+        warmup_target=config.learning_rate, warmup_steps=warmup)
+
+
 def compile_model(model, config: TrainConfig, num_classes: int, steps_per_epoch: int,
                   ignore_index: int = IGNORE_INDEX) -> str:
     """Compile ``model`` with the course's training recipe, the one :func:`train` uses:
-    masked cross-entropy (``ignore_index`` pixels count for nothing), Adam on a cosine decay
-    from ``config.learning_rate`` to 5 % of it over ``config.epochs × steps_per_epoch``
-    steps, mIoU on the main (first) output, and the loss weights ``config.model`` declares in
-    the registry (:class:`segcourse.models.registry.TrainingRecipe`; PSPNet's auxiliary 0.4,
-    Zhao et al. 2017 §3.3). Several outputs without declared weights are refused. Call it in
-    the distribution strategy's scope, if any. Returns the validation metric to monitor."""
+    masked cross-entropy (``ignore_index`` pixels count for nothing), Adam on
+    :func:`learning_rate_schedule`, mIoU on the main (first) output, and the loss weights
+    ``config.model`` declares in the registry
+    (:class:`segcourse.models.registry.TrainingRecipe`; PSPNet's auxiliary 0.4, Zhao et al.
+    2017 §3.3). Several outputs without declared weights are refused. Call it in the
+    distribution strategy's scope, if any. Returns the validation metric to monitor."""
     import keras
 
     from segcourse import losses, metrics
@@ -285,8 +311,7 @@ def compile_model(model, config: TrainConfig, num_classes: int, steps_per_epoch:
     config = config.resolved()  # the profile's epochs and learning rate where None
     outputs = len(model.outputs)
     loss_weights = registry.recipe(config.model).loss_weights(config.model, outputs)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, config.epochs * max(1, steps_per_epoch), alpha=0.05)
+    schedule = learning_rate_schedule(config, steps_per_epoch)
     main_metric = metrics.ConfusionMatrixMetric(num_classes, ignore_index)
     loss = losses.MaskedCrossEntropy(ignore_index=ignore_index)
     several = outputs > 1
