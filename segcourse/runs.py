@@ -320,8 +320,6 @@ def read_config(run_dir) -> dict:
     if "preset" in config and "model_size" not in config:  # written before its rename (0.1)
         old = config.pop("preset")
         config["model_size"] = _OLD_PRESETS.get(old, old)
-    if "learning_rate" in config and "warmup_epochs" not in config:  # written before warm-up
-        config["warmup_epochs"] = 0
     problems = [f"unknown key {key!r}" for key in config if key not in known]
     for key, value in config.items():
         kind = known.get(key, "")

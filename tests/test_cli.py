@@ -92,6 +92,12 @@ def test_train_options_are_read_by_their_types(train_config, tmp_path):
     assert options["skips"] is False
 
 
+def test_train_passes_its_warm_up(train_config, tmp_path):
+    with pytest.raises(Stop):
+        main(["train", "unet", "--profile", "cpu", "--warmup-epochs", "2", "--out", str(tmp_path)])
+    assert train_config["config"].warmup_epochs == 2
+
+
 @pytest.mark.parametrize("option, said", [
     ("depth=abc", "option depth=abc is not a whole number; write it like depth=4"),
     ("skips=maybe", "option skips=maybe is not true or false"),

@@ -2,13 +2,10 @@
 then cosine decay to 5 % of it (Loshchilov & Hutter 2017), each value computed by hand."""
 
 import itertools
-import json
 import math
 
 import pytest
 
-from segcourse import runs
-from segcourse.cli import main
 from segcourse.train import TrainConfig, learning_rate_schedule
 
 
@@ -58,29 +55,3 @@ def test_a_warm_up_that_leaves_no_decay_is_refused(warmup):
     with pytest.raises(ValueError, match=r"warmup_epochs must be a number from 0 up to, not "
                                          r"including, the 3 epochs"):
         TrainConfig(model="unet", epochs=3, warmup_epochs=warmup, image_size=32).validate()
-
-
-def test_a_run_folder_written_before_warm_up_resumes_without_it(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model": "unet", "epochs": 14,
-                                                      "learning_rate": 3e-3}))
-    assert TrainConfig(**runs.read_config(tmp_path)).resolved().warmup_epochs == 0
-
-
-class Stop(Exception):
-    """Raised by the stand-in for train(): what the command built is checked, nothing trained."""
-
-
-def test_the_command_passes_its_warm_up(monkeypatch, tmp_path):
-    import segcourse.train
-
-    seen = {}
-
-    def fake_train(config, verbose="auto"):
-        seen["config"] = config
-        raise Stop
-
-    monkeypatch.setattr(segcourse.train, "train", fake_train)
-    with pytest.raises(Stop):
-        main(["train", "unet", "--profile", "cpu", "--warmup-epochs", "2",
-              "--out", str(tmp_path)])
-    assert seen["config"].warmup_epochs == 2
