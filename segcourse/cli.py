@@ -274,6 +274,19 @@ def _lab_run(args) -> int:
     return 0
 
 
+def _lab_dry_run(args) -> int:
+    from tqdm import tqdm
+
+    from segcourse.labs.dry_run import dry_run_notebook
+
+    failed = 0
+    for path in tqdm(args.notebooks, desc="dry runs", unit="notebook"):
+        report = dry_run_notebook(path, timeout=args.timeout)
+        tqdm.write(report.summary())
+        failed += bool(report.errors)
+    return 1 if failed else 0
+
+
 def _lab_check(args) -> int:
     from segcourse.labs.notebook import NotANotebook, read_notebook, reference_problems
 
@@ -579,6 +592,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"the profile the labs run in; default: {PROFILE_RULE}")
     run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     run.set_defaults(run=_lab_run)
+    dry_run = lab_commands.add_parser(
+        "dry-run", parents=[common],
+        help="run notebooks' GPU profile on this machine, every training cut to a few steps and "
+             "Pets faked, to find the cells that fail (nothing is written)")
+    dry_run.add_argument("notebooks", nargs="+", help="lab notebooks (.ipynb), run in order")
+    dry_run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    dry_run.set_defaults(run=_lab_dry_run)
     check = lab_commands.add_parser("check", help="check reference notebooks' conventions",
                                     parents=[common])
     check.add_argument("notebooks", nargs="+", help="reference lab notebooks (.ipynb)")

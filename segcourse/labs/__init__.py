@@ -16,12 +16,17 @@ from segcourse.labs.profiles import Profile, detect_profile
 
 def setup() -> Profile:
     """The labs' first call: TensorFlow's start-up settings (quiet logs, fast CPU kernels; see
-    :func:`segcourse.labs.environment.prepare_tensorflow`), the environment, a profile."""
+    :func:`segcourse.labs.environment.prepare_tensorflow`), the environment, a profile (in a
+    dry run, :func:`segcourse.labs.dry_run.install` too)."""
     from segcourse.labs.environment import environment_report, format_report, prepare_tensorflow
 
     prepare_tensorflow()
 
     profile = detect_profile()
+    if profile.dry_run:
+        from segcourse.labs.dry_run import install
+
+        install()
     print(format_report({**environment_report(), "profile": str(profile)}))
     return profile
 

@@ -92,11 +92,38 @@ def strip_cpp_log(nb):
     return removed
 
 
+def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
+                      allow_errors: bool = False) -> None:
+    """Execute ``nb`` in place in a fresh kernel of this environment, started in ``directory``
+    with this process's environment changed by ``environ`` (a value of ``None`` removes the
+    variable), and shut the kernel down afterwards, whatever happened (nbclient leaves a kernel
+    it did not start running: a run of fifteen labs would keep fifteen)."""
+    from nbclient import NotebookClient
+
+    saved = {name: os.environ.get(name) for name in environ}
+    for name, value in environ.items():  # the kernel inherits this process's environment
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    km = current_env_kernel_manager()
+    try:
+        NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors,
+                       resources={"metadata": {"path": str(directory)}}).execute()
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run_notebook(path, profile: str = "cpu", timeout: int = 600, write: bool = True):
     """Execute the notebook at ``path``; return it, and write it back with outputs if asked.
     TensorFlow's C++ log is left out of the outputs (:func:`strip_cpp_log`)."""
     import nbformat
-    from nbclient import NotebookClient
 
     from segcourse.labs.notebook import read_notebook
 
@@ -104,17 +131,7 @@ def run_notebook(path, profile: str = "cpu", timeout: int = 600, write: bool = T
         raise ValueError(f"profile {profile!r} is not one of {PROFILES}.")
     path = Path(path)
     nb = read_notebook(path)
-    previous = os.environ.get(PROFILE_VARIABLE)
-    os.environ[PROFILE_VARIABLE] = profile  # the kernel inherits this process's environment
-    try:
-        client = NotebookClient(nb, km=current_env_kernel_manager(), timeout=timeout,
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-    finally:
-        if previous is None:
-            os.environ.pop(PROFILE_VARIABLE, None)
-        else:
-            os.environ[PROFILE_VARIABLE] = previous
+    execute_in_kernel(nb, path.parent, {PROFILE_VARIABLE: profile}, timeout)
     strip_cpp_log(nb)
     if write:
         nbformat.write(nb, path)

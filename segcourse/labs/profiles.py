@@ -5,6 +5,10 @@ the environment variable ``SEGCOURSE_PROFILE=cpu|gpu``. A lab asks the profile f
 (``PROFILE.pick(cpu=2, gpu=30)`` epochs, say); its check cells print the same text in both.
 The commands that take ``--profile`` (``segcourse train``, ``segcourse lab run``) choose by one
 rule (:func:`choose_profile`): ``--profile`` when given, else :data:`PROFILE_RULE`.
+
+``SEGCOURSE_DRY_RUN=1`` (set by ``segcourse lab dry-run``) makes a *dry run* of the GPU profile
+on any machine: the GPU-only sections run, ``pick`` gives the CPU value, ``budget`` its small
+dry-run value, and :mod:`segcourse.labs.dry_run` cuts every training to a few steps.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from segcourse.labs.environment import accelerators
 
 PROFILE_VARIABLE = "SEGCOURSE_PROFILE"
+DRY_RUN_VARIABLE = "SEGCOURSE_DRY_RUN"
 PROFILES = ("cpu", "gpu")
 # What a command chooses without --profile (its --help says so): detect_profile's rule.
 PROFILE_RULE = (f"${PROFILE_VARIABLE} when set, else gpu when the backend sees an accelerator, "
@@ -23,22 +28,35 @@ PROFILE_RULE = (f"${PROFILE_VARIABLE} when set, else gpu when the backend sees a
 
 @dataclass(frozen=True)
 class Profile:
-    """A profile's ``name`` (cpu or gpu) and the ``reason`` it was chosen."""
+    """A profile's ``name`` (cpu or gpu), the ``reason`` it was chosen, and whether it is a dry
+    run of the GPU profile (``dry_run``: the GPU sections on a CPU, a few steps each)."""
 
     name: str
     reason: str
+    dry_run: bool = False
 
     def pick(self, *, cpu, gpu):
-        """The value for this profile: ``cpu`` on the CPU profile, ``gpu`` on the GPU one."""
-        return cpu if self.name == "cpu" else gpu
+        """The value for this profile: ``cpu`` on the CPU profile, ``gpu`` on the GPU one; a dry
+        run runs what both profiles share at the CPU profile's sizes, so it gets ``cpu``."""
+        return cpu if self.name == "cpu" or self.dry_run else gpu
+
+    def budget(self, full, dry_run=2):
+        """A count (pictures, steps, copies) in a GPU-only section: ``full``, or ``dry_run`` in a
+        dry run, which only checks that the code runs."""
+        return dry_run if self.dry_run else full
 
     def __str__(self):
         return f"{self.name} profile ({self.reason})"
 
 
 def detect_profile(environ=None) -> Profile:
-    """``SEGCOURSE_PROFILE`` when set, else ``gpu`` when the backend sees an accelerator."""
+    """A dry run when ``SEGCOURSE_DRY_RUN`` is set (to anything but 0 or nothing), else
+    ``SEGCOURSE_PROFILE`` when set, else ``gpu`` when the backend sees an accelerator."""
     environ = os.environ if environ is None else environ
+    if environ.get(DRY_RUN_VARIABLE, "").strip() not in ("", "0"):
+        return Profile("gpu", f"dry run, forced by {DRY_RUN_VARIABLE}: the GPU sections at CPU "
+                       "sizes, each training cut to a few steps; its scores mean nothing",
+                       dry_run=True)
     forced = environ.get(PROFILE_VARIABLE, "").strip().lower()
     if forced:
         if forced not in PROFILES:

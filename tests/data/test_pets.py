@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from segcourse.data import pets
+from segcourse.labs.dry_run import FAKE_PETS, fake_pets_examples
 
 
 def test_trimap_values_become_classes_or_ignore():
@@ -30,15 +31,6 @@ def test_the_train_split_size_is_the_one_tfds_slices():
     info = tfds.core.SplitInfo(name="train", shard_lengths=[pets.TRAINVAL_IMAGES], num_bytes=0)
     (absolute,) = instruction.to_absolute({"train": info})
     assert (absolute.from_ or 0, absolute.to) == (0, pets.TRAIN_IMAGES) == (0, 3312)
-
-
-def mock_pets(builder, split, **kwargs):
-    """Examples in the real feature format: uint8 images and a (H, W, 1) trimap of 1, 2, 3."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (6, 40, 30, 3), dtype=np.uint8)
-    trimaps = rng.integers(1, 4, (6, 40, 30, 1), dtype=np.uint8)
-    return tf.data.Dataset.from_tensor_slices({"image": images, "segmentation_mask": trimaps,
-                                               "label": np.zeros(6, np.int64)})
 
 
 class Answering(http.server.BaseHTTPRequestHandler):
@@ -68,11 +60,11 @@ def closed_port():
 
 @pytest.mark.parametrize("border, allowed", [("ignore", {0, 1, 255}), ("class", {0, 1, 2})])
 def test_the_pipeline_on_mock_pets(border, allowed, answering_host):
-    with tfds.testing.mock_data(num_examples=6, as_dataset_fn=mock_pets):
+    with tfds.testing.mock_data(num_examples=FAKE_PETS, as_dataset_fn=fake_pets_examples):
         data = pets.dataset("train", size=32, batch_size=3, border=border)
         images, masks = next(iter(data))
     assert images.shape == (3, 32, 32, 3) and images.dtype == tf.float32
-    assert masks.shape == (3, 32, 32) and set(np.unique(masks)) <= allowed
+    assert masks.shape == (3, 32, 32) and set(np.unique(masks)) == allowed
     assert pets.class_names(border)[:2] == ("background", "pet")
 
 

@@ -1,0 +1,208 @@
+"""A dry run of a lab's GPU profile on any machine: every cell, the GPU-only sections included,
+in a minute or two on a CPU, so that an instructor finds the code that breaks before a class
+meets it on Colab (``segcourse lab dry-run notebooks/07_train_diagnose.ipynb``).
+
+A dry run checks that the code runs, not what it learns. In the kernel (``SEGCOURSE_DRY_RUN=1``;
+the lab's ``setup()`` calls :func:`install`):
+
+- ``PROFILE.name`` is ``"gpu"``, so the GPU-only sections run; ``PROFILE.pick`` gives the CPU
+  profile's value and ``PROFILE.budget`` its dry-run value (:mod:`segcourse.labs.profiles`);
+- every Keras ``fit`` trains at most :data:`DRY_EPOCHS` epochs (or ``validation_freq``'s) of
+  :data:`DRY_STEPS` batches and validates on one batch (:func:`cut_fit_arguments`);
+- Oxford-IIIT Pet is :data:`FAKE_PETS` generated examples a split, in tfds' feature format
+  (:func:`fake_pets_examples`, served by ``tfds.testing.mock_data``): nothing is downloaded;
+- ``weights="imagenet"`` builds the same ``keras.applications`` network with random weights.
+
+Checks of trained scores then fail, as they should after a few steps: :func:`dry_run_notebook`
+reports those apart from the errors, which are what a dry run is for.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segcourse.labs.profiles import DRY_RUN_VARIABLE, PROFILE_VARIABLE
+
+DRY_EPOCHS = 2  # at most; or validation_freq's epochs, so that a fit still validates once
+DRY_STEPS = 2  # batches an epoch
+FAKE_PETS = 8  # examples a split: one batch of every Pets pipeline the labs make
+FAKE_PET_SHAPE = (48, 40)  # height, width: not square, as Pets' photographs are not
+GPU_SECTION = 'PROFILE.name == "gpu"'  # how a lab's cell opens a GPU-only section
+CHECK_FAILED = "CheckFailed"  # segcourse.labs.checks.CheckFailed, as a kernel names it
+
+_installed = []  # what install() keeps alive: the tfds mock's context, once installed
+
+
+def _cut(value, count):
+    """The first ``count`` rows of an array, or of each array in a dict, list or tuple."""
+    if isinstance(value, dict):
+        return {key: _cut(item, count) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cut(item, count) for item in value)
+    return value if value is None or not hasattr(value, "shape") else value[:count]
+
+
+def _is_dataset(value) -> bool:
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(value, tf.data.Dataset)
+
+
+def cut_fit_arguments(arguments: dict) -> dict:
+    """``fit``'s arguments (by name, as ``inspect.signature(...).bind`` gives them) cut to a dry
+    run: at most ``DRY_EPOCHS`` epochs (or an integer ``validation_freq``'s, so that it validates
+    once) of ``DRY_STEPS`` batches, validation on one batch. Arrays
+    keep their first batches, a ``tf.data.Dataset`` its first ``DRY_STEPS`` elements, anything
+    else (a generator, a ``PyDataset``) gets ``steps_per_epoch``."""
+    cut = dict(arguments)
+    every = cut.get("validation_freq", 1)
+    epochs = max(DRY_EPOCHS, every if isinstance(every, int) else 1)
+    cut["epochs"] = min(cut.get("epochs", 1), cut.get("initial_epoch", 0) + epochs)
+    x = cut.get("x")
+    batch = cut.get("batch_size") or 32
+    if _is_dataset(x):
+        cut["x"] = x.take(DRY_STEPS)
+        cut.pop("steps_per_epoch", None)
+    elif hasattr(x, "shape") or isinstance(x, (dict, list, tuple)):
+        for name in ("x", "y", "sample_weight"):
+            cut[name] = _cut(cut.get(name), DRY_STEPS * batch)
+    else:
+        cut["steps_per_epoch"] = min(cut.get("steps_per_epoch") or DRY_STEPS, DRY_STEPS)
+    validation = cut.get("validation_data")
+    if _is_dataset(validation):
+        cut["validation_data"] = validation.take(1)
+        cut.pop("validation_steps", None)
+    elif isinstance(validation, (list, tuple)):
+        cut["validation_data"] = _cut(validation, cut.get("validation_batch_size") or batch)
+    elif validation is not None:
+        cut["validation_steps"] = 1
+    return cut
+
+
+def _cut_fit(fit):
+    signature = inspect.signature(fit)
+
+    def dry_run_fit(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        return fit(**cut_fit_arguments(bound.arguments))
+
+    dry_run_fit.__doc__ = f"Keras' fit, cut to a dry run ({cut_fit_arguments.__name__})."
+    return dry_run_fit
+
+
+def fake_pets_examples(builder=None, split="train", **_):
+    """``FAKE_PETS`` examples of Oxford-IIIT Pet's tfds features, for ``tfds.testing.mock_data``'s
+    ``as_dataset_fn``: a uint8 RGB ``image`` and a ``segmentation_mask`` trimap (1 pet, 2
+    background, 3 the border band) of one ``FAKE_PET_SHAPE``: an ellipse of a pet, brighter than
+    its background, ringed by its border. Each split draws its own."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(sum(map(ord, str(split))))
+    height, width = FAKE_PET_SHAPE
+    rows, cols = np.mgrid[:height, :width]
+    images, trimaps = [], []
+    for _ in range(FAKE_PETS):
+        centre = rng.uniform(0.3, 0.7, 2) * (height, width)
+        radii = rng.uniform(0.15, 0.3, 2) * (height, width)
+        distance = np.hypot((rows - centre[0]) / radii[0], (cols - centre[1]) / radii[1])
+        trimap = np.where(distance < 0.85, 1, np.where(distance < 1.15, 3, 2)).astype(np.uint8)
+        image = rng.integers(0, 120, (height, width, 3)) + 100 * (trimap == 1)[..., None]
+        images.append(image.astype(np.uint8))
+        trimaps.append(trimap[..., None])
+    return tf.data.Dataset.from_tensor_slices({
+        "image": np.stack(images), "segmentation_mask": np.stack(trimaps),
+        "label": rng.integers(0, 37, FAKE_PETS), "species": rng.integers(0, 2, FAKE_PETS)})
+
+
+def _fake_pets():
+    """Serve every tfds dataset from :func:`fake_pets_examples` (Pets is the labs' only one)."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:  # no data extra: a Pets section fails as it would on Colab without it
+        return
+    from segcourse.data import pets
+
+    mock = tfds.testing.mock_data(num_examples=FAKE_PETS, as_dataset_fn=fake_pets_examples)
+    mock.__enter__()  # for the rest of the kernel's life: install() keeps it referenced
+    pets.ensure_obtainable = lambda builder: None  # no download host to probe
+    return mock
+
+
+def _random_instead_of_imagenet():
+    from segcourse.models import backbones, fcn
+
+    original = backbones.keras_application
+
+    def keras_application(name, weights, include_top=False):
+        return original(name, None if weights == "imagenet" else weights, include_top)
+
+    keras_application.__doc__ = "keras_application, with random weights for 'imagenet'."
+    for module in (backbones, fcn):
+        module.keras_application = keras_application
+
+
+def install() -> None:
+    """Turn this Python into a dry run (once): fit cut short, fake Pets, random 'ImageNet'."""
+    if _installed:
+        return
+    import keras
+
+    keras.Model.fit = _cut_fit(keras.Model.fit)
+    _installed.append(_fake_pets())  # were the mock's context collected, its patches would end
+    _random_instead_of_imagenet()
+
+
+def gpu_sections(nb) -> int:
+    """How many code cells of ``nb`` open a GPU-only section (``if PROFILE.name == "gpu":``)."""
+    return sum(cell.cell_type == "code" and GPU_SECTION in cell.source for cell in nb.cells)
+
+
+@dataclass
+class DryRun:
+    """What a dry run of one notebook found: the ``errors`` (cell number, exception name,
+    message) it is for, and the ``judged`` checks that failed on its meaningless scores."""
+
+    path: Path
+    seconds: float
+    code_cells: int
+    gpu_sections: int
+    errors: list = field(default_factory=list)
+    judged: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"{self.path}: {'ok' if not self.errors else f'{len(self.errors)} error(s)'} "
+                 f"({self.code_cells} code cells, {self.gpu_sections} of them GPU-only sections, "
+                 f"in {self.seconds:.0f} s)"]
+        lines += [f"  - cell {cell}: {name}: {message}" for cell, name, message in self.errors]
+        if self.judged:
+            lines.append(f"  {len(self.judged)} check(s) failed on the dry run's scores, as "
+                         "expected after a few steps: "
+                         + "; ".join(f"cell {cell}" for cell, _, _ in self.judged))
+        return "\n".join(lines)
+
+
+def dry_run_notebook(path, timeout: int = 600) -> DryRun:
+    """Run every cell of the notebook at ``path`` as a dry run of its GPU profile (it is not
+    written back) and report each cell that raised."""
+    from segcourse.labs.execute import execute_in_kernel
+    from segcourse.labs.notebook import read_notebook
+
+    path = Path(path)
+    nb = read_notebook(path)
+    started = time.perf_counter()
+    execute_in_kernel(nb, path.parent, {DRY_RUN_VARIABLE: "1", PROFILE_VARIABLE: None}, timeout,
+                      allow_errors=True)
+    code = [(number, cell) for number, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    report = DryRun(path, time.perf_counter() - started, len(code), gpu_sections(nb))
+    for number, cell in code:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                found = (number, output["ename"], output["evalue"])
+                (report.judged if output["ename"] == CHECK_FAILED else report.errors).append(found)
+    return report

@@ -1,0 +1,161 @@
+"""The dry run of the GPU profile (segcourse lab dry-run): the profile it forces, fit cut to a few
+steps (counted by the optimizer), Pets faked in tfds' format, a report that tells a broken cell
+from a check failed on meaningless scores; and every lab's GPU sections dry-run without an
+error."""
+
+from pathlib import Path
+
+import keras
+import nbformat
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from segcourse.cli import main
+from segcourse.labs import detect_profile
+from segcourse.labs import dry_run as dry
+from segcourse.labs.notebook import read_notebook
+
+NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
+WITH_GPU_SECTIONS = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")
+                           if dry.gpu_sections(read_notebook(path)))
+
+
+@pytest.mark.parametrize("value, dry_run", [("1", True), ("yes", True), ("0", False), ("", False)])
+def test_the_dry_run_variable_forces_a_dry_gpu_profile(value, dry_run):
+    profile = detect_profile({"SEGCOURSE_DRY_RUN": value, "SEGCOURSE_PROFILE": "cpu"})
+    assert profile.dry_run is dry_run and profile.name == ("gpu" if dry_run else "cpu")
+    assert profile.pick(cpu=2, gpu=30) == 2  # shared code at CPU sizes, in both
+    assert profile.budget(600) == (2 if dry_run else 600)
+    assert profile.budget(600, dry_run=5) == (5 if dry_run else 600)
+
+
+def test_a_gpu_profile_gets_the_full_budget():
+    profile = detect_profile({"SEGCOURSE_PROFILE": "gpu"})
+    assert not profile.dry_run and profile.pick(cpu=2, gpu=30) == 30
+    assert profile.budget(600) == 600
+
+
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    return model
+
+
+def steps_and_epochs(**fit_arguments):
+    """Train a tiny model with the dry run's fit: (optimizer steps, epochs in its history)."""
+    model = tiny_model()
+    history = dry._cut_fit(keras.Model.fit)(model, verbose=0, **fit_arguments)
+    return int(model.optimizer.iterations.numpy()), len(history.history["loss"])
+
+
+def test_fit_on_arrays_trains_a_few_batches_of_a_few_epochs():
+    x, y = np.zeros((100, 4), np.float32), np.zeros((100, 2), np.float32)
+    assert steps_and_epochs(x=x, y=y, batch_size=8, epochs=20) == (2 * 2, 2)
+    assert steps_and_epochs(x=x, y=y, batch_size=8, epochs=1) == (2, 1)
+    # validation_freq=3 trains three epochs, so that it validates once
+    model = tiny_model()
+    history = dry._cut_fit(keras.Model.fit)(model, x, y, batch_size=8, epochs=30, verbose=0,
+                                             validation_data=(x, y), validation_freq=3)
+    assert len(history.history["loss"]) == 3 and len(history.history["val_loss"]) == 1
+
+
+def test_fit_on_a_dataset_or_a_generator_trains_a_few_steps():
+    x, y = np.zeros((64, 4), np.float32), np.zeros((64, 2), np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    assert steps_and_epochs(x=data, epochs=5, validation_data=data) == (2 * 2, 2)
+
+    def endless():
+        while True:
+            yield x[:4], y[:4]
+
+    assert steps_and_epochs(x=endless(), steps_per_epoch=500, epochs=2) == (2 * 2, 2)
+
+
+def test_fit_arguments_are_cut_by_name():
+    x = {"a": np.arange(10), "b": np.arange(10)}
+    cut = dry.cut_fit_arguments({"x": x, "y": np.arange(10), "batch_size": 2, "epochs": 9,
+                                 "initial_epoch": 4, "validation_data": (x, np.arange(10))})
+    assert cut["epochs"] == 4 + dry.DRY_EPOCHS
+    assert [len(v) for v in cut["x"].values()] == [4, 4] and len(cut["y"]) == 4
+    assert [len(v) for v in cut["validation_data"][0].values()] == [2, 2]
+
+
+def test_fake_pets_are_in_the_real_feature_format():
+    examples = list(dry.fake_pets_examples(None, "train").as_numpy_iterator())
+    assert len(examples) == dry.FAKE_PETS
+    for example in examples:
+        assert example["image"].dtype == np.uint8
+        assert example["image"].shape == (*dry.FAKE_PET_SHAPE, 3)
+        assert example["segmentation_mask"].shape == (*dry.FAKE_PET_SHAPE, 1)
+        assert set(np.unique(example["segmentation_mask"])) == {1, 2, 3}
+        pet = example["segmentation_mask"][..., 0] == 1
+        assert example["image"][pet].mean() > example["image"][~pet].mean()  # something to learn
+    other = next(dry.fake_pets_examples(None, "test").as_numpy_iterator())
+    assert not np.array_equal(other["image"], examples[0]["image"])
+
+
+def write_notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_the_report_tells_a_broken_gpu_section_from_a_failed_check(tmp_path, capsys):
+    path = write_notebook(
+        tmp_path / "lab.ipynb",
+        "from segcourse.labs import setup\nPROFILE = setup()",
+        "import keras, numpy as np\n"
+        "print(PROFILE.name, PROFILE.dry_run, PROFILE.pick(cpu=2, gpu=30))\n"
+        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
+        "model.compile('sgd', 'mse')\n"
+        "model.fit(np.zeros((99, 4)), np.zeros((99, 2)), batch_size=3, epochs=50, verbose=0)\n"
+        "print('steps', int(model.optimizer.iterations.numpy()))",
+        "from segcourse.labs import check_at_least\ncheck_at_least('mIoU', 0.1, 0.8)",
+        f'if {dry.GPU_SECTION}:\n    {{}}["missing"]\nelse:\n    print("CPU profile")',
+        "print('after')")
+    report = dry.dry_run_notebook(path, timeout=120)
+    nb = read_notebook(path)
+    assert all(not cell.outputs for cell in nb.cells)  # nothing written back
+    assert report.code_cells == 5 and report.gpu_sections == 1
+    assert [(cell, name) for cell, name, _ in report.errors] == [(3, "KeyError")]
+    assert [(cell, name) for cell, name, _ in report.judged] == [(2, "CheckFailed")]
+    assert main(["lab", "dry-run", str(path)]) == 1
+    said = capsys.readouterr().out
+    assert "1 error(s)" in said and "cell 3: KeyError" in said and "1 check(s) failed" in said
+
+
+def test_the_kernel_is_a_dry_run(tmp_path):
+    path = write_notebook(
+        tmp_path / "lab.ipynb",
+        "from segcourse.labs import setup\nPROFILE = setup()",
+        "import keras, numpy as np\n"
+        "assert (PROFILE.name, PROFILE.dry_run, PROFILE.pick(cpu=2, gpu=30)) == ('gpu', True, 2)\n"
+        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
+        "model.compile('sgd', 'mse')\n"
+        "model.fit(np.zeros((99, 4)), np.zeros((99, 2)), batch_size=3, epochs=50, verbose=0)\n"
+        "assert int(model.optimizer.iterations.numpy()) == 4, model.optimizer.iterations",
+        "from segcourse.data import pets\n"
+        "images, masks = next(iter(pets.dataset('test', 16, 32)))\n"
+        "assert images.shape == (8, 16, 16, 3), images.shape  # FAKE_PETS, no download\n"
+        "from segcourse.models.backbones import backbone\n"
+        "net = backbone('mobilenetv2', (32, 32, 3), weights='imagenet')  # random, offline\n"
+        "assert len(net.outputs) == 4")
+    report = dry.dry_run_notebook(path, timeout=120)
+    assert not report.errors and not report.judged, report.summary()
+
+
+def test_the_labs_with_gpu_sections_are_found():
+    expected = ["04_encoder_decoder", "07_train_diagnose", "08_backbones_transfer",
+                "09_decoders", "10_deeplab_lineage", "11_imbalance_losses",
+                "12_biomedical_unet", "13_instances_panoptic", "14_evaluation"]
+    assert [name.removesuffix(".ipynb") for name in WITH_GPU_SECTIONS] == expected
+
+
+@pytest.mark.parametrize("name", WITH_GPU_SECTIONS)
+def test_every_gpu_section_runs_in_a_dry_run(name):
+    report = dry.dry_run_notebook(NOTEBOOKS / name)
+    assert report.gpu_sections >= 1
+    assert not report.errors, report.summary()
