@@ -6,6 +6,11 @@ Written for a machine with JAX and no TensorFlow (the GPU lent to this project's
 Colab the labs run the same models under TensorFlow. Writes ``<out>.md`` and ``<out>.json``.
 
     KERAS_BACKEND=jax python benchmarks/accelerator.py --out benchmarks/accelerator
+    KERAS_BACKEND=jax python benchmarks/accelerator.py --sections --out benchmarks/gpu_sections
+
+``--sections`` times instead the network each lab's GPU section trains, at that section's sizes,
+in full float32 as the labs compute (``segcourse.labs.environment.full_float32``), and the
+section's training steps on this device and, as a floor, on a T4 at its float32 peak.
 
 Training figures: medians of ``repeats`` timings of ``steps`` ``train_on_batch`` calls on one
 fixed batch (each call returns the loss as a number, so each step has finished when it is
@@ -48,6 +53,53 @@ TRAINING = (
 )
 
 
+# The labs' GPU sections: (lab, what, registered model or "mobilenetv2-segmenter", options,
+# input shape, batch, classes, training steps in the section as the notebook counts them).
+PETS_STEPS_32, PETS_STEPS_16 = -(-TRAIN_IMAGES // 32), -(-TRAIN_IMAGES // 16)  # 104, 207
+SECTIONS = (
+    ("04", "U-Net small", "unet", {"model_size": "small"}, (128, 128, 3), 32, 2,
+     10 * PETS_STEPS_32),
+    ("04", "U-Net small, no skips", "unet", {"model_size": "small", "skips": False},
+     (128, 128, 3), 32, 2, 10 * PETS_STEPS_32),
+    ("04", "SegNet small", "segnet", {"model_size": "small"}, (128, 128, 3), 32, 2,
+     10 * PETS_STEPS_32),
+    ("07", "U-Net, 32 filters", "unet", {"model_size": "small", "base_filters": 32},
+     (128, 128, 3), 32, 2, 15 * PETS_STEPS_32),
+    ("08", "MobileNetV2 + decoder (3 runs)", "mobilenetv2-segmenter", {}, (128, 128, 3), 32, 2,
+     3 * 8 * PETS_STEPS_32),
+    ("09", "FCN-32s", "fcn32s", {"alignment": "same"}, (128, 128, 3), 16, 2, 4 * PETS_STEPS_16),
+    ("09", "FCN-16s", "fcn16s", {"alignment": "same"}, (128, 128, 3), 16, 2, 4 * PETS_STEPS_16),
+    ("09", "FCN-8s", "fcn8s", {"alignment": "same"}, (128, 128, 3), 16, 2, 4 * PETS_STEPS_16),
+    ("10", "DeepLabV3 small, OS 16", "deeplabv3", {"model_size": "small", "output_stride": 16},
+     (128, 128, 3), 32, 2, 12 * PETS_STEPS_32),
+    ("10", "DeepLabV3+ small, OS 16", "deeplabv3",
+     {"model_size": "small", "output_stride": 16, "decoder": True}, (128, 128, 3), 32, 2,
+     12 * PETS_STEPS_32),
+    ("11", "U-Net, 16 filters (6 losses)", "unet", {"base_filters": 16}, (128, 128, 3), 32, 3,
+     600 + 6 * 400),
+    ("12", "paper U-Net, 572 -> 388 (2 runs)", "unet", {"variant": "paper", "depth": 4},
+     (572, 572, 1), 4, 2, 2 * 10 * 30 * 4 // 4),
+    ("14", "U-Net small (4 seeds)", "unet", {"model_size": "small"}, (128, 128, 3), 32, 2,
+     4 * 5 * PETS_STEPS_32),
+)
+T4_FLOAT32_TFLOPS = 8.1  # NVIDIA's T4 datasheet: peak single precision
+
+
+def mobilenetv2_segmenter(num_classes, size):
+    """Lab 08's segmenter: a MobileNetV2 backbone, a U-Net-like decoder over C5 -> C2, x4."""
+    from segcourse.models.backbones import backbone
+
+    inputs = keras.Input((size, size, 3))
+    found = backbone("mobilenetv2", (size, size, 3))(inputs * 2.0 - 1.0)  # Rescaling needs TF
+    x = keras.layers.Conv2D(64, 1, activation="relu")(found["C5"])
+    for stage, filters in (("C4", 64), ("C3", 32), ("C2", 32)):
+        x = keras.layers.UpSampling2D(2, interpolation="bilinear")(x)
+        x = keras.layers.Concatenate()([x, found[stage]])
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    x = keras.layers.UpSampling2D(4, interpolation="bilinear")(x)
+    return keras.Model(inputs, keras.layers.Conv2D(num_classes, 1)(x))
+
+
 def matmul_tflops(dtype: str, n: int = 8192, repeats: int = 5) -> float:
     """The device's matrix-product rate for ``dtype`` (TFLOP/s, median of ``repeats``)."""
     import jax
@@ -78,34 +130,80 @@ def round_trip(name: str, size: int = 64) -> dict:
             and np.allclose(before, after, atol=1e-5)}
 
 
+def step_speed(model, batch: int, classes: int, steps: int = 10, repeats: int = 3) -> dict:
+    """Seconds per ``train_on_batch`` step of ``model`` on one fixed random batch (median of
+    ``repeats`` runs of ``steps``, after two warm-up steps that compile), and its MACs."""
+    macs = summarize(model).macs
+    model.compile(keras.optimizers.Adam(1e-4), losses.MaskedCrossEntropy())
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, *model.input_shape[1:]), np.float32)
+    y = rng.integers(0, classes, (batch, *model.output_shape[1:3])).astype(np.int32)
+    start = time.perf_counter()
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    warm_up = time.perf_counter() - start
+
+    def run():
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+
+    seconds = median_seconds(run, repeats) / steps
+    rate = batch / seconds
+    return {"gmacs_per_picture": macs / 1e9, "step_ms": 1e3 * seconds,
+            "pictures_per_second": rate, "tflops": training_tflop(macs, rate, 0, 1),
+            "compile_seconds": warm_up}
+
+
 def training_speed(name: str, size: int, batch: int, policy: str, steps: int = 10,
                    repeats: int = 3) -> dict:
     """Pictures/s and achieved TFLOP/s of one training configuration."""
     keras.mixed_precision.set_dtype_policy(policy)
     try:
         model = registry.build(name, CLASSES, (size, size, 3))
-        macs = summarize(model).macs
-        model.compile(keras.optimizers.Adam(1e-4), losses.MaskedCrossEntropy())
-        rng = np.random.default_rng(0)
-        x = rng.random((batch, size, size, 3), np.float32)
-        y = rng.integers(0, CLASSES, (batch, size, size)).astype(np.int32)
-        start = time.perf_counter()
-        for _ in range(2):
-            model.train_on_batch(x, y)
-        warm_up = time.perf_counter() - start
-
-        def run():
-            for _ in range(steps):
-                model.train_on_batch(x, y)
-
-        seconds = median_seconds(run, repeats) / steps
+        speed = step_speed(model, batch, CLASSES, steps, repeats)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    rate = batch / seconds
-    return {"model": name, "size": size, "batch": batch, "policy": policy,
-            "gmacs_per_picture": macs / 1e9, "step_ms": 1e3 * seconds,
-            "pictures_per_second": rate, "tflops": training_tflop(macs, rate, 0, 1),
-            "pets_epoch_seconds": TRAIN_IMAGES / rate, "compile_seconds": warm_up}
+    return {"model": name, "size": size, "batch": batch, "policy": policy, **speed,
+            "pets_epoch_seconds": TRAIN_IMAGES / speed["pictures_per_second"]}
+
+
+def section_speed(lab, what, name, options, shape, batch, classes, section_steps, steps=10,
+                  repeats=3) -> dict:
+    """One lab's GPU-section network at its sizes: a step's time and the section's training."""
+    keras.utils.set_random_seed(0)
+    model = (mobilenetv2_segmenter(classes, shape[0]) if name == "mobilenetv2-segmenter"
+             else registry.build(name, classes, shape, **options))
+    speed = step_speed(model, batch, classes, steps, repeats)
+    flop = 6 * speed["gmacs_per_picture"] * 1e9 * batch * section_steps
+    return {"lab": lab, "network": what, "input": list(shape), "batch": batch,
+            "section_steps": section_steps, **speed,
+            "section_minutes": section_steps * speed["step_ms"] / 1e3 / 60,
+            "t4_floor_minutes": flop / (T4_FLOAT32_TFLOPS * 1e12) / 60}
+
+
+def _sections_markdown(result: dict) -> str:
+    lines = [
+        "# The labs' GPU sections on an accelerator (Keras JAX backend)", "",
+        f"Device: {result['device']}. Keras {result['keras']}, JAX {result['jax']}, "
+        f"Python {result['python']}. Written by `{result['command']}`.", "",
+        f"Same-run matrix-product ceiling ({result['matmul_size']}², median of 5, full float32 "
+        f"as the labs compute): {result['ceiling_tflops']['float32']:.0f} TFLOP/s.", "",
+        "Each lab's GPU-section network at that section's sizes (2 classes, 3 for lab 11), Adam "
+        "and MaskedCrossEntropy on one fixed random batch: the step alone, without the input "
+        "pipeline, validation or evaluation. *Section* = the section's training steps at this "
+        "step time. *T4 floor* = the section's training FLOPs at a T4's float32 peak "
+        f"({T4_FLOAT32_TFLOPS} TFLOP/s): no T4 can be faster; a real one reaches a fraction of "
+        "its peak, and Colab's 2 CPU cores may feed it more slowly still (not measured here).",
+        "", "| lab | network | input | batch | GMACs/picture | ms/step | TFLOP/s | steps | "
+        "section (min) | T4 floor (min) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["sections"]:
+        lines.append(
+            f"| {r['lab']} | {r['network']} | {'×'.join(map(str, r['input']))} | {r['batch']} | "
+            f"{r['gmacs_per_picture']:.2f} | {r['step_ms']:.1f} | {r['tflops']:.1f} | "
+            f"{r['section_steps']:,} | {r['section_minutes']:.2f} | "
+            f"{r['t4_floor_minutes']:.1f} |")
+    lines += [""] + [f"- {name}: {error}" for name, error in result["failures"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def _markdown(result: dict) -> str:
@@ -151,11 +249,15 @@ def main(argv=None) -> int:
                         help="report path without extension (default: %(default)s)")
     parser.add_argument("--round-trips-only", action="store_true",
                         help="check every model's round trip, time no training")
+    parser.add_argument("--sections", action="store_true",
+                        help="time the labs' GPU-section networks instead (full float32)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes and one timing, to try the script on a CPU")
     args = parser.parse_args(argv)
     import jax
 
+    if args.sections:
+        return sections_main(args)
     training = () if args.round_trips_only else TRAINING
     if args.smoke:
         training = [(name, 32, 2, policy) for name, _, _, policy in TRAINING[1:2] + TRAINING[3:]]
@@ -196,6 +298,41 @@ def main(argv=None) -> int:
         save()
     print(_markdown(result))
     return 1 if result["failures"] or not all(r["ok"] for r in result["round_trips"]) else 0
+
+
+def sections_main(args) -> int:
+    """Time every entry of SECTIONS; write ``<out>.md`` and ``<out>.json`` after each."""
+    import jax
+
+    from segcourse.labs.environment import full_float32
+
+    full_float32()
+    sections = SECTIONS
+    if args.smoke:  # the CPU's try: 32 px (the paper U-Net at its smallest valid input, 188)
+        sections = [(lab, what, name, options, (188, 188, 1) if shape[0] == 572 else
+                     (32, 32, 3), 2, classes, steps)
+                    for lab, what, name, options, shape, _, classes, steps in SECTIONS]
+    result = {"device": str(jax.devices()[0].device_kind), "keras": keras.__version__,
+              "jax": jax.__version__, "python": platform.python_version(),
+              "command": "KERAS_BACKEND=jax python benchmarks/accelerator.py --sections "
+                         "--out benchmarks/gpu_sections",
+              "matmul_size": 512 if args.smoke else 8192, "sections": [], "failures": {}}
+    result["ceiling_tflops"] = {"float32": matmul_tflops("float32", result["matmul_size"])}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for section in sections:
+        try:
+            result["sections"].append(section_speed(*section, **(
+                {"steps": 1, "repeats": 1} if args.smoke else {})))
+            print(result["sections"][-1], flush=True)
+        except Exception as error:  # a report of what failed, not a stop
+            result["failures"][f"lab {section[0]} {section[1]}"] = (
+                f"{type(error).__name__}: {error}"[:300])
+            print("FAILED", section[:2], error, flush=True)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+        out.with_suffix(".md").write_text(_sections_markdown(result))
+    print(_sections_markdown(result))
+    return 1 if result["failures"] else 0
 
 
 if __name__ == "__main__":

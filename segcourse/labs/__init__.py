@@ -16,11 +16,18 @@ from segcourse.labs.profiles import Profile, detect_profile
 
 def setup() -> Profile:
     """The labs' first call: TensorFlow's start-up settings (quiet logs, fast CPU kernels; see
-    :func:`segcourse.labs.environment.prepare_tensorflow`), the environment, a profile (in a
-    dry run, :func:`segcourse.labs.dry_run.install` too)."""
-    from segcourse.labs.environment import environment_report, format_report, prepare_tensorflow
+    :func:`segcourse.labs.environment.prepare_tensorflow`), float32 without TF32 on GPUs
+    (:func:`~segcourse.labs.environment.full_float32`), the environment, a profile (in a dry
+    run, :func:`segcourse.labs.dry_run.install` too)."""
+    from segcourse.labs.environment import (
+        environment_report,
+        format_report,
+        full_float32,
+        prepare_tensorflow,
+    )
 
     prepare_tensorflow()
+    full_float32()
 
     profile = detect_profile()
     if profile.dry_run:

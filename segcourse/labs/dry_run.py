@@ -31,7 +31,7 @@ from segcourse.labs.profiles import DRY_RUN_VARIABLE, PROFILE_VARIABLE
 DRY_EPOCHS = 2  # at most; or validation_freq's epochs, so that a fit still validates once
 DRY_STEPS = 2  # batches an epoch
 FAKE_PETS = 8  # examples a split: one batch of every Pets pipeline the labs make
-FAKE_PET_SHAPE = (48, 40)  # height, width: not square, as Pets' photographs are not
+FAKE_PET_SIDES = (32, 64)  # the least and the most pixels of a fake pet picture's side
 GPU_SECTION = 'PROFILE.name == "gpu"'  # how a lab's cell opens a GPU-only section
 CHECK_FAILED = "CheckFailed"  # segcourse.labs.checks.CheckFailed, as a kernel names it
 
@@ -99,25 +99,27 @@ def _cut_fit(fit):
 def fake_pets_examples(builder=None, split="train", **_):
     """``FAKE_PETS`` examples of Oxford-IIIT Pet's tfds features, for ``tfds.testing.mock_data``'s
     ``as_dataset_fn``: a uint8 RGB ``image`` and a ``segmentation_mask`` trimap (1 pet, 2
-    background, 3 the border band) of one ``FAKE_PET_SHAPE``: an ellipse of a pet, brighter than
-    its background, ringed by its border. Each split draws its own."""
+    background, 3 the border band), each example of its own size (sides in ``FAKE_PET_SIDES``),
+    as Pets' photographs are: an ellipse of a pet, brighter than its background, ringed by its
+    border. Each split draws its own."""
     import tensorflow as tf
 
     rng = np.random.default_rng(sum(map(ord, str(split))))
-    height, width = FAKE_PET_SHAPE
-    rows, cols = np.mgrid[:height, :width]
-    images, trimaps = [], []
+    examples = []
     for _ in range(FAKE_PETS):
+        height, width = rng.integers(*FAKE_PET_SIDES, size=2, endpoint=True)
+        rows, cols = np.mgrid[:height, :width]
         centre = rng.uniform(0.3, 0.7, 2) * (height, width)
         radii = rng.uniform(0.15, 0.3, 2) * (height, width)
         distance = np.hypot((rows - centre[0]) / radii[0], (cols - centre[1]) / radii[1])
         trimap = np.where(distance < 0.85, 1, np.where(distance < 1.15, 3, 2)).astype(np.uint8)
         image = rng.integers(0, 120, (height, width, 3)) + 100 * (trimap == 1)[..., None]
-        images.append(image.astype(np.uint8))
-        trimaps.append(trimap[..., None])
-    return tf.data.Dataset.from_tensor_slices({
-        "image": np.stack(images), "segmentation_mask": np.stack(trimaps),
-        "label": rng.integers(0, 37, FAKE_PETS), "species": rng.integers(0, 2, FAKE_PETS)})
+        examples.append({"image": image.astype(np.uint8), "segmentation_mask": trimap[..., None],
+                         "label": rng.integers(0, 37), "species": rng.integers(0, 2)})
+    signature = {"image": tf.TensorSpec((None, None, 3), tf.uint8),
+                 "segmentation_mask": tf.TensorSpec((None, None, 1), tf.uint8),
+                 "label": tf.TensorSpec((), tf.int64), "species": tf.TensorSpec((), tf.int64)}
+    return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=signature)
 
 
 def _fake_pets():

@@ -25,6 +25,36 @@ def prepare_tensorflow() -> None:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
+def full_float32() -> None:
+    """Compute float32 as float32 on every GPU, as on a CPU: no TensorFloat-32 (10-bit mantissa)
+    in convolutions and matrix products, which TensorFlow and JAX use by default on Ampere and
+    newer GPUs (Colab's A100 and L4; its T4 has none).
+
+    Measured on an H200 (Keras 3.15 on JAX, ``tests/test_jax_backend.py``'s models at 32 px):
+    with TF32 the registered models' outputs differed from the CPU's by up to 2e-3 (FCN-8s) and,
+    where a max-pooling arg-max flipped, 0.04-0.05 on outputs of scale 0.3-0.7 (SegNet,
+    DeconvNet); in full float32 every model and layer agreed within 2.2e-6. A lab's checks must
+    print the same on any machine; and a GPU section computes no slower than on the T4 it was
+    sized for (an A100's float32 peak is 19.5 TFLOP/s, a T4's 8.1).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+    elif backend == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest")
+    elif backend == "torch":
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
 def _version(distribution: str) -> str | None:
     try:
         return metadata.version(distribution)

@@ -86,14 +86,18 @@ def test_fake_pets_are_in_the_real_feature_format():
     examples = list(dry.fake_pets_examples(None, "train").as_numpy_iterator())
     assert len(examples) == dry.FAKE_PETS
     for example in examples:
-        assert example["image"].dtype == np.uint8
-        assert example["image"].shape == (*dry.FAKE_PET_SHAPE, 3)
-        assert example["segmentation_mask"].shape == (*dry.FAKE_PET_SHAPE, 1)
-        assert set(np.unique(example["segmentation_mask"])) == {1, 2, 3}
-        pet = example["segmentation_mask"][..., 0] == 1
-        assert example["image"][pet].mean() > example["image"][~pet].mean()  # something to learn
+        image, trimap = example["image"], example["segmentation_mask"]
+        assert image.dtype == trimap.dtype == np.uint8
+        assert image.shape[2] == 3 and trimap.shape == (*image.shape[:2], 1)
+        assert all(dry.FAKE_PET_SIDES[0] <= side <= dry.FAKE_PET_SIDES[1]
+                   for side in image.shape[:2])
+        assert set(np.unique(trimap)) == {1, 2, 3}
+        pet = trimap[..., 0] == 1
+        assert image[pet].mean() > image[~pet].mean()  # something to learn
+    assert len({example["image"].shape for example in examples}) > 1  # sizes vary, as in Pets
     other = next(dry.fake_pets_examples(None, "test").as_numpy_iterator())
-    assert not np.array_equal(other["image"], examples[0]["image"])
+    assert other["image"].shape != examples[0]["image"].shape or not np.array_equal(
+        other["image"], examples[0]["image"])
 
 
 def write_notebook(path, *sources):
@@ -133,6 +137,8 @@ def test_the_kernel_is_a_dry_run(tmp_path):
         "from segcourse.labs import setup\nPROFILE = setup()",
         "import keras, numpy as np\n"
         "assert (PROFILE.name, PROFILE.dry_run, PROFILE.pick(cpu=2, gpu=30)) == ('gpu', True, 2)\n"
+        "import tensorflow as tf  # and setup() turned TF32 off\n"
+        "assert not tf.config.experimental.tensor_float_32_execution_enabled()\n"
         "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
         "model.compile('sgd', 'mse')\n"
         "model.fit(np.zeros((99, 4)), np.zeros((99, 2)), batch_size=3, epochs=50, verbose=0)\n"

@@ -27,3 +27,19 @@ def test_environment_report_names_backend_and_devices():
     assert report["keras"].startswith("3.")
     text = format_report(report)
     assert "accelerators  none (CPU only)" in text
+
+
+def test_the_labs_compute_float32_without_tf32():
+    """TF32 moved SegNet's outputs by 0.04 on an H200 (full_float32's docstring): setup() turns
+    it off, so a check prints the same on a GPU as on this CPU."""
+    import tensorflow as tf
+
+    from segcourse.labs.environment import full_float32
+
+    was = tf.config.experimental.tensor_float_32_execution_enabled()
+    try:
+        tf.config.experimental.enable_tensor_float_32_execution(True)
+        full_float32()
+        assert not tf.config.experimental.tensor_float_32_execution_enabled()
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(was)
