@@ -181,11 +181,20 @@ def section_speed(lab, what, name, options, shape, batch, classes, section_steps
             "t4_floor_minutes": flop / (T4_FLOAT32_TFLOPS * 1e12) / 60}
 
 
+def _heading(title: str, result: dict) -> list[str]:
+    return [f"# {title} (Keras JAX backend)", "",
+            f"Device: {result['device']}. Keras {result['keras']}, JAX {result['jax']}, "
+            f"Python {result['python']}. Written by `{result['command']}`.", ""]
+
+
+def _ending(lines: list[str], result: dict) -> str:
+    lines += [""] + [f"- {name}: {error}" for name, error in result["failures"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def _sections_markdown(result: dict) -> str:
     lines = [
-        "# The labs' GPU sections on an accelerator (Keras JAX backend)", "",
-        f"Device: {result['device']}. Keras {result['keras']}, JAX {result['jax']}, "
-        f"Python {result['python']}. Written by `{result['command']}`.", "",
+        *_heading("The labs' GPU sections on an accelerator", result),
         f"Same-run matrix-product ceiling ({result['matmul_size']}², median of 5, full float32 "
         f"as the labs compute): {result['ceiling_tflops']['float32']:.0f} TFLOP/s.", "",
         "Each lab's GPU-section network at that section's sizes (2 classes, 3 for lab 11), Adam "
@@ -202,16 +211,13 @@ def _sections_markdown(result: dict) -> str:
             f"{r['gmacs_per_picture']:.2f} | {r['step_ms']:.1f} | {r['tflops']:.1f} | "
             f"{r['section_steps']:,} | {r['section_minutes']:.2f} | "
             f"{r['t4_floor_minutes']:.1f} |")
-    lines += [""] + [f"- {name}: {error}" for name, error in result["failures"].items()]
-    return "\n".join(lines) + "\n"
+    return _ending(lines, result)
 
 
 def _markdown(result: dict) -> str:
     ceiling = result["ceiling_tflops"]
     lines = [
-        "# segcourse on an accelerator (Keras JAX backend)", "",
-        f"Device: {result['device']}. Keras {result['keras']}, JAX {result['jax']}, "
-        f"Python {result['python']}. Written by `{result['command']}`.", "",
+        *_heading("segcourse on an accelerator", result),
         f"Same-run matrix-product ceiling ({result['matmul_size']}², median of 5): float32 "
         f"{ceiling['float32']:.0f} TFLOP/s, bfloat16 {ceiling['bfloat16']:.0f} TFLOP/s (float32 at "
         "JAX's default precision, which on NVIDIA GPUs from Ampere on multiplies in TF32).", "",
@@ -238,8 +244,7 @@ def _markdown(result: dict) -> str:
             f"{r['gmacs_per_picture']:.2f} | {r['step_ms']:.1f} | {r['pictures_per_second']:.0f}"
             f" | {r['tflops']:.1f} | {r['tflops'] / peak:.1%} | {r['pets_epoch_seconds']:.1f} | "
             f"{r['compile_seconds']:.0f} |")
-    lines += [""] + [f"- {name}: {error}" for name, error in result["failures"].items()]
-    return "\n".join(lines) + "\n"
+    return _ending(lines, result)
 
 
 def main(argv=None) -> int:
