@@ -16,6 +16,13 @@ class CheckFailed(AssertionError):
     """A lab check did not pass; the message says what was expected and what was found."""
 
 
+#: Set by a dry run of the GPU profile (:func:`segcourse.labs.dry_run.install`): its scores after
+#: a few steps mean nothing, so :func:`check_at_least` prints ``NOT_JUDGED`` instead of raising,
+#: and the rest of the cell still runs. Every other check judges as always.
+dry_run = False
+NOT_JUDGED = "not judged in a dry run"
+
+
 def _passed(what: str) -> None:
     print(f"{what}: ok")
 
@@ -91,6 +98,9 @@ def check_close(what: str, got, expected, atol: float = 1e-6, rtol: float = 1e-5
 
 def check_at_least(what: str, value: float, threshold: float, hint: str = "") -> None:
     """``value >= threshold``; prints the threshold, never the value (it varies by run)."""
+    if not value >= threshold and dry_run:
+        print(f"{what}: {NOT_JUDGED} ({value:.4g} against {threshold:g})")
+        return
     if not value >= threshold:
         raise CheckFailed(f"{what}: {value:.4g} is below {threshold:g}. {hint}".strip())
     _passed(f"{what} ≥ {threshold:g}")

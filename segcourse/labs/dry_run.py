@@ -13,14 +13,20 @@ the lab's ``setup()`` calls :func:`install`):
   (:func:`fake_pets_examples`, served by ``tfds.testing.mock_data``): nothing is downloaded;
 - ``weights="imagenet"`` builds the same ``keras.applications`` network with random weights.
 
-Checks of trained scores then fail, as they should after a few steps: :func:`dry_run_notebook`
-reports those apart from the errors, which are what a dry run is for.
+Thresholds on trained scores (``check_at_least``) are not judged: they print that they were not,
+and the rest of their cell runs. :func:`dry_run_notebook` lists them apart from the errors, which
+are what a dry run is for; any other failed check is an error.
+
+What a dry run cannot catch: what only the GPU profile's sizes, a GPU's memory and kernels, or
+Colab's own TensorFlow and Keras bring out; and the lab's setup cell installs, on Colab, the
+released segcourse it names, not this working tree.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +39,6 @@ DRY_STEPS = 2  # batches an epoch
 FAKE_PETS = 8  # examples a split: one batch of every Pets pipeline the labs make
 FAKE_PET_SIDES = (32, 64)  # the least and the most pixels of a fake pet picture's side
 GPU_SECTION = 'PROFILE.name == "gpu"'  # how a lab's cell opens a GPU-only section
-CHECK_FAILED = "CheckFailed"  # segcourse.labs.checks.CheckFailed, as a kernel names it
 
 _installed = []  # what install() keeps alive: the tfds mock's context, once installed
 
@@ -104,9 +109,9 @@ def fake_pets_examples(builder=None, split="train", **_):
     border. Each split draws its own."""
     import tensorflow as tf
 
-    rng = np.random.default_rng(sum(map(ord, str(split))))
+    rng = np.random.default_rng(zlib.crc32(str(split).encode()))  # "train[:90%]" != "train[90%:]"
     examples = []
-    for _ in range(FAKE_PETS):
+    for number in range(FAKE_PETS):
         height, width = rng.integers(*FAKE_PET_SIDES, size=2, endpoint=True)
         rows, cols = np.mgrid[:height, :width]
         centre = rng.uniform(0.3, 0.7, 2) * (height, width)
@@ -114,11 +119,16 @@ def fake_pets_examples(builder=None, split="train", **_):
         distance = np.hypot((rows - centre[0]) / radii[0], (cols - centre[1]) / radii[1])
         trimap = np.where(distance < 0.85, 1, np.where(distance < 1.15, 3, 2)).astype(np.uint8)
         image = rng.integers(0, 120, (height, width, 3)) + 100 * (trimap == 1)[..., None]
+        head = np.concatenate([centre - radii, centre + radii]) / np.tile((height, width), 2)
         examples.append({"image": image.astype(np.uint8), "segmentation_mask": trimap[..., None],
-                         "label": rng.integers(0, 37), "species": rng.integers(0, 2)})
+                         "label": rng.integers(0, 37), "species": rng.integers(0, 2),
+                         "file_name": f"fake_{number}.jpg",
+                         "head_bbox": np.clip(head, 0, 1).astype(np.float32)})
     signature = {"image": tf.TensorSpec((None, None, 3), tf.uint8),
                  "segmentation_mask": tf.TensorSpec((None, None, 1), tf.uint8),
-                 "label": tf.TensorSpec((), tf.int64), "species": tf.TensorSpec((), tf.int64)}
+                 "label": tf.TensorSpec((), tf.int64), "species": tf.TensorSpec((), tf.int64),
+                 "file_name": tf.TensorSpec((), tf.string),
+                 "head_bbox": tf.TensorSpec((4,), tf.float32)}
     return tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=signature)
 
 
@@ -155,6 +165,9 @@ def install() -> None:
         return
     import keras
 
+    from segcourse.labs import checks
+
+    checks.dry_run = True  # check_at_least prints, not raises: the rest of its cell still runs
     keras.Model.fit = _cut_fit(keras.Model.fit)
     _installed.append(_fake_pets())  # were the mock's context collected, its patches would end
     _random_instead_of_imagenet()
@@ -165,46 +178,70 @@ def gpu_sections(nb) -> int:
     return sum(cell.cell_type == "code" and GPU_SECTION in cell.source for cell in nb.cells)
 
 
+def _where(ordinal: int, cell) -> str:
+    """A code cell as an instructor finds it: its number among the code cells, its first line."""
+    first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+    return f"code cell {ordinal} ({first[:60]}{'...' if len(first) > 60 else ''})"
+
+
 @dataclass
 class DryRun:
-    """What a dry run of one notebook found: the ``errors`` (cell number, exception name,
-    message) it is for, and the ``judged`` checks that failed on its meaningless scores."""
+    """What a dry run of one notebook found: the ``errors`` it is for (where, exception name,
+    message; an error after the first may follow from it) and the thresholds ``not_judged``
+    on its meaningless scores (where, the check's line)."""
 
     path: Path
     seconds: float
     code_cells: int
     gpu_sections: int
     errors: list = field(default_factory=list)
-    judged: list = field(default_factory=list)
+    not_judged: list = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"{self.path}: {'ok' if not self.errors else f'{len(self.errors)} error(s)'} "
-                 f"({self.code_cells} code cells, {self.gpu_sections} of them GPU-only sections, "
-                 f"in {self.seconds:.0f} s)"]
-        lines += [f"  - cell {cell}: {name}: {message}" for cell, name, message in self.errors]
-        if self.judged:
-            lines.append(f"  {len(self.judged)} check(s) failed on the dry run's scores, as "
-                         "expected after a few steps: "
-                         + "; ".join(f"cell {cell}" for cell, _, _ in self.judged))
+                 f"({self.code_cells} code cells, GPU-only sections in {self.gpu_sections}; "
+                 f"{self.seconds:.0f} s)"]
+        lines += [f"  - {where}: {name}: {message}"
+                  + (" (after an earlier error: it may follow from it)" if number else "")
+                  for number, (where, name, message) in enumerate(self.errors)]
+        lines += [f"  {where}: {said}" for where, said in self.not_judged]
         return "\n".join(lines)
 
 
 def dry_run_notebook(path, timeout: int = 600) -> DryRun:
     """Run every cell of the notebook at ``path`` as a dry run of its GPU profile (it is not
-    written back) and report each cell that raised."""
+    written back) and report each cell that raised: a check that fails is an error too, except
+    a threshold (``check_at_least``), which a dry run does not judge. A cell that runs past
+    ``timeout`` seconds, or a kernel that dies, ends the run there and is one more error."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    from segcourse.labs.checks import NOT_JUDGED
     from segcourse.labs.execute import execute_in_kernel
     from segcourse.labs.notebook import read_notebook
 
     path = Path(path)
     nb = read_notebook(path)
     started = time.perf_counter()
-    execute_in_kernel(nb, path.parent, {DRY_RUN_VARIABLE: "1", PROFILE_VARIABLE: None}, timeout,
-                      allow_errors=True)
-    code = [(number, cell) for number, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    stopped = None
+    try:
+        execute_in_kernel(nb, path.parent, {DRY_RUN_VARIABLE: "1", PROFILE_VARIABLE: None},
+                          timeout, allow_errors=True)
+    except (CellTimeoutError, DeadKernelError) as error:
+        stopped = (type(error).__name__, str(error).strip().splitlines()[0][:300])
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
     report = DryRun(path, time.perf_counter() - started, len(code), gpu_sections(nb))
-    for number, cell in code:
+    last_run = "the first code cell"
+    for ordinal, cell in enumerate(code, start=1):
+        where = _where(ordinal, cell)
+        if cell.get("execution_count") is not None or cell.get("outputs"):
+            last_run = where
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                found = (number, output["ename"], output["evalue"])
-                (report.judged if output["ename"] == CHECK_FAILED else report.errors).append(found)
+                report.errors.append((where, output["ename"], output["evalue"]))
+            elif output.get("output_type") == "stream":
+                text = "".join(output.get("text", ""))
+                report.not_judged += [(where, line.strip()) for line in text.splitlines()
+                                      if NOT_JUDGED in line]
+    if stopped is not None:
+        report.errors.append((f"at or after {last_run}", *stopped))
     return report

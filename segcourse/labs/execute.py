@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from segcourse.labs.profiles import PROFILE_VARIABLE, PROFILES
+from segcourse.labs.profiles import DRY_RUN_VARIABLE, PROFILE_VARIABLE, PROFILES
 
 
 def current_env_kernel_manager():
@@ -131,7 +131,9 @@ def run_notebook(path, profile: str = "cpu", timeout: int = 600, write: bool = T
         raise ValueError(f"profile {profile!r} is not one of {PROFILES}.")
     path = Path(path)
     nb = read_notebook(path)
-    execute_in_kernel(nb, path.parent, {PROFILE_VARIABLE: profile}, timeout)
+    # never a dry run, whatever this shell exported: these outputs become the reference's
+    execute_in_kernel(nb, path.parent, {PROFILE_VARIABLE: profile, DRY_RUN_VARIABLE: None},
+                      timeout)
     strip_cpp_log(nb)
     if write:
         nbformat.write(nb, path)

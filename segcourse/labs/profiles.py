@@ -49,14 +49,21 @@ class Profile:
         return f"{self.name} profile ({self.reason})"
 
 
-def detect_profile(environ=None) -> Profile:
-    """A dry run when ``SEGCOURSE_DRY_RUN`` is set (to anything but 0 or nothing), else
-    ``SEGCOURSE_PROFILE`` when set, else ``gpu`` when the backend sees an accelerator."""
+def dry_run_profile(environ=None) -> Profile | None:
+    """The dry run's profile when ``SEGCOURSE_DRY_RUN`` is set (to anything but 0 or nothing),
+    else ``None``. Only a lab's ``setup()`` asks: ``segcourse lab dry-run`` sets the variable
+    for its kernels, and no command takes it as a profile."""
     environ = os.environ if environ is None else environ
-    if environ.get(DRY_RUN_VARIABLE, "").strip() not in ("", "0"):
-        return Profile("gpu", f"dry run, forced by {DRY_RUN_VARIABLE}: the GPU sections at CPU "
-                       "sizes, each training cut to a few steps; its scores mean nothing",
-                       dry_run=True)
+    if environ.get(DRY_RUN_VARIABLE, "").strip() in ("", "0"):
+        return None
+    return Profile("gpu", f"dry run, forced by {DRY_RUN_VARIABLE}: the GPU sections at CPU "
+                   "sizes, each training cut to a few steps; its scores mean nothing",
+                   dry_run=True)
+
+
+def detect_profile(environ=None) -> Profile:
+    """``SEGCOURSE_PROFILE`` when set, else ``gpu`` when the backend sees an accelerator."""
+    environ = os.environ if environ is None else environ
     forced = environ.get(PROFILE_VARIABLE, "").strip().lower()
     if forced:
         if forced not in PROFILES:

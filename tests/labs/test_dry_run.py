@@ -12,9 +12,11 @@ import pytest
 import tensorflow as tf
 
 from segcourse.cli import main
-from segcourse.labs import detect_profile
+from segcourse.labs import Profile, detect_profile, dry_run_profile
 from segcourse.labs import dry_run as dry
+from segcourse.labs.execute import run_notebook
 from segcourse.labs.notebook import read_notebook
+from segcourse.labs.profiles import choose_profile
 
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 WITH_GPU_SECTIONS = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")
@@ -22,12 +24,21 @@ WITH_GPU_SECTIONS = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")
 
 
 @pytest.mark.parametrize("value, dry_run", [("1", True), ("yes", True), ("0", False), ("", False)])
-def test_the_dry_run_variable_forces_a_dry_gpu_profile(value, dry_run):
-    profile = detect_profile({"SEGCOURSE_DRY_RUN": value, "SEGCOURSE_PROFILE": "cpu"})
-    assert profile.dry_run is dry_run and profile.name == ("gpu" if dry_run else "cpu")
-    assert profile.pick(cpu=2, gpu=30) == 2  # shared code at CPU sizes, in both
-    assert profile.budget(600) == (2 if dry_run else 600)
-    assert profile.budget(600, dry_run=5) == (5 if dry_run else 600)
+def test_the_dry_run_variable_makes_a_dry_gpu_profile(value, dry_run):
+    profile = dry_run_profile({"SEGCOURSE_DRY_RUN": value, "SEGCOURSE_PROFILE": "cpu"})
+    assert (profile is not None) is dry_run
+    if dry_run:
+        assert profile.dry_run and profile.name == "gpu"
+        assert profile.pick(cpu=2, gpu=30) == 2  # shared code at CPU sizes
+        assert profile.budget(600) == 2 and profile.budget(600, dry_run=5) == 5
+
+
+def test_no_command_takes_the_dry_run_variable_for_a_profile():
+    """Left exported in a shell, it must not turn `lab run` or `train` into a dry run: only a
+    lab's setup() asks for it (dry_run_profile)."""
+    environ = {"SEGCOURSE_DRY_RUN": "1", "SEGCOURSE_PROFILE": "cpu"}
+    assert detect_profile(environ) == choose_profile(None, environ) == Profile(
+        "cpu", "forced by SEGCOURSE_PROFILE")
 
 
 def test_a_gpu_profile_gets_the_full_budget():
@@ -83,21 +94,29 @@ def test_fit_arguments_are_cut_by_name():
 
 
 def test_fake_pets_are_in_the_real_feature_format():
-    examples = list(dry.fake_pets_examples(None, "train").as_numpy_iterator())
+    import tensorflow_datasets as tfds
+
+    features = tfds.builder("oxford_iiit_pet").info.features  # the real dataset's, offline
+    data = dry.fake_pets_examples(None, "train")
+    assert set(data.element_spec) == set(features)
+    for name, spec in data.element_spec.items():
+        assert spec.dtype == features[name].dtype, name
+        assert tuple(spec.shape) == tuple(features[name].shape), name
+    examples = list(data.as_numpy_iterator())
     assert len(examples) == dry.FAKE_PETS
     for example in examples:
         image, trimap = example["image"], example["segmentation_mask"]
-        assert image.dtype == trimap.dtype == np.uint8
-        assert image.shape[2] == 3 and trimap.shape == (*image.shape[:2], 1)
+        assert trimap.shape == (*image.shape[:2], 1)
         assert all(dry.FAKE_PET_SIDES[0] <= side <= dry.FAKE_PET_SIDES[1]
                    for side in image.shape[:2])
         assert set(np.unique(trimap)) == {1, 2, 3}
         pet = trimap[..., 0] == 1
         assert image[pet].mean() > image[~pet].mean()  # something to learn
     assert len({example["image"].shape for example in examples}) > 1  # sizes vary, as in Pets
-    other = next(dry.fake_pets_examples(None, "test").as_numpy_iterator())
-    assert other["image"].shape != examples[0]["image"].shape or not np.array_equal(
-        other["image"], examples[0]["image"])
+    # each split its own pictures: tfds' train and val slices are anagrams of each other
+    train, val = (next(dry.fake_pets_examples(None, split).as_numpy_iterator())["image"]
+                  for split in ("train[:90%]", "train[90%:]"))
+    assert train.shape != val.shape or not np.array_equal(train, val)
 
 
 def write_notebook(path, *sources):
@@ -107,31 +126,36 @@ def write_notebook(path, *sources):
     return path
 
 
-def test_the_report_tells_a_broken_gpu_section_from_a_failed_check(tmp_path, capsys):
+def test_the_report_names_each_failing_cell_and_the_thresholds_it_did_not_judge(tmp_path,
+                                                                                 capsys):
     path = write_notebook(
         tmp_path / "lab.ipynb",
         "from segcourse.labs import setup\nPROFILE = setup()",
-        "import keras, numpy as np\n"
-        "print(PROFILE.name, PROFILE.dry_run, PROFILE.pick(cpu=2, gpu=30))\n"
-        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
-        "model.compile('sgd', 'mse')\n"
-        "model.fit(np.zeros((99, 4)), np.zeros((99, 2)), batch_size=3, epochs=50, verbose=0)\n"
-        "print('steps', int(model.optimizer.iterations.numpy()))",
-        "from segcourse.labs import check_at_least\ncheck_at_least('mIoU', 0.1, 0.8)",
+        "from segcourse.labs import check_at_least, check_equal\n"
+        "check_at_least('mIoU', 0.1, 0.8)\nprint('after the threshold')",
+        "check_equal('classes', 3, 2)",
         f'if {dry.GPU_SECTION}:\n    {{}}["missing"]\nelse:\n    print("CPU profile")',
         "print('after')")
-    report = dry.dry_run_notebook(path, timeout=120)
     nb = read_notebook(path)
-    assert all(not cell.outputs for cell in nb.cells)  # nothing written back
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell("## prose does not count"))
+    nbformat.write(nb, path)
+    report = dry.dry_run_notebook(path, timeout=120)
+    assert all(not cell.get("outputs") for cell in read_notebook(path).cells)  # not written
     assert report.code_cells == 5 and report.gpu_sections == 1
-    assert [(cell, name) for cell, name, _ in report.errors] == [(3, "KeyError")]
-    assert [(cell, name) for cell, name, _ in report.judged] == [(2, "CheckFailed")]
+    assert [(where.split(" (")[0], name) for where, name, _ in report.errors] == [
+        ("code cell 3", "CheckFailed"), ("code cell 4", "KeyError")]
+    assert report.not_judged == [("code cell 2 (from segcourse.labs import check_at_least, "
+                                  "check_equal)", "mIoU: not judged in a dry run (0.1 against "
+                                  "0.8)")]
     assert main(["lab", "dry-run", str(path)]) == 1
     said = capsys.readouterr().out
-    assert "1 error(s)" in said and "cell 3: KeyError" in said and "1 check(s) failed" in said
+    assert "2 error(s)" in said and "code cell 4 (if PROFILE.name" in said
+    assert "after an earlier error" in said and "after the threshold" not in said
 
 
-def test_the_kernel_is_a_dry_run(tmp_path):
+def test_the_kernel_is_a_dry_run(tmp_path, monkeypatch):
+    keras_home = tmp_path / "keras_home"  # an empty cache: ImageNet weights must not be needed
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
     path = write_notebook(
         tmp_path / "lab.ipynb",
         "from segcourse.labs import setup\nPROFILE = setup()",
@@ -150,7 +174,17 @@ def test_the_kernel_is_a_dry_run(tmp_path):
         "net = backbone('mobilenetv2', (32, 32, 3), weights='imagenet')  # random, offline\n"
         "assert len(net.outputs) == 4")
     report = dry.dry_run_notebook(path, timeout=120)
-    assert not report.errors and not report.judged, report.summary()
+    assert not report.errors and not report.not_judged, report.summary()
+    assert not list(keras_home.rglob("*.h5"))  # no weights file was fetched
+
+
+def test_lab_run_is_never_a_dry_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGCOURSE_DRY_RUN", "1")  # left exported in the shell
+    path = write_notebook(tmp_path / "lab.ipynb",
+                          "from segcourse.labs import setup\nPROFILE = setup()",
+                          "print(PROFILE.dry_run, PROFILE.name)")
+    nb = run_notebook(path, profile="cpu", timeout=120, write=False)
+    assert nb.cells[1].outputs[0]["text"] == "False cpu\n"
 
 
 def test_the_labs_with_gpu_sections_are_found():
