@@ -194,6 +194,7 @@ def test_the_labs_with_gpu_sections_are_found():
     assert [name.removesuffix(".ipynb") for name in WITH_GPU_SECTIONS] == expected
 
 
+@pytest.mark.slow  # half a minute to a minute each; labs 07-14 run on the newest pair only
 @pytest.mark.parametrize("name", WITH_GPU_SECTIONS)
 def test_every_gpu_section_runs_in_a_dry_run(name):
     report = dry.dry_run_notebook(NOTEBOOKS / name)
