@@ -25,6 +25,7 @@ released segcourse it names, not this working tree.
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -53,18 +54,16 @@ def _cut(value, count):
 
 
 def _is_dataset(value) -> bool:
-    import sys
-
-    tf = sys.modules.get("tensorflow")
+    tf = sys.modules.get("tensorflow")  # a dataset exists only once TensorFlow is imported
     return tf is not None and isinstance(value, tf.data.Dataset)
 
 
 def cut_fit_arguments(arguments: dict) -> dict:
     """``fit``'s arguments (by name, as ``inspect.signature(...).bind`` gives them) cut to a dry
     run: at most ``DRY_EPOCHS`` epochs (or an integer ``validation_freq``'s, so that it validates
-    once) of ``DRY_STEPS`` batches, validation on one batch. Arrays
-    keep their first batches, a ``tf.data.Dataset`` its first ``DRY_STEPS`` elements, anything
-    else (a generator, a ``PyDataset``) gets ``steps_per_epoch``."""
+    once) of ``DRY_STEPS`` batches, validation on one batch. Arrays keep their first batches, a
+    ``tf.data.Dataset`` its first ``DRY_STEPS`` elements, anything else (a generator, a
+    ``PyDataset``) gets ``steps_per_epoch``."""
     cut = dict(arguments)
     every = cut.get("validation_freq", 1)
     epochs = max(DRY_EPOCHS, every if isinstance(every, int) else 1)
