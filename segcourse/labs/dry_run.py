@@ -197,6 +197,8 @@ class DryRun:
     not_judged: list = field(default_factory=list)
 
     def summary(self) -> str:
+        """The report as lines: ok or the count of errors, then each error and each threshold
+        that was not judged, with the code cell it came from."""
         lines = [f"{self.path}: {'ok' if not self.errors else f'{len(self.errors)} error(s)'} "
                  f"({self.code_cells} code cells, GPU-only sections in {self.gpu_sections}; "
                  f"{self.seconds:.0f} s)"]
