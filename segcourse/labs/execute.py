@@ -92,6 +92,15 @@ def strip_cpp_log(nb):
     return removed
 
 
+def _set_environment(values: dict) -> None:
+    """Set each variable of ``values`` in this process's environment; ``None`` removes it."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
                       allow_errors: bool = False) -> None:
     """Execute ``nb`` in place in a fresh kernel of this environment, started in ``directory``
@@ -101,11 +110,7 @@ def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
     from nbclient import NotebookClient
 
     saved = {name: os.environ.get(name) for name in environ}
-    for name, value in environ.items():  # the kernel inherits this process's environment
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    _set_environment(environ)  # the kernel inherits this process's environment
     km = current_env_kernel_manager()
     try:
         NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors,
@@ -113,11 +118,7 @@ def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=True)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(saved)
 
 
 def run_notebook(path, profile: str = "cpu", timeout: int = 600, write: bool = True):

@@ -77,6 +77,27 @@ def test_lab_run_stores_no_tensorflow_log(tmp_path):
     assert "".join(o.text for o in outputs if o.get("name") == "stdout") == "out\n"
 
 
+def test_the_kernel_is_shut_down_after_the_run_even_when_a_cell_fails(tmp_path, monkeypatch):
+    """nbclient leaves a kernel it was handed running: lab run over fifteen labs kept fifteen
+    (3-6 GB each). Its process must be gone when run_notebook returns, or raises."""
+    import segcourse.labs.execute as execute
+
+    managers = []
+    original = execute.current_env_kernel_manager
+    monkeypatch.setattr(execute, "current_env_kernel_manager",
+                        lambda: managers.append(original()) or managers[-1])
+    path = tmp_path / "lab.ipynb"
+    for source, raises in (("print('ran')", False), ("1 / 0", True)):
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), path)
+        if raises:
+            with pytest.raises(Exception, match="ZeroDivisionError"):
+                run_notebook(path, profile="cpu", timeout=120, write=False)
+        else:
+            run_notebook(path, profile="cpu", timeout=120, write=False)
+        kernel = managers[-1]
+        assert not kernel.has_kernel and not kernel.is_alive()
+
+
 def test_no_reference_lab_stores_the_log():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for index, cell in enumerate(json.loads(path.read_text())["cells"]):
