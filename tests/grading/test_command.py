@@ -70,9 +70,13 @@ def test_interrupted_then_resumed_grades_each_submission_once(corpus, tmp_path):
     for name, points in corpus[1].items():
         expected["zz_" + name if name == "infinite_loop" else name] = points
     out = tmp_path / "out"
+    # SIGINT as a terminal delivers it: a job started in the background (`cmd &` in a script,
+    # as CI may run this) inherits SIGINT ignored, and then Python never raises
+    # KeyboardInterrupt: the grade ran to its end and returned 0 (seen in a local CI run).
     run = subprocess.Popen([sys.executable, "-m", "segcourse", "grade", str(LAB), str(folder),
                             "--out", str(out), "--timeout", "10", "-q"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = out / "results.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and run.poll() is None:
