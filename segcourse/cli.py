@@ -274,6 +274,12 @@ def _lab_run(args) -> int:
     return 0
 
 
+def _notebooks_to_execute(parser) -> None:
+    """The arguments of the commands that execute notebooks: which ones, and a cell's limit."""
+    parser.add_argument("notebooks", nargs="+", help="lab notebooks (.ipynb), run in order")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+
+
 def _lab_dry_run(args) -> int:
     from tqdm import tqdm
 
@@ -587,10 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab_commands = lab.add_subparsers(dest="lab_command", required=True)
     run = lab_commands.add_parser("run", help="execute notebooks in place, storing outputs",
                               parents=[common])
-    run.add_argument("notebooks", nargs="+", help="lab notebooks (.ipynb), run in order")
+    _notebooks_to_execute(run)
     run.add_argument("--profile", choices=PROFILES,
                      help=f"the profile the labs run in; default: {PROFILE_RULE}")
-    run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     run.set_defaults(run=_lab_run)
     dry_run = lab_commands.add_parser(
         "dry-run", parents=[common],
@@ -605,8 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "it learns, and cannot catch what only a GPU, the GPU profile's sizes or "
                     "Colab's own versions bring out. Exit status 0 when no cell raised, 1 when "
                     "one did; the notebooks are not written.")
-    dry_run.add_argument("notebooks", nargs="+", help="lab notebooks (.ipynb), run in order")
-    dry_run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    _notebooks_to_execute(dry_run)
     dry_run.set_defaults(run=_lab_dry_run)
     check = lab_commands.add_parser("check", help="check reference notebooks' conventions",
                                     parents=[common])
