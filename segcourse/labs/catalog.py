@@ -55,7 +55,7 @@ LABS = (
     Lab(1, "fully_convolutional", "From classifier to fully convolutional network",
         ("A dense layer is a convolution", "A classifier that slides",
          "FCN-32s, 16s, 8s, and why their maps must line up",
-         "What the output stride costs: an oracle"), True),
+         "What the output stride costs: an oracle", "Three FCNs trained side by side"), True),
     Lab(2, "upsampling", "Upsampling and checkerboard artifacts",
         ("Fixed upsamplers", "Interpolation is zero insertion plus a filter",
          "The transposed convolution", "Checkerboard artifacts"), True),

@@ -113,7 +113,10 @@ def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
     _set_environment(environ)  # the kernel inherits this process's environment
     km = current_env_kernel_manager()
     try:
+        # coalesce_streams: one output per stream, progress bars' carriage returns applied (a
+        # bar is stored as its last state, not as one output per update)
         NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors,
+                       coalesce_streams=True,
                        resources={"metadata": {"path": str(directory)}}).execute()
     finally:
         if km.has_kernel:

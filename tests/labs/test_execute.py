@@ -106,3 +106,16 @@ def test_no_reference_lab_stores_the_log():
                     text = "".join(output["text"])
                     noise = [line for line in text.splitlines() if is_cpp_log_noise(line)]
                     assert not noise, f"{path.name} cell {index}: {noise[0]!r}"
+
+
+def test_a_progress_bar_is_stored_as_its_last_state(tmp_path):
+    """A bar redrawn with carriage returns (Keras', tqdm's) is one stored line, not one output
+    per update: lab run coalesces each stream and applies the carriage returns."""
+    cell = nbformat.v4.new_code_cell(
+        "import sys, time\nfor done in range(1, 4):\n"
+        "    sys.stdout.write(f'\\rstep {done}/3'); sys.stdout.flush(); time.sleep(0.05)\n"
+        "print()\nprint('trained')")
+    path = tmp_path / "lab.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    outputs = run_notebook(path, profile="cpu", timeout=120, write=False).cells[0].outputs
+    assert [(o.name, o.text) for o in outputs] == [("stdout", "step 3/3\ntrained\n")]

@@ -1,0 +1,156 @@
+"""Several networks trained on the very same batches and scored on the same pictures: the fair
+comparison the labs run when they ask "which of these is better at this budget?".
+
+:func:`train_side_by_side` takes networks compiled with their own optimizer (for the course's
+recipe, :func:`segcourse.train.compile_model`) and applies one step of each to every batch, all
+of them in one TensorFlow graph traced once, so that a difference in their scores comes from the
+networks, never from the pictures they saw or the order they saw them in.
+:func:`score_side_by_side` counts one confusion matrix per network over all the pictures, over
+the whole picture and over the band of pixels near a label change (DeepLab's trimap,
+:func:`segcourse.metrics.boundary_band`), where skips and output strides make their difference.
+Dataset-level scores, as everywhere in the course (lab 06).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from segcourse.labels import IGNORE_INDEX
+from segcourse.metrics import SegmentationScores, boundary_band, confusion_matrix, scores
+
+
+@dataclass(frozen=True)
+class SideBySideScores:
+    """One network's dataset-level scores over the whole pictures and within ``band_width``
+    pixels of a true label change."""
+
+    whole: SegmentationScores
+    band: SegmentationScores
+
+    @property
+    def miou(self) -> float:
+        """The mIoU over the whole pictures."""
+        return self.whole.miou
+
+    @property
+    def band_miou(self) -> float:
+        """The mIoU over the boundary band's pixels only."""
+        return self.band.miou
+
+
+def _check_contenders(contenders, owner: str) -> None:
+    if not isinstance(contenders, dict) or not contenders:
+        raise ValueError(f"{owner}: contenders is a dict of name -> Keras model with at least one "
+                         f"entry; got {type(contenders).__name__} {contenders!r:.80}.")
+
+
+def train_side_by_side(contenders: dict, batches, loss, progress: bool = True) -> int:
+    """Train every network of ``contenders`` (name → Keras model, each compiled with its own
+    optimizer) one step on each ``(images, masks)`` of ``batches``, in one graph traced once:
+    each network sees the same pictures in the same order. ``loss(masks, logits)`` is the loss
+    all of them minimise (e.g. :class:`segcourse.losses.MaskedCrossEntropy`). Returns the number
+    of steps taken; shows Keras' progress bar unless ``progress`` is False."""
+    import keras
+    import tensorflow as tf  # TensorFlow-only: GradientTape
+
+    _check_contenders(contenders, "train_side_by_side")
+    for name, model in contenders.items():
+        if getattr(model, "optimizer", None) is None:
+            raise ValueError(f"train_side_by_side: {name!r} has no optimizer; compile it first "
+                             f"(segcourse.train.compile_model gives the course's recipe).")
+        model.optimizer.build(model.trainable_variables)
+    networks = list(contenders.values())
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def step(images, masks):
+        for model in networks:
+            with tf.GradientTape() as tape:
+                batch_loss = loss(masks, model(images, training=True))
+            gradients = tape.gradient(batch_loss, model.trainable_variables)
+            model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+
+    bar = keras.utils.Progbar(_length(batches), unit_name="step") if progress else None
+    steps = 0
+    for images, masks in batches:
+        step(tf.convert_to_tensor(images), tf.convert_to_tensor(masks))
+        steps += 1
+        if bar is not None:
+            bar.update(steps)
+    if bar is not None and bar.target is None:  # a known length ends the bar by itself
+        bar.update(steps, finalize=True)
+    return steps
+
+
+def _length(batches):
+    """How many batches, where ``batches`` knows (a list, a finite tf.data.Dataset), else None."""
+    try:
+        return len(batches)
+    except TypeError:  # a generator, or a Dataset of unknown or infinite length
+        return None
+
+
+def score_side_by_side(contenders: dict, batches, num_classes: int, band_width: int = 2,
+                       ignore_index: int = IGNORE_INDEX,
+                       batch_size: int = 32) -> dict[str, SideBySideScores]:
+    """Each network's dataset-level scores on every ``(images, masks)`` of ``batches``: one
+    confusion matrix over all the pictures, and one over the pixels within ``band_width`` of a
+    true label change (pixels labelled ``ignore_index`` count in neither)."""
+    _check_contenders(contenders, "score_side_by_side")
+    totals = {name: np.zeros((2, num_classes, num_classes), np.int64) for name in contenders}
+    for images, masks in batches:
+        masks = np.asarray(masks)
+        near_edge = boundary_band(masks, band_width)
+        for name, model in contenders.items():
+            labels = _labels(model, np.asarray(images), batch_size)
+            totals[name][0] += confusion_matrix(masks, labels, num_classes, ignore_index)
+            totals[name][1] += confusion_matrix(masks[near_edge], labels[near_edge],
+                                                num_classes, ignore_index)
+    return {name: SideBySideScores(scores(whole), scores(in_band))
+            for name, (whole, in_band) in totals.items()}
+
+
+def _labels(model, images, batch_size):
+    from segcourse.train import predict_labels
+
+    return predict_labels(model, images, batch_size=batch_size)
+
+
+def _called_labels(model, images):
+    """Labels from one direct call: a few pictures, no ``predict`` function traced for them."""
+    outputs = model(images, training=False)
+    if isinstance(outputs, (list, tuple)):
+        outputs = outputs[0]
+    return np.asarray(outputs).argmax(-1)
+
+
+def show_side_by_side(images, masks, contenders: dict, palette=None, rows: int = 4,
+                      ignore_index: int = IGNORE_INDEX, prepare=None):
+    """A figure: per row a picture, its truth and each network's labels, with the pixels it gets
+    wrong (ignored ones aside) tinted red. ``prepare``, if given, maps the pictures to what the
+    networks take (e.g. a pretrained backbone's input scaling); the figure shows them as given.
+    Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from segcourse.viz import _figure, _unit, colorize
+
+    _check_contenders(contenders, "show_side_by_side")
+    rows = min(rows, len(images))
+    images, masks = np.asarray(images[:rows]), np.asarray(masks[:rows])
+    inputs = images if prepare is None else np.asarray(prepare(images))
+    columns = [("picture", None), ("truth", masks)] + [
+        (name, _called_labels(model, inputs)) for name, model in contenders.items()]
+    figure, axes = _figure(rows, len(columns), size=1.9)
+    for row in range(rows):
+        for ax, (title, labels) in zip(axes[row], columns, strict=True):
+            ax.imshow(_unit(images[row]) if labels is None
+                      else colorize(labels[row], palette, ignore_index))
+            if labels is not None and title != "truth":
+                wrong = (labels[row] != masks[row]) & (masks[row] != ignore_index)
+                ax.imshow(np.dstack([wrong, 0 * wrong, 0 * wrong, 0.8 * wrong]).astype(float))
+            if row == 0:
+                ax.set_title(title, fontsize="small")
+            ax.set_axis_off()
+    plt.tight_layout()
+    return figure

@@ -1,0 +1,96 @@
+"""segcourse.side_by_side against second implementations: Keras' own ``train_on_batch`` for the
+training step, ``keras.metrics.MeanIoU`` and a hand count for the scores."""
+
+import keras
+import numpy as np
+import pytest
+
+from segcourse.losses import MaskedCrossEntropy
+from segcourse.metrics import boundary_band
+from segcourse.side_by_side import score_side_by_side, show_side_by_side, train_side_by_side
+from segcourse.viz import colorize
+
+
+def _tiny(seed):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 3))
+    hidden = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=MaskedCrossEntropy())
+    return model
+
+
+def _batches(count, rng):
+    return [(rng.random((4, 8, 8, 3), np.float32), rng.integers(0, 3, (4, 8, 8)))
+            for _ in range(count)]
+
+
+def test_each_network_takes_the_steps_keras_would_take_alone(rng):
+    batches = _batches(5, rng)
+    batches[2][1][0, :2] = 255  # ignored pixels in one batch
+    first, second, alone = _tiny(0), _tiny(1), _tiny(0)
+    steps = train_side_by_side({"a": first, "b": second}, batches, MaskedCrossEntropy(),
+                               progress=False)
+    for images, masks in batches:
+        alone.train_on_batch(images, masks)
+    assert steps == 5
+    assert int(first.optimizer.iterations) == int(second.optimizer.iterations) == 5
+    for found, expected in zip(first.get_weights(), alone.get_weights(), strict=True):
+        np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-6)
+    # the second network started elsewhere and moved: it was trained, not copied
+    assert not np.allclose(second.get_weights()[0], first.get_weights()[0])
+
+
+def _labels_as_logits(num_classes):
+    # a "network" whose logits are its input: its labels are the argmax of the picture
+    inputs = keras.Input((None, None, num_classes))
+    return keras.Model(inputs, keras.layers.Identity()(inputs))
+
+
+def test_scores_are_the_dataset_level_ones_whole_and_in_the_band(rng):
+    # 2 x 2 blocks of 6 x 6 pixels: flat regions, so the band is only part of the picture
+    truth = np.kron(rng.integers(0, 3, (6, 2, 2)), np.ones((6, 6), np.int64))
+    truth[0, 0, 0] = 255
+    found = np.where(rng.random(truth.shape) < 0.8, truth, rng.integers(0, 3, truth.shape))
+    found[truth == 255] = 1
+    logits = np.eye(3, dtype=np.float32)[found]
+    batches = [(logits[:4], truth[:4]), (logits[4:], truth[4:])]
+    result = score_side_by_side({"net": _labels_as_logits(3)}, batches, 3)["net"]
+
+    def mean_iou(where):
+        metric = keras.metrics.MeanIoU(3)
+        kept = where & (truth != 255)
+        metric.update_state(truth[kept], found[kept])
+        return float(metric.result())
+
+    band = boundary_band(truth, 2)
+    assert 0.1 < band.mean() < 0.9
+    assert result.miou == pytest.approx(mean_iou(np.ones(truth.shape, bool)), abs=1e-6)
+    assert result.band_miou == pytest.approx(mean_iou(band), abs=1e-6)
+    assert result.whole.confusion.sum() == (truth != 255).sum()
+
+
+def test_refusals_say_what_to_do():
+    with pytest.raises(ValueError, match="dict of name -> Keras model"):
+        score_side_by_side({}, [], 2)
+    uncompiled = _labels_as_logits(2)
+    with pytest.raises(ValueError, match="'plain' has no optimizer; compile it first"):
+        train_side_by_side({"plain": uncompiled}, [], MaskedCrossEntropy())
+
+
+def test_the_figure_has_a_row_per_picture_and_a_column_per_network(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    truth = rng.integers(0, 3, (5, 8, 8))
+    logits = np.eye(3, dtype=np.float32)[truth]
+    figure = show_side_by_side(logits, truth, {"a": _labels_as_logits(3),
+                                               "b": _labels_as_logits(3)}, rows=3)
+    assert len(figure.axes) == 3 * 4
+    assert [ax.get_title() for ax in figure.axes[:4]] == ["picture", "truth", "a", "b"]
+    # prepare feeds the networks, not the picture column: reversed channels flip the labels
+    flipped = show_side_by_side(logits, truth, {"a": _labels_as_logits(3)}, rows=1,
+                                prepare=lambda x: x[..., ::-1])
+    shown = flipped.axes[2].images[0].get_array()
+    np.testing.assert_array_equal(shown, colorize(2 - truth[0]))
+    np.testing.assert_array_equal(flipped.axes[0].images[0].get_array(), logits[0])
