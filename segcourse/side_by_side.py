@@ -50,8 +50,9 @@ def train_side_by_side(contenders: dict, batches, loss, progress: bool = True) -
     """Train every network of ``contenders`` (name → Keras model, each compiled with its own
     optimizer) one step on each ``(images, masks)`` of ``batches``, in one graph traced once:
     each network sees the same pictures in the same order. ``loss(masks, logits)`` is the loss
-    all of them minimise (e.g. :class:`segcourse.losses.MaskedCrossEntropy`). Returns the number
-    of steps taken; shows Keras' progress bar unless ``progress`` is False."""
+    all of them minimise (e.g. :class:`segcourse.losses.MaskedCrossEntropy`), or a dict giving
+    each network its own (the same network under several losses). Returns the number of steps
+    taken; shows Keras' progress bar unless ``progress`` is False."""
     import keras
     import tensorflow as tf  # TensorFlow-only: GradientTape
 
@@ -61,13 +62,19 @@ def train_side_by_side(contenders: dict, batches, loss, progress: bool = True) -
             raise ValueError(f"train_side_by_side: {name!r} has no optimizer; compile it first "
                              f"(segcourse.train.compile_model gives the course's recipe).")
         model.optimizer.build(model.trainable_variables)
-    networks = list(contenders.values())
+    if isinstance(loss, dict):
+        if set(loss) != set(contenders):
+            raise ValueError(f"train_side_by_side: a dict of losses names every network, and "
+                             f"only those: networks {sorted(contenders)}, losses {sorted(loss)}.")
+        pairs = [(model, loss[name]) for name, model in contenders.items()]
+    else:
+        pairs = [(model, loss) for model in contenders.values()]
 
     @tf.function(autograph=False, reduce_retracing=True)
     def step(images, masks):
-        for model in networks:
+        for model, its_loss in pairs:
             with tf.GradientTape() as tape:
-                batch_loss = loss(masks, model(images, training=True))
+                batch_loss = its_loss(masks, model(images, training=True))
             gradients = tape.gradient(batch_loss, model.trainable_variables)
             model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
 

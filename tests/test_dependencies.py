@@ -20,7 +20,8 @@ PACKAGE = Path(segcourse.__file__).parent
 # A module's level is its first name below segcourse (segcourse.data.folders: "data").
 LEVELS = ("labels", "graph", "layers", "models", "data", "metrics", "losses", "crf", "instances",
           "tiling", "multiscale", "analysis", "viz", "speed", "runs", "checkpoints", "train",
-          "side_by_side", "predict", "labs", "grading", "time_to_accuracy", "bench", "cli", "__main__")
+          "side_by_side", "predict", "labs", "grading", "time_to_accuracy", "bench", "cli",
+          "__main__")
 
 # Arrows against the order that are allowed, each with its reason.
 EXCEPTIONS = {

@@ -94,3 +94,23 @@ def test_the_figure_has_a_row_per_picture_and_a_column_per_network(rng):
     shown = flipped.axes[2].images[0].get_array()
     np.testing.assert_array_equal(shown, colorize(2 - truth[0]))
     np.testing.assert_array_equal(flipped.axes[0].images[0].get_array(), logits[0])
+
+
+def test_each_network_can_minimise_its_own_loss(rng):
+    from segcourse.losses import SoftIoULoss
+
+    batches = _batches(3, rng)
+    by_cross_entropy, by_soft_iou = _tiny(0), _tiny(0)
+    alone = _tiny(0)
+    alone.compile(optimizer=keras.optimizers.Adam(1e-2), loss=SoftIoULoss(per_class=True))
+    train_side_by_side({"ce": by_cross_entropy, "iou": by_soft_iou}, batches,
+                       {"ce": MaskedCrossEntropy(), "iou": SoftIoULoss(per_class=True)},
+                       progress=False)
+    for images, masks in batches:
+        alone.train_on_batch(images, masks)
+    for found, expected in zip(by_soft_iou.get_weights(), alone.get_weights(), strict=True):
+        np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(by_cross_entropy.get_weights()[0], by_soft_iou.get_weights()[0])
+    with pytest.raises(ValueError, match=r"networks \['ce', 'iou'\], losses \['ce'\]"):
+        train_side_by_side({"ce": by_cross_entropy, "iou": by_soft_iou}, batches,
+                           {"ce": MaskedCrossEntropy()}, progress=False)

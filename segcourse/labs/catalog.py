@@ -71,7 +71,7 @@ LABS = (
          "Large rates on a small map", "What the context costs"), True),
     Lab(6, "metrics_losses", "Measuring segmentation: accuracy, IoU, mIoU, soft IoU loss",
         ("The confusion matrix", "Scores", "Count over the dataset, not per picture",
-         "A loss that looks like IoU"), True),
+         "A loss that looks like IoU", "Four losses, one network, the same pictures"), True),
     Lab(7, "train_diagnose", "Train, look, diagnose",
         ("Cross-entropy with an ignore label", "Augment image and mask together",
          "How many labels does bilinear upsampling invent?", "Train a U-Net",
