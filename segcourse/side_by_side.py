@@ -51,8 +51,11 @@ def train_side_by_side(contenders: dict, batches, loss, progress: bool = True) -
     optimizer) one step on each ``(images, masks)`` of ``batches``, in one graph traced once:
     each network sees the same pictures in the same order. ``loss(masks, logits)`` is the loss
     all of them minimise (e.g. :class:`segcourse.losses.MaskedCrossEntropy`), or a dict giving
-    each network its own (the same network under several losses). Returns the number of steps
-    taken; shows Keras' progress bar unless ``progress`` is False."""
+    each network its own (the same network under several losses). Of what ``compile`` set, only
+    the optimizer is used (not the compiled loss, its weights or the metrics); networks with
+    one output only. The graph is traced again for a batch of another shape (a short last
+    batch). Returns the number of steps taken; shows Keras' progress bar unless ``progress`` is
+    False."""
     import keras
     import tensorflow as tf  # TensorFlow-only: GradientTape
 
@@ -61,6 +64,11 @@ def train_side_by_side(contenders: dict, batches, loss, progress: bool = True) -
         if getattr(model, "optimizer", None) is None:
             raise ValueError(f"train_side_by_side: {name!r} has no optimizer; compile it first "
                              f"(segcourse.train.compile_model gives the course's recipe).")
+        if len(model.outputs) != 1:
+            raise ValueError(f"train_side_by_side: {name!r} has {len(model.outputs)} outputs; "
+                             f"this trains networks with one output (logits (N, H, W, K)). "
+                             f"Train one with several (PSPNet's auxiliary head) with fit, after "
+                             f"segcourse.train.compile_model.")
         model.optimizer.build(model.trainable_variables)
     if isinstance(loss, dict):
         if set(loss) != set(contenders):
@@ -80,7 +88,8 @@ def train_side_by_side(contenders: dict, batches, loss, progress: bool = True) -
 
     bar = keras.utils.Progbar(_length(batches), unit_name="step") if progress else None
     steps = 0
-    for images, masks in batches:
+    for batch in batches:
+        images, masks = _pair(batch, "train_side_by_side")
         step(tf.convert_to_tensor(images), tf.convert_to_tensor(masks))
         steps += 1
         if bar is not None:
@@ -88,6 +97,18 @@ def train_side_by_side(contenders: dict, batches, loss, progress: bool = True) -
     if bar is not None and bar.target is None:  # a known length ends the bar by itself
         bar.update(steps, finalize=True)
     return steps
+
+
+def _pair(batch, owner):
+    """One ``(images, masks)`` item of ``batches``, or a ValueError that says what to pass."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch
+    shape = getattr(batch, "shape", None)
+    raise ValueError(
+        f"{owner}: each item of batches is one (images, masks) pair; got "
+        f"{type(batch).__name__}{'' if shape is None else f' of shape {tuple(shape)}'}. Pass "
+        f"an iterable of pairs: [(images, masks)] for one batch, a list of slices, or a "
+        f"tf.data.Dataset of (images, masks).")
 
 
 def _length(batches):
@@ -106,7 +127,8 @@ def score_side_by_side(contenders: dict, batches, num_classes: int, band_width: 
     true label change (pixels labelled ``ignore_index`` count in neither)."""
     _check_contenders(contenders, "score_side_by_side")
     totals = {name: np.zeros((2, num_classes, num_classes), np.int64) for name in contenders}
-    for images, masks in batches:
+    for batch in batches:
+        images, masks = _pair(batch, "score_side_by_side")
         masks = np.asarray(masks)
         near_edge = boundary_band(masks, band_width)
         for name, model in contenders.items():

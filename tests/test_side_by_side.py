@@ -14,7 +14,10 @@ from segcourse.viz import colorize
 def _tiny(seed):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((8, 8, 3))
-    hidden = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    hidden = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    # batch norm with the labs' faster moving statistics: its training-mode step is compared too
+    hidden = keras.layers.BatchNormalization(momentum=0.9)(hidden)
+    hidden = keras.layers.Activation("relu")(hidden)
     model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(hidden))
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=MaskedCrossEntropy())
     return model
@@ -94,6 +97,15 @@ def test_the_figure_has_a_row_per_picture_and_a_column_per_network(rng):
     shown = flipped.axes[2].images[0].get_array()
     np.testing.assert_array_equal(shown, colorize(2 - truth[0]))
     np.testing.assert_array_equal(flipped.axes[0].images[0].get_array(), logits[0])
+    # the red overlay marks exactly the wrong pixels, ignored ones (255) never
+    marked_truth = truth[:1].copy()
+    marked_truth[0, 0, :4] = 255
+    one = show_side_by_side(logits[:1], marked_truth, {"a": _labels_as_logits(3)}, rows=1,
+                            prepare=lambda x: x[..., ::-1])
+    overlay = np.asarray(one.axes[2].images[1].get_array())
+    wrong = (2 - truth[0] != marked_truth[0]) & (marked_truth[0] != 255)
+    np.testing.assert_array_equal(overlay[..., 3], 0.8 * wrong)
+    np.testing.assert_array_equal(overlay[..., 0], wrong.astype(float))
 
 
 def test_each_network_can_minimise_its_own_loss(rng):
@@ -114,3 +126,45 @@ def test_each_network_can_minimise_its_own_loss(rng):
     with pytest.raises(ValueError, match=r"networks \['ce', 'iou'\], losses \['ce'\]"):
         train_side_by_side({"ce": by_cross_entropy, "iou": by_soft_iou}, batches,
                            {"ce": MaskedCrossEntropy()}, progress=False)
+
+
+class _ColumnFourToClassZero(keras.layers.Layer):
+    """Adds 10 to class 0's logit in column 4 of an 8 x 8 picture: those pixels become class 0."""
+
+    def call(self, logits):
+        shift = np.zeros((1, 8, 8, 2), np.float32)
+        shift[:, :, 4, 0] = 10.0
+        return logits + shift
+
+
+def test_two_networks_scored_at_once_on_a_band_counted_by_hand():
+    # one 8 x 8 picture: class 0 in columns 0-3, class 1 in columns 4-7. Width 2: the pixels
+    # within 2 of the change, columns 2-5 (32 pixels)
+    truth = np.zeros((1, 8, 8), np.int64)
+    truth[..., 4:] = 1
+    inputs = keras.Input((8, 8, 2))
+    one_column_off = keras.Model(inputs, _ColumnFourToClassZero()(inputs))
+    found = score_side_by_side({"right": _labels_as_logits(2), "off": one_column_off},
+                               [(np.eye(2, dtype=np.float32)[truth], truth)], 2)
+    assert found["right"].miou == found["right"].band_miou == 1.0
+    # column 4 called class 0, 8 pixels wrong, all in the band. Whole picture: class 0's IoU
+    # 32 / 40, class 1's 24 / 32; in the band: 16 / 24 and 8 / 16
+    assert found["off"].miou == pytest.approx((32 / 40 + 24 / 32) / 2)
+    assert found["off"].band_miou == pytest.approx((16 / 24 + 8 / 16) / 2)
+    assert found["off"].band.confusion.sum() == 32
+
+
+def test_what_is_passed_is_named_when_it_is_not_batches_of_pairs(rng):
+    images, masks = _batches(1, rng)[0]
+    with pytest.raises(ValueError, match=r"one \(images, masks\) pair; got ndarray of shape "
+                                         r"\(4, 8, 8, 3\)\. Pass an iterable of pairs"):
+        train_side_by_side({"a": _tiny(0)}, (images, masks), MaskedCrossEntropy(),
+                           progress=False)
+    with pytest.raises(ValueError, match="one \\(images, masks\\) pair"):
+        score_side_by_side({"a": _tiny(0)}, (images, masks), 3)
+    inputs = keras.Input((8, 8, 3))
+    two_heads = keras.Model(inputs, [keras.layers.Conv2D(3, 1)(inputs),
+                                     keras.layers.Conv2D(3, 1)(inputs)])
+    two_heads.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="'aux' has 2 outputs"):
+        train_side_by_side({"aux": two_heads}, [(images, masks)], MaskedCrossEntropy())
