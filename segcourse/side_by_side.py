@@ -1,8 +1,9 @@
 """Several networks trained on the very same batches and scored on the same pictures: the fair
 comparison the labs run when they ask "which of these is better at this budget?".
 
-:func:`train_side_by_side` takes networks compiled with their own optimizer (for the course's
-recipe, :func:`segcourse.train.compile_model`) and applies one step of each to every batch, all
+:func:`build_side_by_side` builds them, each seeded as if it were trained alone and compiled
+with its own optimizer on the course's recipe. :func:`train_side_by_side` takes networks
+compiled with their own optimizer and applies one step of each to every batch, all
 of them in one TensorFlow graph traced once, so that a difference in their scores comes from the
 networks, never from the pictures they saw or the order they saw them in.
 :func:`score_side_by_side` counts one confusion matrix per network over all the pictures, over
@@ -44,6 +45,40 @@ def _check_contenders(contenders, owner: str) -> None:
     if not isinstance(contenders, dict) or not contenders:
         raise ValueError(f"{owner}: contenders is a dict of name -> Keras model with at least one "
                          f"entry; got {type(contenders).__name__} {contenders!r:.80}.")
+
+
+def build_side_by_side(architectures: dict, num_classes: int, input_shape, learning_rate: float,
+                       steps: int, seed: int = 0, batch_norm_momentum: float | None = None) -> dict:
+    """The contenders, each built as if it were trained alone: for every ``name: (architecture,
+    options)`` of ``architectures``, Keras' seeds set to ``seed``, then
+    ``segcourse.models.build(architecture, num_classes, input_shape, **options)`` (options may
+    hold ``model_size``), compiled with its own optimizer on the course's recipe
+    (:func:`segcourse.train.compile_model`: Adam on the cosine decay over ``steps`` steps from
+    ``learning_rate``, no warm-up). The same architecture under the same seed starts from the
+    same weights. ``batch_norm_momentum`` replaces every batch norm's momentum (0.9: moving
+    statistics that keep up with a run of a few hundred steps; Keras' default is 0.99)."""
+    import keras
+
+    from segcourse import models
+    from segcourse.train import TrainConfig, compile_model
+
+    if not isinstance(architectures, dict) or not architectures:
+        raise ValueError(f"build_side_by_side: architectures is a dict of name -> "
+                         f"(architecture, options), e.g. {{'U-Net': ('unet', {{}})}}; got "
+                         f"{architectures!r:.80}.")
+    built = {}
+    for name, (architecture, options) in architectures.items():
+        keras.utils.set_random_seed(seed)
+        model = models.build(architecture, num_classes, input_shape, **options)
+        if batch_norm_momentum is not None:
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = batch_norm_momentum
+        compile_model(model, TrainConfig(model=architecture, epochs=1,
+                                         learning_rate=learning_rate, warmup_epochs=0),
+                      num_classes, steps)
+        built[name] = model
+    return built
 
 
 def train_side_by_side(contenders: dict, batches, loss, progress: bool = True) -> int:

@@ -168,3 +168,28 @@ def test_what_is_passed_is_named_when_it_is_not_batches_of_pairs(rng):
     two_heads.compile(optimizer="adam")
     with pytest.raises(ValueError, match="'aux' has 2 outputs"):
         train_side_by_side({"aux": two_heads}, [(images, masks)], MaskedCrossEntropy())
+
+
+def test_contenders_are_built_as_if_each_were_trained_alone():
+    from segcourse.side_by_side import build_side_by_side
+
+    built = build_side_by_side({"a": ("plain", {"depth": 2, "filters": 4}),
+                                "b": ("plain", {"depth": 2, "filters": 4}),
+                                "deeper": ("plain", {"depth": 3, "filters": 4})},
+                               3, (16, 16, 3), 3e-3, steps=10, batch_norm_momentum=0.9)
+    for found, expected in zip(built["a"].get_weights(), built["b"].get_weights(), strict=True):
+        np.testing.assert_array_equal(found, expected)  # one architecture, one seed: one start
+    # the same first layer as a model built alone under seed 0
+    keras.utils.set_random_seed(0)
+    from segcourse import models
+
+    alone = models.build("plain", 3, (16, 16, 3), depth=3, filters=4)
+    np.testing.assert_array_equal(built["deeper"].get_layer("conv1").get_weights()[0],
+                                  alone.get_layer("conv1").get_weights()[0])
+    assert built["a"].optimizer is not built["b"].optimizer
+    assert float(built["a"].optimizer.learning_rate) == pytest.approx(3e-3)
+    norms = [layer for model in built.values() for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 7 and all(layer.momentum == 0.9 for layer in norms)
+    with pytest.raises(ValueError, match="architectures is a dict of name -> "):
+        build_side_by_side([("unet", {})], 2, (16, 16, 3), 3e-3, 10)
