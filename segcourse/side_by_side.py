@@ -6,9 +6,10 @@ with its own optimizer on the course's recipe. :func:`train_side_by_side` takes 
 compiled with their own optimizer and applies one step of each to every batch, all
 of them in one TensorFlow graph traced once, so that a difference in their scores comes from the
 networks, never from the pictures they saw or the order they saw them in.
-:func:`score_side_by_side` counts one confusion matrix per network over all the pictures, over
-the whole picture and over the band of pixels near a label change (DeepLab's trimap,
-:func:`segcourse.metrics.boundary_band`), where skips and output strides make their difference.
+:func:`score_side_by_side` (and :func:`score_labels`, for label maps at hand) counts one
+confusion matrix per network over all the pictures, over the whole picture and over the band of
+pixels near a label change (DeepLab's trimap, :func:`segcourse.metrics.boundary_band`), where
+skips and output strides make their difference.
 Dataset-level scores, as everywhere in the course (lab 06).
 """
 
@@ -160,25 +161,37 @@ def score_side_by_side(contenders: dict, batches, num_classes: int, band_width: 
     """Each network's dataset-level scores on every ``(images, masks)`` of ``batches``: one
     confusion matrix over all the pictures, and one over the pixels within ``band_width`` of a
     true label change (pixels labelled ``ignore_index`` count in neither)."""
+    from segcourse.train import predict_labels
+
     _check_contenders(contenders, "score_side_by_side")
     totals = {name: np.zeros((2, num_classes, num_classes), np.int64) for name in contenders}
     for batch in batches:
         images, masks = _pair(batch, "score_side_by_side")
-        masks = np.asarray(masks)
-        near_edge = boundary_band(masks, band_width)
+        images, masks = np.asarray(images), np.asarray(masks)
+        near_edge = boundary_band(masks, band_width)  # once a batch, for every network
         for name, model in contenders.items():
-            labels = _labels(model, np.asarray(images), batch_size)
-            totals[name][0] += confusion_matrix(masks, labels, num_classes, ignore_index)
-            totals[name][1] += confusion_matrix(masks[near_edge], labels[near_edge],
-                                                num_classes, ignore_index)
+            labels = predict_labels(model, images, batch_size=batch_size)
+            totals[name] += _confusions(masks, labels, near_edge, num_classes, ignore_index)
     return {name: SideBySideScores(scores(whole), scores(in_band))
             for name, (whole, in_band) in totals.items()}
 
 
-def _labels(model, images, batch_size):
-    from segcourse.train import predict_labels
+def score_labels(masks, labels, num_classes: int, band_width: int = 2,
+                 ignore_index: int = IGNORE_INDEX) -> SideBySideScores:
+    """The same scores for label maps already at hand (``(N, H, W)`` each), e.g. an oracle's:
+    over the whole pictures and within ``band_width`` of a true label change."""
+    masks = np.asarray(masks)
+    whole, in_band = _confusions(masks, labels, boundary_band(masks, band_width), num_classes,
+                                 ignore_index)
+    return SideBySideScores(scores(whole), scores(in_band))
 
-    return predict_labels(model, images, batch_size=batch_size)
+
+def _confusions(masks, labels, near_edge, num_classes, ignore_index):
+    """``(2, K, K)``: the confusion matrix over every pixel, and over the band's pixels."""
+    labels = np.asarray(labels)
+    return np.stack([confusion_matrix(masks, labels, num_classes, ignore_index),
+                     confusion_matrix(masks[near_edge], labels[near_edge], num_classes,
+                                      ignore_index)])
 
 
 def _called_labels(model, images):

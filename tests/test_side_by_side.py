@@ -7,7 +7,12 @@ import pytest
 
 from segcourse.losses import MaskedCrossEntropy
 from segcourse.metrics import boundary_band
-from segcourse.side_by_side import score_side_by_side, show_side_by_side, train_side_by_side
+from segcourse.side_by_side import (
+    score_labels,
+    score_side_by_side,
+    show_side_by_side,
+    train_side_by_side,
+)
 from segcourse.viz import colorize
 
 
@@ -152,6 +157,11 @@ def test_two_networks_scored_at_once_on_a_band_counted_by_hand():
     assert found["off"].miou == pytest.approx((32 / 40 + 24 / 32) / 2)
     assert found["off"].band_miou == pytest.approx((16 / 24 + 8 / 16) / 2)
     assert found["off"].band.confusion.sum() == 32
+    # the same from the label maps themselves
+    labels = truth.copy()
+    labels[..., 4] = 0
+    at_hand = score_labels(truth, labels, 2)
+    assert (at_hand.miou, at_hand.band_miou) == (found["off"].miou, found["off"].band_miou)
 
 
 def test_what_is_passed_is_named_when_it_is_not_batches_of_pairs(rng):
