@@ -18,11 +18,31 @@ from segcourse.layers._validation import check_image_batch
 register = keras.saving.register_keras_serializable(package="segcourse")
 
 
+def taps_on_the_map(kernel_size: int, dilation_rate: int, length: int | None) -> slice:
+    """The taps, along one axis, of a 'same'-padded dilated kernel that can land on a map of
+    ``length`` pixels.
+
+    Tap ``i`` reads ``|i - k // 2| * rate`` pixels from the output pixel; once that is
+    ``length`` or more it reads zero padding for every output pixel, so it contributes
+    nothing and gets a zero gradient (DeepLabV3, §3.3, Fig. 4: at a large rate a 3×3 filter
+    degenerates to its centre). An unknown length or an even kernel keeps every tap.
+    """
+    if length is None or kernel_size % 2 == 0:
+        return slice(0, kernel_size)
+    centre = kernel_size // 2
+    reach = min(centre, (length - 1) // dilation_rate)
+    return slice(centre - reach, centre + reach + 1)
+
+
 @register
 class AtrousConvBlock(keras.layers.Layer):
     """Dilated convolution ('same' padding) -> batch norm -> activation.
 
     With ``batch_norm=True`` the convolution has no bias (the norm's offset replaces it).
+    When the map's size is known and the rate is so large that some taps can only ever read
+    padding (:func:`taps_on_the_map`), the block convolves with the remaining taps alone: the
+    same output and gradients, without the cost of the taps that read nothing (ASPP's rate 18
+    on a 4×4 map is a 1×1 convolution, and is computed as one).
     """
 
     def __init__(self, filters, kernel_size=3, dilation_rate=1, batch_norm=True,
@@ -45,10 +65,21 @@ class AtrousConvBlock(keras.layers.Layer):
             self.norm.build(self.conv.compute_output_shape(input_shape))
 
     def call(self, x, training=None):
-        x = self.conv(x)
+        x = self._convolve(x)
         if self.norm is not None:
             x = self.norm(x, training=training)
         return self.activation(x)
+
+    def _convolve(self, x):
+        sizes, rates = self.conv.kernel_size, self.conv.dilation_rate
+        taps = [taps_on_the_map(k, r, n) for k, r, n in zip(sizes, rates, x.shape[1:3],
+                                                            strict=True)]
+        kept = [t.stop - t.start for t in taps]
+        if kept == list(sizes):
+            return self.conv(x)
+        rates = tuple(r if n > 1 else 1 for n, r in zip(kept, rates, strict=True))
+        y = ops.conv(x, self.conv.kernel[taps[0], taps[1]], padding="same", dilation_rate=rates)
+        return y + self.conv.bias if self.conv.use_bias else y
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)

@@ -4,8 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segcourse.layers import ASPP, AtrousConvBlock, ContextModule, IdentityKernel
+from segcourse.layers.atrous import taps_on_the_map
 
 
 def gradient_support(model, size):
@@ -92,3 +95,51 @@ def test_identity_kernel_rejects_shapes_it_cannot_fill():
         IdentityKernel()((2, 2, 3, 3))
     with pytest.raises(ValueError, match="as many output as"):
         IdentityKernel()((3, 3, 3, 4))
+
+
+@pytest.mark.parametrize("kernel_size, rate, length, expected", [
+    (3, 18, 4, slice(1, 2)),   # ASPP's rate 18 on a 4×4 map: the centre alone
+    (3, 4, 4, slice(1, 2)),    # a tap 4 pixels away from every pixel of a 4-pixel map
+    (3, 3, 4, slice(0, 3)),    # 3 pixels away: the corner pixels still reach each other
+    (5, 2, 4, slice(1, 4)),    # offsets 0, ±2 land, ±4 never do
+    (3, 18, None, slice(0, 3)),  # unknown size: keep every tap
+])
+def test_taps_on_the_map_by_hand(kernel_size, rate, length, expected):
+    assert taps_on_the_map(kernel_size, rate, length) == expected
+
+
+@settings(max_examples=25, deadline=None)
+@given(height=st.integers(1, 10), width=st.integers(1, 10), rate=st.integers(1, 14),
+       kernel_size=st.sampled_from([1, 3, 5]), bias=st.booleans())
+def test_the_block_equals_the_full_dilated_convolution_and_its_gradient(height, width, rate,
+                                                                        kernel_size, bias):
+    """Whatever taps it skips, the block's output and kernel gradient are those of
+    tf.nn.conv2d with every tap (the padding they read is zero)."""
+    rng = np.random.default_rng(height * 1000 + width * 10 + rate)
+    x = tf.constant(rng.normal(size=(2, height, width, 3)), "float32")
+    block = AtrousConvBlock(4, kernel_size, dilation_rate=rate, batch_norm=not bias,
+                            activation=None)
+    block.build(x.shape)
+    block.conv.kernel.assign(rng.normal(size=block.conv.kernel.shape))
+    with tf.GradientTape(persistent=True) as tape:
+        ours = block(x, training=False)
+        full = tf.nn.conv2d(x, block.conv.kernel, 1, "SAME", dilations=rate)
+        full = block.norm(full, training=False) if block.norm else full + block.conv.bias
+        ours_loss, full_loss = tf.reduce_sum(ours ** 2), tf.reduce_sum(full ** 2)
+    np.testing.assert_allclose(ours, full, rtol=1e-5, atol=1e-4)
+    ours_grad = tape.gradient(ours_loss, block.conv.kernel)
+    full_grad = tape.gradient(full_loss, block.conv.kernel)
+    np.testing.assert_allclose(ours_grad, full_grad, rtol=1e-4, atol=1e-3)
+
+
+def test_aspp_on_a_small_map_convolves_with_the_centre_taps_alone():
+    """Rates 6, 12, 18 on a 4×4 map: the traced graph holds no dilated convolution."""
+    aspp = ASPP(filters=4, rates=(6, 12, 18))
+    aspp.build((2, 4, 4, 8))
+    graph = tf.function(lambda x: aspp(x, training=False)).get_concrete_function(
+        tf.TensorSpec((2, 4, 4, 8))).graph
+    ops_used = {op.type for op in graph.get_operations()}
+    assert "SpaceToBatchND" not in ops_used
+    dilated = [op for op in graph.get_operations() if op.type == "Conv2D"
+               and max(op.get_attr("dilations")) > 1]
+    assert dilated == []
