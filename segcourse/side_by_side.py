@@ -61,6 +61,7 @@ def build_side_by_side(architectures: dict, num_classes: int, input_shape, learn
     import keras
 
     from segcourse import models
+    from segcourse.graph import sublayers
     from segcourse.train import TrainConfig, compile_model
 
     if not isinstance(architectures, dict) or not architectures:
@@ -72,7 +73,7 @@ def build_side_by_side(architectures: dict, num_classes: int, input_shape, learn
         keras.utils.set_random_seed(seed)
         model = models.build(architecture, num_classes, input_shape, **options)
         if batch_norm_momentum is not None:
-            for layer in model.layers:
+            for layer in sublayers(model):  # nested ones too, such as ASPP's
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.momentum = batch_norm_momentum
         compile_model(model, TrainConfig(model=architecture, epochs=1,

@@ -181,6 +181,7 @@ def test_what_is_passed_is_named_when_it_is_not_batches_of_pairs(rng):
 
 
 def test_contenders_are_built_as_if_each_were_trained_alone():
+    from segcourse.graph import sublayers
     from segcourse.side_by_side import build_side_by_side
 
     built = build_side_by_side({"a": ("plain", {"depth": 2, "filters": 4}),
@@ -201,5 +202,11 @@ def test_contenders_are_built_as_if_each_were_trained_alone():
     norms = [layer for model in built.values() for layer in model.layers
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 7 and all(layer.momentum == 0.9 for layer in norms)
+    # batch norms nested in a layer (ASPP's six, inside its blocks) get the momentum too
+    nested = build_side_by_side({"d": ("deeplabv3", {"model_size": "small"})}, 2, (32, 32, 3),
+                                3e-3, steps=10, batch_norm_momentum=0.9)["d"]
+    aspp_norms = [layer for layer in sublayers(nested.get_layer("aspp"))
+                  if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(aspp_norms) == 6 and all(layer.momentum == 0.9 for layer in aspp_norms)
     with pytest.raises(ValueError, match="architectures is a dict of name -> "):
         build_side_by_side([("unet", {})], 2, (16, 16, 3), 3e-3, 10)
