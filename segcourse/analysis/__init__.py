@@ -20,6 +20,7 @@ from segcourse.analysis.checkerboard import (
     gradient_checkerboard,
     overlap_counts,
     plot_overlap,
+    score_map_checkerboard,
 )
 from segcourse.analysis.effective_field import (
     EffectiveField,
@@ -65,6 +66,7 @@ __all__ = [
     "pool_output_length",
     "receptive_field",
     "receptive_fields",
+    "score_map_checkerboard",
     "summarize",
     "symbolic_convolution",
     "symbolic_transposed_convolution",

@@ -80,6 +80,20 @@ def checkerboard_score(image, stride: int = 2, margin: int = 0) -> float:
     return float(np.mean(np.where(rms > 0, spread / np.where(rms > 0, rms, 1), 0.0)))
 
 
+def score_map_checkerboard(maps, stride: int = 2, margin: int = 2) -> float:
+    """The mean :func:`checkerboard_score` of a network's score maps ``(N, H, W)`` (e.g. each
+    picture's object-minus-background logit), each map less its own mean first: the score
+    divides by the map's RMS, which a constant offset (a net that is sure of the background
+    everywhere) would inflate, so maps of different means would not compare. ``margin``
+    pixels are left out at each side (rounded up to a multiple of ``stride``)."""
+    maps = np.asarray(maps, dtype="float64")
+    if maps.ndim != 3:
+        raise ValueError(f"score_map_checkerboard takes score maps (N, H, W); got shape "
+                         f"{maps.shape}. For two-class logits (N, H, W, 2) pass "
+                         f"logits[..., 1] - logits[..., 0].")
+    return float(np.mean([checkerboard_score(one - one.mean(), stride, margin) for one in maps]))
+
+
 def mean_power_spectrum(maps) -> np.ndarray:
     """The power spectrum ``|DFT|²`` of each map ``(N, H, W)`` (or one ``(H, W)``) less its own
     mean, averaged over the maps and centred (``np.fft.fftshift``: zero frequency at index

@@ -19,7 +19,9 @@ bilinear resize followed by the first convolution of the block (with bilinear up
 deepest level and each decoder block have half the channels, as in the widely used PyTorch
 reference, 17,263,042 parameters at 3 → 2). ``skips=False`` drops the copy-and-crop
 connections (a plain encoder-decoder: the ablation that shows what the skips are for).
-Outputs are logits.
+``upsampling_kernel`` sizes the transposed convolution (padded variant): 2, the paper's 2×2
+up-convolution, tiles its output evenly; 3 overlaps unevenly, the case in which Odena, Dumoulin
+& Olah (Distill, 2016) find checkerboard artifacts. Outputs are logits.
 """
 
 from __future__ import annotations
@@ -85,14 +87,21 @@ def _check_paper_size(input_shape, depth):
 
 
 def _check(input_shape, variant="padded", depth=4, batch_norm=None, upsampling="transposed",
-           **_):
+           upsampling_kernel=2, **_):
     """What the builder refuses, before it builds anything (the registry calls it first)."""
     if variant not in VARIANTS:
         raise ValueError(f"unet: variant must be one of {VARIANTS}; got {variant!r}.")
     if upsampling not in UPSAMPLINGS:
         raise ValueError(f"unet: upsampling must be one of {UPSAMPLINGS}; got {upsampling!r}.")
-    if variant == "paper" and (batch_norm or upsampling != "transposed"):
-        raise ValueError("unet: the paper variant has no batch norm and upsamples by "
+    if not isinstance(upsampling_kernel, int) or upsampling_kernel < 2:
+        raise ValueError(f"unet: upsampling_kernel is the transposed convolution's kernel size, "
+                         f"an integer of at least 2 (2: the paper's); got {upsampling_kernel!r}.")
+    if upsampling_kernel != 2 and upsampling != "transposed":
+        raise ValueError(f"unet: upsampling_kernel sizes a transposed convolution; with "
+                         f"upsampling={upsampling!r} there is none. Drop upsampling_kernel.")
+    if variant == "paper" and (batch_norm or upsampling != "transposed"
+                               or upsampling_kernel != 2):
+        raise ValueError("unet: the paper variant has no batch norm and upsamples by 2×2 "
                          "up-convolution; use variant='padded' for those options.")
     if variant == "paper":
         _check_paper_size(input_shape, depth)
@@ -102,9 +111,10 @@ def _check(input_shape, variant="padded", depth=4, batch_norm=None, upsampling="
 
 @register_model("unet", small={"base_filters": 8}, check=_check)
 def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, base_filters=64,
-         batch_norm: bool | None = None, upsampling="transposed", skips=True, width=1.0):
+         batch_norm: bool | None = None, upsampling="transposed", skips=True, width=1.0,
+         upsampling_kernel=2):
     """U-Net: contracting path, expanding path with copy-and-crop skips (paper or padded)."""
-    _check(input_shape, variant, depth, batch_norm, upsampling)
+    _check(input_shape, variant, depth, batch_norm, upsampling, upsampling_kernel)
     paper = variant == "paper"
     batch_norm = (not paper) if batch_norm is None else batch_norm
     padding = "valid" if paper else "same"
@@ -126,7 +136,9 @@ def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, ba
         if bilinear:
             x = Resize(2, interpolation="bilinear", name=f"{name}_upsample")(x)
         else:
-            x = layers.Conv2DTranspose(filters[level], 2, strides=2, name=f"{name}_upconv")(x)
+            x = layers.Conv2DTranspose(filters[level], upsampling_kernel, strides=2,
+                                       padding="valid" if upsampling_kernel == 2 else "same",
+                                       name=f"{name}_upconv")(x)
         if skips:
             skip = features[level]
             if paper:

@@ -18,6 +18,7 @@ from segcourse.analysis.checkerboard import (
     overlap_counts,
     overlap_counts_1d,
     plot_overlap,
+    score_map_checkerboard,
 )
 
 
@@ -109,3 +110,14 @@ def test_mean_power_spectrum_puts_a_checkerboard_in_the_corner_and_matches_a_dir
     assert mean_power_spectrum(maps).sum() == pytest.approx(30 * (centred ** 2).sum() / 3)
     with pytest.raises(ValueError, match="N, H, W"):
         mean_power_spectrum(np.ones((1, 2, 3, 4)))
+
+
+def test_score_maps_are_scored_less_their_own_mean():
+    """A ±1 checkerboard scores 1 whatever constant it rides on; checkerboard_score alone
+    would divide by an RMS the offset inflates (sqrt(1 + 9) for an offset of 3)."""
+    board = np.where(np.add.outer(np.arange(12), np.arange(12)) % 2, 1.0, -1.0)
+    maps = np.stack([board, board + 3.0, np.full((12, 12), -5.0)])
+    assert checkerboard_score(board + 3.0) == pytest.approx(1 / np.sqrt(10))
+    assert score_map_checkerboard(maps) == pytest.approx((1 + 1 + 0) / 3)
+    with pytest.raises(ValueError, match=r"logits\[..., 1\] - logits\[..., 0\]"):
+        score_map_checkerboard(np.zeros((2, 12, 12, 2)))

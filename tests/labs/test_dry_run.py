@@ -188,8 +188,9 @@ def test_lab_run_is_never_a_dry_run(tmp_path, monkeypatch):
 
 
 def test_the_labs_with_gpu_sections_are_found():
-    expected = ["01_fully_convolutional", "04_encoder_decoder", "05_context", "06_metrics_losses",
-                "07_train_diagnose", "08_backbones_transfer", "09_decoders", "10_deeplab_lineage",
+    expected = ["01_fully_convolutional", "02_upsampling", "04_encoder_decoder", "05_context",
+                "06_metrics_losses", "07_train_diagnose", "08_backbones_transfer", "09_decoders",
+                "10_deeplab_lineage",
                 "11_imbalance_losses", "12_biomedical_unet", "13_instances_panoptic",
                 "14_evaluation"]
     assert [name.removesuffix(".ipynb") for name in WITH_GPU_SECTIONS] == expected

@@ -51,3 +51,33 @@ def test_without_skips_it_is_a_plain_encoder_decoder():
     model = models.build("unet", 3, (32, 32, 3), skips=False, model_size="small")
     assert not [layer for layer in model.layers if layer.name.endswith("_concat")]
     assert model.output_shape == (None, 32, 32, 3)
+
+
+def test_a_3x3_up_convolution_overlaps_unevenly_and_costs_its_extra_taps():
+    """k3 s2 'same': outputs double as with the paper's 2×2; each up-convolution has
+    9/4 of its weights; its overlap is uneven (the checkerboard case, Odena et al. 2016)."""
+    from segcourse.analysis.checkerboard import is_uneven
+
+    two = models.build("unet", 2, (32, 32, 3), model_size="small")
+    three = models.build("unet", 2, (32, 32, 3), model_size="small", upsampling_kernel=3)
+    assert three.output_shape == two.output_shape == (None, 32, 32, 2)
+    for level in range(1, 5):
+        small, large = (m.get_layer(f"up{level}_upconv") for m in (two, three))
+        assert large.kernel.shape[:2] == (3, 3) and small.kernel.shape[:2] == (2, 2)
+        assert np.prod(large.kernel.shape) * 4 == np.prod(small.kernel.shape) * 9
+    assert is_uneven(3, 2) and not is_uneven(2, 2)
+    extra = sum(int(np.prod(m.get_layer(f"up{level}_upconv").kernel.shape)) * (1 if m is three
+                                                                               else -1)
+                for level in range(1, 5) for m in (two, three))
+    assert trainable_count(three) - trainable_count(two) == extra
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"upsampling_kernel": 1}, "an integer of at least 2"),
+    ({"upsampling_kernel": 3, "upsampling": "bilinear"}, "there is none"),
+    ({"upsampling_kernel": 3, "variant": "paper"}, "2×2 up-convolution"),
+])
+def test_an_upsampling_kernel_that_cannot_be_is_refused(options, message):
+    shape = (572, 572, 1) if options.get("variant") == "paper" else (32, 32, 3)
+    with pytest.raises(ValueError, match=message):
+        models.build("unet", 2, shape, **options)
