@@ -161,17 +161,27 @@ def score_side_by_side(contenders: dict, batches, num_classes: int, band_width: 
                        batch_size: int = 32) -> dict[str, SideBySideScores]:
     """Each network's dataset-level scores on every ``(images, masks)`` of ``batches``: one
     confusion matrix over all the pictures, and one over the pixels within ``band_width`` of a
-    true label change (pixels labelled ``ignore_index`` count in neither)."""
+    true label change (pixels labelled ``ignore_index`` count in neither). A contender is a Keras
+    network (scored on its arg-max labels) or a function from a batch of pictures to label maps
+    ``(N, H, W)``, e.g. a network's labels post-processed."""
+    import keras
+
     from segcourse.train import predict_labels
 
     _check_contenders(contenders, "score_side_by_side")
+    for name, contender in contenders.items():
+        if not callable(contender):
+            raise ValueError(f"score_side_by_side: contender {name!r} is a "
+                             f"{type(contender).__name__}; pass a Keras network or a function "
+                             f"from pictures to label maps.")
     totals = {name: np.zeros((2, num_classes, num_classes), np.int64) for name in contenders}
     for batch in batches:
         images, masks = _pair(batch, "score_side_by_side")
         images, masks = np.asarray(images), np.asarray(masks)
         near_edge = boundary_band(masks, band_width)  # once a batch, for every network
         for name, model in contenders.items():
-            labels = predict_labels(model, images, batch_size=batch_size)
+            labels = (predict_labels(model, images, batch_size=batch_size)
+                      if isinstance(model, keras.Model) else np.asarray(model(images)))
             totals[name] += _confusions(masks, labels, near_edge, num_classes, ignore_index)
     return {name: SideBySideScores(scores(whole), scores(in_band))
             for name, (whole, in_band) in totals.items()}

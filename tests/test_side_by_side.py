@@ -162,6 +162,13 @@ def test_two_networks_scored_at_once_on_a_band_counted_by_hand():
     labels[..., 4] = 0
     at_hand = score_labels(truth, labels, 2)
     assert (at_hand.miou, at_hand.band_miou) == (found["off"].miou, found["off"].band_miou)
+    # a function from pictures to labels competes as a network does: the same scores
+    as_function = score_side_by_side({"off": lambda images: labels},
+                                     [(np.eye(2, dtype=np.float32)[truth], truth)], 2)["off"]
+    assert (as_function.miou, as_function.band_miou) == (at_hand.miou, at_hand.band_miou)
+    with pytest.raises(ValueError, match="contender 'x' is a str; pass a Keras network or a "
+                                         "function"):
+        score_side_by_side({"x": "unet"}, [(np.eye(2, dtype=np.float32)[truth], truth)], 2)
 
 
 def test_what_is_passed_is_named_when_it_is_not_batches_of_pairs(rng):

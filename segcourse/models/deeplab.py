@@ -17,6 +17,7 @@ Outputs are logits.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from segcourse.layers import ASPP, AtrousConvBlock, Resize
@@ -57,3 +58,31 @@ def deeplabv3(num_classes, input_shape=(None, None, 3), output_stride=16, decode
     model = keras.Model(inputs, outputs, name="deeplabv3plus" if decoder else "deeplabv3")
     load_backbone_weights(model, "resnet50", weights)
     return model
+
+
+def realign(maps, trained_stride: int, run_stride: int):
+    """Maps ``(N, H, W, ...)`` (labels, probabilities, logits) of a DeepLabV3 run at output
+    stride ``run_stride`` with weights trained at ``trained_stride``, shifted down and right by
+    ``(trained_stride - run_stride) / 2`` pixels, the edge rows and columns repeated.
+
+    Why: the backbone's unit ``i`` is centred on pixel ``s * i``, but the final bilinear resize
+    (half-pixel centres) puts it at pixel ``s * i + (s - 1) / 2``. Trained at stride ``s``, the
+    network learns to describe the pixels ``(s - 1) / 2`` below and right of each unit's centre;
+    run at another stride, the resize puts those descriptions ``(s' - 1) / 2`` away instead. The
+    paper's 513 × 513 crops (16 · 32 + 1) with corner-aligned resizing put the units of both
+    strides on the same pixels, so it needs no shift.
+    """
+    shift, remainder = divmod(trained_stride - run_stride, 2)
+    if remainder or shift < 0:
+        raise ValueError(f"realign: the trained stride ({trained_stride}) must be the larger, "
+                         f"by an even number of pixels, than the stride run ({run_stride}), "
+                         f"e.g. 16 and 8.")
+    maps = np.asarray(maps)
+    if maps.ndim < 3:
+        raise ValueError(f"realign takes a batch of maps (N, H, W, ...); got shape {maps.shape}.")
+    if shift == 0:
+        return maps
+    height, width = maps.shape[1:3]
+    rows = np.clip(np.arange(height) - shift, 0, height - 1)
+    columns = np.clip(np.arange(width) - shift, 0, width - 1)
+    return maps[:, rows][:, :, columns]

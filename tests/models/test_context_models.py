@@ -56,3 +56,29 @@ def test_resnet50_imagenet_weights_are_copied_by_layer_name(monkeypatch):
         for ours, theirs in zip(model.get_layer(name).get_weights(),
                                 resnet.get_layer(name).get_weights(), strict=True):
             np.testing.assert_array_equal(ours, theirs)
+
+
+def test_realign_shifts_down_right_by_half_the_stride_difference_repeating_the_edge():
+    from segcourse.models.deeplab import realign
+
+    labels = np.arange(36).reshape(1, 6, 6)
+    shifted = realign(labels, 8, 4)  # (8 - 4) / 2 = 2 pixels
+    np.testing.assert_array_equal(shifted[0, 2:, 2:], labels[0, :4, :4])
+    np.testing.assert_array_equal(shifted[0, :2, 2:], np.repeat(labels[0, :1, :4], 2, axis=0))
+    np.testing.assert_array_equal(shifted[0, 0, 0], labels[0, 0, 0])
+    np.testing.assert_array_equal(realign(labels, 16, 16), labels)
+    with pytest.raises(ValueError, match="the larger, by an even number"):
+        realign(labels, 8, 16)
+
+
+def test_the_final_resize_puts_unit_i_at_s_i_plus_s_minus_1_over_2():
+    """The fact realign rests on: a one-hot map unit upsampled by the builder's bilinear Resize
+    peaks at pixel s * i + (s - 1) / 2 (half-pixel centres), between two pixels for even s."""
+    from segcourse.layers import Resize
+
+    for stride in (8, 16):
+        units = np.zeros((1, 4, 4, 1), "float32")
+        units[0, 1, 1] = 1.0
+        up = np.asarray(Resize(stride, interpolation="bilinear")(units))[0, :, :, 0]
+        peak_rows = np.flatnonzero(up.max(axis=1) == up.max())
+        assert peak_rows.mean() == stride * 1 + (stride - 1) / 2
