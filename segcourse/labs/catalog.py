@@ -97,7 +97,7 @@ LABS = (
     Lab(10, "deeplab_lineage", "The DeepLab lineage",
         ("Atrous convolution is a convolution with holes",
          "Output stride 16 for training, 8 for inference", "The fully connected CRF",
-         "Multi-scale and flipped inputs",
+         "Multi-scale and flipped inputs", "The lineage on networks trained here",
          "DeepLabV3 and V3+ on Oxford-IIIT Pet (GPU profile)"), True),
     Lab(11, "imbalance_losses", "Imbalance and losses",
         ("Rare by presence, rare by area",
