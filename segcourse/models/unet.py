@@ -137,8 +137,7 @@ def unet(num_classes, input_shape=(None, None, 3), variant="padded", depth=4, ba
             x = Resize(2, interpolation="bilinear", name=f"{name}_upsample")(x)
         else:
             x = layers.Conv2DTranspose(filters[level], upsampling_kernel, strides=2,
-                                       padding="valid" if upsampling_kernel == 2 else "same",
-                                       name=f"{name}_upconv")(x)
+                                       padding="same", name=f"{name}_upconv")(x)
         if skips:
             skip = features[level]
             if paper:
