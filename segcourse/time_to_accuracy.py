@@ -241,14 +241,27 @@ def markdown(figures) -> str:
             + f" | {max(race['val_miou'], default=float('nan')):.3f} | {race['stopped']} | "
             f"{ceiling} |")
     ours = next((r for r in races if r["recipe"] == "segcourse"), None)
-    top = str(max(targets))
-    peers = [r["reached"][top] for r in races if r["recipe"] != "segcourse"]
-    if ours is not None and ours["reached"][top] is not None and peers:
-        reached = [p for p in peers if p is not None]
-        if reached:
-            ratio = min(reached) / ours["reached"][top]
-            lines += ["", f"To {top}: the best peer took {ratio:.1f}× the course recipe's time."]
-        else:
-            lines += ["", f"To {top}: no peer recipe reached it within its budget."]
+    peers = [r for r in races if r["recipe"] != "segcourse"]
+    if ours is not None and ours["reached"][str(max(targets))] is not None and peers:
+        lines += ["", _peer_ratio(ours, peers, str(max(targets)))]
     return "\n".join(lines) + "\n"
+
+
+def _peer_ratio(ours, peers, top: str) -> str:
+    """How much longer than the course recipe the best peer took to reach ``top``. A peer that
+    never reached it took longer than its whole run: that run's length is a lower bound."""
+    bounds = [(peer["reached"][top] if peer["reached"][top] is not None else peer["seconds"][-1],
+               peer) for peer in peers]
+    seconds, best = min(bounds, key=lambda bound: bound[0])
+    ratio = seconds / ours["reached"][top]
+    if best["reached"][top] is not None:
+        return f"To {top}: the best peer took {ratio:.1f}× the course recipe's time."
+    ended = (f"\"{best['recipe']}\" ended after {seconds / 60:.1f} minutes below it (best val "
+             f"mIoU {max(best['val_miou']):.3f})")
+    if all(peer["reached"][top] is None for _, peer in bounds):
+        return (f"To {top}: no peer recipe reached it. The shortest peer run, {ended}: "
+                f"{ratio:.1f}× the course recipe's {ours['reached'][top] / 60:.1f} minutes, so "
+                f"every peer would take more than {ratio:.1f}× as long.")
+    return (f"To {top}: the best peer took more than {ratio:.1f}× the course recipe's time "
+            f"({ended}).")
 

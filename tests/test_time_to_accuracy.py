@@ -107,6 +107,44 @@ def test_the_report_says_how_much_longer_the_best_peer_took():
     assert "the best peer took 2.5× the course recipe's time" in text
 
 
+def _races(peer_reached: dict) -> list:
+    """The course recipe reaching 0.9 after 60 s, and one peer per ``name: seconds`` (None: it
+    ran 600 s for keras-io, 150 s otherwise, without reaching 0.9)."""
+    lasts = {"keras-io": 600, "keras-io model, segcourse recipe": 150}
+    races = [{"recipe": "segcourse", "macs_per_picture": 48e6, "parameters": 1,
+              "seconds": [60], "val_miou": [0.91], "stopped": "reached 0.9",
+              "reached": {"0.85": 60, "0.9": 60}}]
+    for name, seconds in peer_reached.items():
+        races.append({"recipe": name, "macs_per_picture": 163e6, "parameters": 2,
+                      "seconds": [seconds or lasts[name]], "val_miou": [0.9 if seconds else 0.8],
+                      "stopped": "s", "reached": {"0.85": seconds, "0.9": seconds}})
+    return races
+
+
+@pytest.mark.parametrize("peers, said", [
+    # neither reached 0.9: the shorter run (150 s of 60) is the lower bound
+    ({"keras-io": None, "keras-io model, segcourse recipe": None},
+     "To 0.9: no peer recipe reached it. The shortest peer run, \"keras-io model, segcourse "
+     "recipe\" ended after 2.5 minutes below it (best val mIoU 0.800): 2.5× the course recipe's "
+     "1.0 minutes, so every peer would take more than 2.5× as long."),
+    # one reached it after 300 s, the other stopped below it after 150 s: more than 2.5×
+    ({"keras-io": 300, "keras-io model, segcourse recipe": None},
+     "To 0.9: the best peer took more than 2.5× the course recipe's time (\"keras-io model, "
+     "segcourse recipe\" ended after 2.5 minutes below it (best val mIoU 0.800))."),
+    # one reached it after 300 s, the other stopped below it after 600 s: exactly 5×
+    ({"keras-io": None, "keras-io model, segcourse recipe": 300},
+     "To 0.9: the best peer took 5.0× the course recipe's time."),
+])
+def test_a_peer_that_never_reached_the_target_bounds_the_ratio_by_its_whole_run(peers, said):
+    figures = {"machine": {"platform": "p", "cores": 2, "date": "d", "matmul_gflops_start": 1.0,
+                           "matmul_gflops_end": 1.0},
+               "settings": {"image_size": 64, "batch_size": 16, "train_count": 1, "val_count": 1,
+                            "epochs": 1, "learning_rate": 1e-3, "seed": 0,
+                            "targets": [0.85, 0.9], "budget_minutes": 30},
+               "races": _races(peers)}
+    assert tta.markdown(figures).rstrip().endswith(said)
+
+
 @pytest.mark.parametrize("change, said", [
     ({"recipes": ("segcourse", "fastai")}, "unknown recipe 'fastai'"),
     ({"budget_minutes": 0}, "budget_minutes must be a number of minutes above 0"),
