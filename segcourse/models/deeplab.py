@@ -60,6 +60,32 @@ def deeplabv3(num_classes, input_shape=(None, None, 3), output_stride=16, decode
     return model
 
 
+def at_output_stride(trained, output_stride: int, input_shape=None, **options):
+    """``trained``'s weights in a DeepLabV3 built at ``output_stride`` (and ``input_shape``,
+    by default ``trained``'s; ``(None, None, 3)`` takes any size): only the dilations change,
+    so the weights fit unchanged (DeepLabV3 §4.3: trained at output stride 16, evaluated at 8).
+    ``options`` are those ``trained`` was built with (``model_size``, ``decoder``, ``width``,
+    ``multi_grid``): they decide the layers the weights go to. Run at a stride other than the
+    one it was trained at, its maps need :func:`realign`."""
+    from segcourse.models.registry import build
+
+    names = [layer.name for layer in getattr(trained, "layers", ())]
+    if not isinstance(trained, keras.Model) or "aspp" not in names:
+        raise ValueError(f"at_output_stride takes a DeepLabV3 built by segcourse.models; got "
+                         f"{getattr(trained, 'name', type(trained).__name__)!r}.")
+    shape = tuple(trained.input_shape[1:]) if input_shape is None else input_shape
+    network = build("deeplabv3", trained.output_shape[-1], shape, output_stride=output_stride,
+                    **options)
+    weights = trained.get_weights()
+    if network.name != trained.name or [w.shape for w in network.get_weights()] != [
+            w.shape for w in weights]:
+        raise ValueError(f"at_output_stride: {trained.name!r} was built with other options than "
+                         f"{options}: pass the ones it was built with (model_size, decoder, "
+                         f"width, multi_grid).")
+    network.set_weights(weights)
+    return network
+
+
 def realign(maps, trained_stride: int, run_stride: int):
     """Maps ``(N, H, W, ...)`` (labels, probabilities, logits) of a DeepLabV3 run at output
     stride ``run_stride`` with weights trained at ``trained_stride``, shifted down and right by

@@ -82,3 +82,37 @@ def test_the_final_resize_puts_unit_i_at_s_i_plus_s_minus_1_over_2():
         up = np.asarray(Resize(stride, interpolation="bilinear")(units))[0, :, :, 0]
         peak_rows = np.flatnonzero(up.max(axis=1) == up.max())
         assert peak_rows.mean() == stride * 1 + (stride - 1) / 2
+
+
+def test_at_output_stride_runs_the_trained_weights_with_doubled_dilations():
+    """Trained at 16, run at 8: the same weights, ASPP's rates doubled, and on the positions the
+    two maps share (every other unit of the stride-8 map) the very same backbone features."""
+    from segcourse.models.deeplab import at_output_stride
+
+    keras.utils.set_random_seed(3)
+    trained = models.build("deeplabv3", 2, (64, 64, 3), model_size="small")
+    copy = at_output_stride(trained, 8, model_size="small")
+    assert copy.get_layer("aspp").rates == (12, 24, 36)
+    for ours, theirs in zip(copy.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    pictures = np.random.default_rng(0).random((2, 64, 64, 3)).astype("float32")
+    features = [np.asarray(keras.Model(net.input, net.get_layer("aspp").input)(pictures))
+                for net in (trained, copy)]
+    assert features[1].shape[1:3] == (8, 8)
+    np.testing.assert_allclose(features[1][:, ::2, ::2], features[0], atol=1e-5)
+    anywhere = at_output_stride(trained, 16, (None, None, 3), model_size="small")
+    np.testing.assert_allclose(anywhere(pictures), trained(pictures), atol=1e-5)
+    assert anywhere(np.zeros((1, 96, 32, 3), "float32")).shape == (1, 96, 32, 2)
+
+
+def test_at_output_stride_refuses_other_options_and_other_models():
+    from segcourse.models.deeplab import at_output_stride
+
+    plus = models.build("deeplabv3", 2, (64, 64, 3), model_size="small", decoder=True)
+    with pytest.raises(ValueError, match="built with other options"):
+        at_output_stride(plus, 8, model_size="small")  # the decoder left out
+    with pytest.raises(ValueError, match="built with other options"):
+        at_output_stride(plus, 8, decoder=True)  # full width
+    assert at_output_stride(plus, 8, model_size="small", decoder=True).name == "deeplabv3plus"
+    with pytest.raises(ValueError, match="takes a DeepLabV3 built by segcourse.models"):
+        at_output_stride(models.build("unet", 2, (32, 32, 3), model_size="small"), 8)
