@@ -2,8 +2,9 @@
 
 One run measures the machine's ceilings (a float32 matmul and a 3×3 convolution, GFLOP/s),
 training and inference of the timed models (pictures/s, GFLOP/s and the fractions of both
-ceilings) with XLA and op determinism on and off, the training input pipeline alone, and the
-update cost of two mIoU metrics. Medians over repeats; every absolute figure is printed beside
+ceilings) with XLA and op determinism on and off, the training input pipeline alone, where a
+forward pass's time goes layer by layer (:mod:`segcourse.layer_times`), and the update cost of
+two mIoU metrics. Medians over repeats; every absolute figure is printed beside
 the ceilings it should be read against: timings vary with the machine, ratios much less.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from segcourse.speed import in_fresh_process, matmul_gflops, median_seconds, training_tflop
 
-SKIPPABLE = ("training", "xla", "determinism", "pipeline", "metrics")
+SKIPPABLE = ("training", "xla", "determinism", "pipeline", "metrics", "layers")
 CONV = {"size": 64, "channels": 64, "batch": 16}  # the convolution ceiling's feature maps
 METRIC_CALLS, METRIC_CLASSES = 20, 6
 
@@ -340,6 +341,10 @@ def markdown(figures) -> str:
                           f"{v['cached_pictures_per_s']:.1f}",
                           f"{v['pipeline_over_training']:.2f}", v["input_bound"], both)
                          for v in pipeline["input_bound"]]), ""]
+    if figures.get("layers") is not None:
+        from segcourse.layer_times import markdown_lines
+
+        lines += markdown_lines(figures["layers"], ceiling["conv_gflops"], both)
     metrics = figures.get("metrics")
     if metrics is not None:
         first, second = metrics["updates"]
@@ -376,7 +381,7 @@ def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md
         TrainConfig(model=name, image_size=size, batch_size=batch).validate()
     started, load_start = time.perf_counter(), _load_average()
     first = ceilings()
-    rows, pipeline, metrics = [], None, None
+    rows, pipeline, metrics, layers = [], None, None, None
     if "training" not in skip:
         jit_settings = (False,) if "xla" in skip else (False, True)
         for deterministic in (True,) if "determinism" in skip else (False, True):
@@ -389,6 +394,11 @@ def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md
         metrics = {"batch": batch, "size": size, "classes": METRIC_CLASSES,
                    "calls": METRIC_CALLS, "updates": updates,
                    "same_miou": abs(updates[0]["miou"] - updates[1]["miou"]) < 1e-6}
+    if "layers" not in skip and models_to_time:
+        from segcourse import layer_times
+
+        layers = layer_times.measure("unet" if "unet" in models_to_time else models_to_time[0],
+                                     (size, 2 * size), batch)
     last = ceilings()  # on a shared machine the load changes: the higher of two is the ceiling
     ceiling = {**{name: max(first[name], last[name]) for name in first},
                "start": first, "end": last, "conv": CONV}
@@ -399,7 +409,7 @@ def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md
                "settings": {"models": list(models_to_time), "size": size, "batch": batch,
                             "steps": steps, "repeats": repeats, "skip": sorted(skip)},
                "ceiling": ceiling, "training": training, "pipeline": pipeline,
-               "metrics": metrics}
+               "layers": layers, "metrics": metrics}
     figures = {key: value for key, value in figures.items() if value is not None}
     text = markdown(figures)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

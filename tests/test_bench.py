@@ -6,7 +6,8 @@ import pytest
 from segcourse.bench import report
 
 SECTIONS = ("## Machine ceiling", "## Training", "## Inference", "## Input pipeline",
-            "Is training input-bound?", "## Metric update cost")
+            "Is training input-bound?", "## Where the time goes, layer by layer",
+            "## Metric update cost")
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,8 @@ def test_the_report_has_every_section_and_writes_what_it_returns(tiny):
     assert out.read_text() == text
     for section in SECTIONS:
         assert section in text
-    assert {"machine", "settings", "ceiling", "training", "pipeline", "metrics"} <= set(figures)
+    assert {"machine", "settings", "ceiling", "training", "pipeline", "layers",
+            "metrics"} <= set(figures)
     assert figures["machine"]["load_average_start"] >= 0 and figures["machine"]["cores"] >= 1
 
 
@@ -51,7 +53,8 @@ def test_every_absolute_figure_has_the_ceilings_beside_it(tiny):
     tables = _tables(text)
     figured = [rows for title, found in tables.items() if title != "Machine ceiling"
                for rows in found]
-    assert len(figured) == 5  # training, inference, pipeline, input-bound, metrics
+    # training, inference, pipeline, input-bound, layers (two tables), metrics
+    assert len(figured) == 7
     for rows in figured:
         assert rows and all(row["ceilings conv / matmul"] == both for row in rows)
     # the ceilings are the higher of the two probes of the run

@@ -1,0 +1,229 @@
+"""Where a forward pass spends its time, layer by layer.
+
+Each layer of a functional model runs alone in a ``tf.function`` on a batch of random inputs of
+its own input shape. Beside its time go its FLOPs (2 × MACs, :func:`segcourse.analysis.summarize`)
+and the least bytes it must move: its inputs and its output, written or read once each, and its
+weights (float32). FLOPs per byte is the *arithmetic intensity* of the roofline model (Williams,
+Waterman & Patterson, CACM 2009): a layer that does a few FLOPs per byte is bound by memory, not
+arithmetic, and runs far below the machine's convolution ceiling whatever the kernel. A 3×3
+convolution with C channels in and out does about 9·C/4 FLOPs per byte of its output alone; batch
+norm, ReLU, pooling and concatenation do none that are counted and still take their time.
+
+Times are of each layer alone: the whole forward pass also fuses some layers (a runtime may fold
+ReLU into the convolution before it) and adds per-call overhead, so the layers' sum and the whole
+pass differ, and the report gives both. Measured with TensorFlow on a CPU, where a call returns
+when its result is computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BYTES_PER_VALUE = 4  # float32
+MODES = ("inference", "training")
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    """One layer's forward pass on one batch: what it computes and moves, and how long it took."""
+
+    name: str
+    kind: str
+    output_shape: tuple  # one picture's
+    flops: int  # for the batch; 0 for layers whose arithmetic is not counted
+    bytes_moved: int  # at least: inputs + output + weights, once each
+    seconds: float  # median over repeats
+
+    @property
+    def intensity(self) -> float:
+        """FLOPs per byte moved (the roofline model's arithmetic intensity)."""
+        return self.flops / self.bytes_moved
+
+    @property
+    def gflops(self) -> float:
+        """The rate it reached, GFLOP/s."""
+        return self.flops / self.seconds / 1e9
+
+
+def time_layers(model, batch: int = 32, repeats: int = 9,
+                training: bool = False) -> list[LayerTime]:
+    """:class:`LayerTime` of every layer of ``model`` (a functional Keras model with a fixed
+    input size, TensorFlow backend) but its inputs, in the model's order. ``training``: the
+    forward pass in training mode and the backward pass, the gradients of the layer's weights
+    and inputs for a random gradient of its output (3 × the forward FLOPs for a convolution:
+    the pass, the input gradient, the weight gradient)."""
+    import tensorflow as tf
+
+    from segcourse import graph
+    from segcourse.analysis import summarize
+    from segcourse.speed import median_seconds
+
+    if not isinstance(batch, int) or batch < 1 or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"time_layers: batch and repeats are whole numbers of at least 1; got "
+                         f"batch={batch!r}, repeats={repeats!r}.")
+    rows = {row.name: row for row in summarize(model, BYTES_PER_VALUE).rows}
+    rng = np.random.default_rng(0)
+    times = []
+    for layer in model.layers:
+        call = graph.calls(layer)[0]
+        if not call.inputs:  # the input layer
+            continue
+        inputs = [tf.constant(rng.standard_normal((batch, *t.shape[1:])).astype(np.float32))
+                  for t in call.inputs]
+        output_shape = tuple(call.outputs[0].shape[1:])
+        run = _traced(layer, inputs[0] if len(inputs) == 1 else inputs, training,
+                      rng.standard_normal((batch, *output_shape)).astype(np.float32))
+        run()  # trace and warm up
+        row = rows[layer.name]
+        moved = batch * (sum(int(np.prod(t.shape[1:])) for t in call.inputs)
+                         + int(np.prod(output_shape))) + row.params
+        times.append(LayerTime(layer.name, type(layer).__name__, output_shape,
+                               (6 if training else 2) * (row.macs or 0) * batch,
+                               BYTES_PER_VALUE * moved, median_seconds(run, repeats)))
+    return times
+
+
+def _traced(layer, inputs, training, upstream, with_inputs=True):
+    """A traced call of ``layer`` (or a model) on ``inputs``: inference, or the training-mode
+    pass and the gradients of its weights (and, ``with_inputs``, of its inputs) for the output
+    gradient ``upstream``."""
+    import tensorflow as tf
+
+    if not training:
+        return tf.function(lambda: layer(inputs, training=False))
+
+    def step():
+        with tf.GradientTape() as tape:
+            if with_inputs:
+                tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+        sources = [*layer.trainable_variables, *(tf.nest.flatten(inputs) if with_inputs else [])]
+        # the outputs returned too: a convolution's gradients do not read its output, and a
+        # traced step that returned only them would have its forward pass pruned away
+        return outputs, tape.gradient(outputs, sources, output_gradients=tf.constant(upstream))
+
+    return tf.function(step)
+
+
+def whole_seconds(model, batch: int = 32, repeats: int = 9, training: bool = False) -> float:
+    """The median time of the whole model on a batch in one ``tf.function``: its forward pass,
+    or (``training``) the training-mode pass and the gradients of every weight."""
+    import tensorflow as tf
+
+    from segcourse.speed import median_seconds
+
+    rng = np.random.default_rng(0)
+    pictures = tf.constant(rng.random((batch, *model.inputs[0].shape[1:]), np.float32))
+    upstream = rng.standard_normal((batch, *model.outputs[0].shape[1:])).astype(np.float32)
+    run = _traced(model, pictures, training, upstream, with_inputs=False)
+    run()
+    return median_seconds(run, repeats)
+
+
+def summary(times: list[LayerTime], narrow_channels: int = 16) -> dict:
+    """Shares of the layers' summed time: the convolutions' (and their GFLOP/s and FLOPs per
+    byte), split into those with at most ``narrow_channels`` output channels and the wider ones,
+    and the layers with no counted arithmetic, by kind."""
+    total = sum(t.seconds for t in times)
+    convs = [t for t in times if t.flops > 0]
+    flops = sum(t.flops for t in convs)
+
+    def part(group):
+        seconds, done = sum(t.seconds for t in group), sum(t.flops for t in group)
+        return {"share_of_time": seconds / total, "share_of_flops": done / flops if flops else 0.0,
+                "gflops": done / seconds / 1e9 if seconds else 0.0,
+                "intensity": done / sum(t.bytes_moved for t in group) if group else 0.0}
+
+    uncounted = {}
+    for t in times:
+        if t.flops == 0:
+            uncounted[t.kind] = uncounted.get(t.kind, 0.0) + t.seconds / total
+    return {"layers_seconds": total, "narrow_channels": narrow_channels,
+            "convolutions": part(convs),
+            "narrow": part([t for t in convs if t.output_shape[-1] <= narrow_channels]),
+            "wide": part([t for t in convs if t.output_shape[-1] > narrow_channels]),
+            "uncounted_share_of_time": sum(uncounted.values()),
+            "uncounted_by_kind": dict(sorted(uncounted.items(), key=lambda item: -item[1]))}
+
+
+def measure(model_name: str = "unet", sizes=(64, 128), batch: int = 32, repeats: int = 9,
+            classes: int = 6) -> dict:
+    """The figures of :func:`markdown_lines`: ``model_name`` at its small size, at each size,
+    in inference and in training."""
+    from dataclasses import asdict
+
+    from segcourse import models
+
+    figures = {"model": model_name, "batch": batch, "repeats": repeats, "sizes": {}}
+    for size in sizes:
+        model = models.build(model_name, classes, (size, size, 3), model_size="small")
+        figures["sizes"][str(size)] = at = {}
+        for mode in MODES:
+            times = time_layers(model, batch, repeats, training=mode == "training")
+            at[mode] = {"whole_seconds": whole_seconds(model, batch, repeats, mode == "training"),
+                        "flops": sum(t.flops for t in times), "summary": summary(times),
+                        "layers": [asdict(t) for t in times]}
+    return figures
+
+
+def markdown_lines(figures, conv_ceiling: float, beside: str) -> list[str]:
+    """The report's section on where the time goes, from :func:`measure`'s figures, each rate
+    read against ``conv_ceiling`` (GFLOP/s) and ``beside`` (the ceilings, as text)."""
+    sizes = figures["sizes"]
+    lines = [
+        f"## Where the time goes, layer by layer ({figures['model']}, small)", "",
+        f"Each layer alone in a tf.function on a batch of {figures['batch']} random inputs of "
+        f"its input shape, median of {figures['repeats']} calls (segcourse.layer_times): in "
+        "inference its forward pass; in training its training-mode forward pass and the "
+        "gradients of its weights and inputs for a random output gradient (3 × the forward "
+        "FLOPs for a convolution). FLOP/byte: a layer's forward FLOPs over the least bytes its "
+        "forward pass must move (its inputs and output once each, its weights; float32), the "
+        "arithmetic intensity of the roofline model (Williams, Waterman & Patterson 2009). The "
+        "whole network in one tf.function is not the layers' sum: in inference TensorFlow "
+        "fuses some layers (a convolution with the batch norm and ReLU after it), and it calls "
+        "the rest back to back.", "",
+        "| size | mode | whole network, ms | its GFLOP/s | of conv ceiling | layers alone, "
+        "summed, ms | convolutions: share of time, GFLOP/s | ≤ 16 channels out: share of "
+        "FLOPs, of time, GFLOP/s | wider: GFLOP/s | FLOP/byte: ≤ 16 channels, wider | no "
+        "counted arithmetic: share of time | ceilings conv / matmul |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for size, at in sizes.items():
+        forward = at["inference"]["summary"]
+        for mode in MODES:
+            done = at[mode]["summary"]
+            whole = at[mode]["flops"] / at[mode]["whole_seconds"] / 1e9
+            conv, narrow, wide = done["convolutions"], done["narrow"], done["wide"]
+            kinds = ", ".join(f"{kind} {share:.0%}" for kind, share in
+                              list(done["uncounted_by_kind"].items())[:3])
+            lines.append(
+                f"| {size}×{size} | {mode} | {at[mode]['whole_seconds'] * 1e3:.1f} | "
+                f"{whole:.1f} | {whole / conv_ceiling:.3f} | "
+                f"{done['layers_seconds'] * 1e3:.1f} | {conv['share_of_time']:.0%}, "
+                f"{conv['gflops']:.0f} | {narrow['share_of_flops']:.0%}, "
+                f"{narrow['share_of_time']:.0%}, {narrow['gflops']:.0f} | {wide['gflops']:.0f} | "
+                f"{forward['narrow']['intensity']:.0f}, {forward['wide']['intensity']:.0f} | "
+                f"{done['uncounted_share_of_time']:.0%} ({kinds}) | {beside} |")
+    first = next(iter(sizes.values()))["inference"]
+    names = [row["name"] for row in first["layers"] if row["flops"] > 0]
+    largest = list(sizes)[-1]
+    lines += ["", f"The convolutions one by one, GFLOP/s (FLOP/byte at {largest}×{largest}):", "",
+              "| layer | channels out | FLOP/byte | " + " | ".join(
+                  f"{size}×{size}: inference, training" for size in sizes)
+              + " | ceilings conv / matmul |",
+              "|---|---|---|" + "---|" * len(sizes) + "---|"]
+    for name in names:
+        cells, intensity, channels = [], None, None
+        for at in sizes.values():
+            rates = []
+            for mode in MODES:
+                row = next(row for row in at[mode]["layers"] if row["name"] == name)
+                rates.append(f"{row['flops'] / row['seconds'] / 1e9:.0f}")
+                if mode == "inference":
+                    intensity = row["flops"] / row["bytes_moved"]
+                    channels = row["output_shape"][-1]
+            cells.append(", ".join(rates))
+        lines.append(f"| {name} | {channels} | {intensity:.1f} | " + " | ".join(cells)
+                     + f" | {beside} |")
+    return [*lines, ""]

@@ -1,0 +1,62 @@
+"""segcourse.layer_times: each layer's FLOPs and bytes by hand, its time, and the report's
+section."""
+
+import keras
+import pytest
+
+from segcourse import layer_times, models
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A 3×3 convolution 3 → 4 channels on 8×8 pictures, then a ReLU."""
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.ReLU(name="relu")(
+        keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("training, per_mac", [(False, 2), (True, 6)])
+def test_flops_and_bytes_are_counted_as_by_hand(tiny, training, per_mac):
+    conv, relu = layer_times.time_layers(tiny, batch=5, repeats=2, training=training)
+    # 8·8 outputs × 4 channels × 3·3·3 taps = 6,912 MACs a picture; forward 2 FLOPs each, and
+    # in training the input and weight gradients as many again each
+    assert (conv.name, conv.kind, conv.output_shape) == ("conv", "Conv2D", (8, 8, 4))
+    assert conv.flops == per_mac * 6912 * 5
+    # inputs 8·8·3 and output 8·8·4 per picture, weights 3·3·3·4 + 4 biases, 4 bytes each
+    assert conv.bytes_moved == 4 * (5 * (192 + 256) + 112)
+    assert conv.intensity == pytest.approx(per_mac * 6912 * 5 / (4 * 2352))
+    assert conv.seconds > 0 and conv.gflops == pytest.approx(conv.flops / conv.seconds / 1e9)
+    assert (relu.kind, relu.flops, relu.bytes_moved) == ("ReLU", 0, 4 * 5 * 2 * 256)
+
+
+def test_the_summary_splits_the_time_into_parts_that_add_up():
+    rows = [layer_times.LayerTime("a", "Conv2D", (4, 4, 8), 800, 100, 1.0),
+            layer_times.LayerTime("b", "Conv2D", (4, 4, 64), 3200, 100, 2.0),
+            layer_times.LayerTime("n", "BatchNormalization", (4, 4, 64), 0, 50, 1.0)]
+    done = layer_times.summary(rows)
+    assert done["layers_seconds"] == 4.0
+    assert done["convolutions"]["share_of_time"] == 0.75
+    assert done["narrow"] == {"share_of_time": 0.25, "share_of_flops": 0.2, "gflops": 800e-9,
+                              "intensity": 8.0}
+    assert done["wide"]["gflops"] == pytest.approx(1600e-9) and done["wide"]["intensity"] == 32
+    assert done["uncounted_share_of_time"] == 0.25
+    assert done["uncounted_by_kind"] == {"BatchNormalization": 0.25}
+
+
+def test_the_section_gives_every_rate_beside_the_ceilings(tiny, monkeypatch):
+    monkeypatch.setattr(models, "build", lambda *args, **kwargs: tiny)  # measure builds it
+    figures = layer_times.measure("tiny", sizes=(8,), batch=2, repeats=1)
+    lines = layer_times.markdown_lines(figures, 100.0, "100 / 200 GFLOP/s")
+    text = "\n".join(lines)
+    assert "## Where the time goes, layer by layer (tiny, small)" in text
+    table_rows = [line for line in lines if line.startswith("| 8×8") or line.startswith("| conv")]
+    assert len(table_rows) == 3  # inference, training, the convolution's own row
+    assert all(line.endswith("| 100 / 200 GFLOP/s |") for line in table_rows)
+    whole = figures["sizes"]["8"]["training"]
+    assert whole["flops"] == 6 * 6912 * 2 and whole["whole_seconds"] > 0
+
+
+def test_wrong_settings_are_refused(tiny):
+    with pytest.raises(ValueError, match="batch and repeats are whole numbers of at least 1"):
+        layer_times.time_layers(tiny, batch=0)
