@@ -1,18 +1,22 @@
-"""Where a forward pass spends its time, layer by layer.
+"""Where a network's time goes, layer by layer.
 
 Each layer of a functional model runs alone in a ``tf.function`` on a batch of random inputs of
-its own input shape. Beside its time go its FLOPs (2 × MACs, :func:`segcourse.analysis.summarize`)
-and the least bytes it must move: its inputs and its output, written or read once each, and its
-weights (float32). FLOPs per byte is the *arithmetic intensity* of the roofline model (Williams,
-Waterman & Patterson, CACM 2009): a layer that does a few FLOPs per byte is bound by memory, not
-arithmetic, and runs far below the machine's convolution ceiling whatever the kernel. A 3×3
-convolution with C channels in and out does about 9·C/4 FLOPs per byte of its output alone; batch
-norm, ReLU, pooling and concatenation do none that are counted and still take their time.
+its own input shape, in inference or in training (its training-mode pass and the gradients of
+its weights and inputs). Beside its time go its FLOPs (2 × MACs forward,
+:func:`segcourse.analysis.summarize`; 3 × that in training for a layer with weights) and the
+least bytes its forward pass must move: its inputs and its output once each, and its weights
+(float32). FLOPs per byte is the *arithmetic intensity* of the roofline model (Williams,
+Waterman & Patterson, CACM 2009): a layer that does few FLOPs per byte can be held back by
+memory rather than arithmetic. A 3×3 convolution with C channels in and out does about 9·C/4
+FLOPs per byte of its input and output; batch norm, ReLU, pooling and concatenation do none
+that are counted and still take their time.
 
-Times are of each layer alone: the whole forward pass also fuses some layers (a runtime may fold
-ReLU into the convolution before it) and adds per-call overhead, so the layers' sum and the whole
-pass differ, and the report gives both. Measured with TensorFlow on a CPU, where a call returns
-when its result is computed.
+Each time is less the time of a call of a traced function that does nothing with the same
+arguments (the per-call overhead a whole network pays once). A layer run alone repeatedly finds
+its inputs in the cache, and the whole network in one ``tf.function`` lets the graph optimizer
+rewrite ops across layers: the layers' sum and the whole network differ, and the report gives
+both. Measured with TensorFlow on a CPU, where a call returns when its result is computed (on a
+GPU it would return before).
 """
 
 from __future__ import annotations
@@ -58,7 +62,6 @@ def time_layers(model, batch: int = 32, repeats: int = 9,
 
     from segcourse import graph
     from segcourse.analysis import summarize
-    from segcourse.speed import median_seconds
 
     if not isinstance(batch, int) or batch < 1 or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"time_layers: batch and repeats are whole numbers of at least 1; got "
@@ -73,59 +76,76 @@ def time_layers(model, batch: int = 32, repeats: int = 9,
         inputs = [tf.constant(rng.standard_normal((batch, *t.shape[1:])).astype(np.float32))
                   for t in call.inputs]
         output_shape = tuple(call.outputs[0].shape[1:])
-        run = _traced(layer, inputs[0] if len(inputs) == 1 else inputs, training,
-                      rng.standard_normal((batch, *output_shape)).astype(np.float32))
-        run()  # trace and warm up
+        step, arguments = _traced(layer, inputs[0] if len(inputs) == 1 else inputs, training,
+                                  rng.standard_normal((batch, *output_shape)).astype(np.float32))
+        seconds = _seconds(step, arguments, repeats)
         row = rows[layer.name]
         moved = batch * (sum(int(np.prod(t.shape[1:])) for t in call.inputs)
                          + int(np.prod(output_shape))) + row.params
         times.append(LayerTime(layer.name, type(layer).__name__, output_shape,
                                (6 if training else 2) * (row.macs or 0) * batch,
-                               BYTES_PER_VALUE * moved, median_seconds(run, repeats)))
+                               BYTES_PER_VALUE * moved, seconds))
     return times
 
 
-def _traced(layer, inputs, training, upstream, with_inputs=True):
-    """A traced call of ``layer`` (or a model) on ``inputs``: inference, or the training-mode
-    pass and the gradients of its weights (and, ``with_inputs``, of its inputs) for the output
-    gradient ``upstream``."""
-    import tensorflow as tf
-
-    if not training:
-        return tf.function(lambda: layer(inputs, training=False))
-
-    def step():
-        with tf.GradientTape() as tape:
-            if with_inputs:
-                tape.watch(inputs)
-            outputs = layer(inputs, training=True)
-        sources = [*layer.trainable_variables, *(tf.nest.flatten(inputs) if with_inputs else [])]
-        # the outputs returned too: a convolution's gradients do not read its output, and a
-        # traced step that returned only them would have its forward pass pruned away
-        return outputs, tape.gradient(outputs, sources, output_gradients=tf.constant(upstream))
-
-    return tf.function(step)
-
-
-def whole_seconds(model, batch: int = 32, repeats: int = 9, training: bool = False) -> float:
-    """The median time of the whole model on a batch in one ``tf.function``: its forward pass,
-    or (``training``) the training-mode pass and the gradients of every weight."""
+def _seconds(step, arguments, repeats) -> float:
+    """The median time of ``step(*arguments)`` less that of a traced function that returns its
+    arguments untouched (the call's own overhead); at least a microsecond."""
     import tensorflow as tf
 
     from segcourse.speed import median_seconds
 
+    nothing = tf.function(lambda *values: values)
+    for function in (step, nothing):
+        function(*arguments)  # trace and warm up
+    spent = median_seconds(lambda: step(*arguments), repeats)
+    overhead = median_seconds(lambda: nothing(*arguments), repeats)
+    return max(spent - overhead, 1e-6)
+
+
+def _traced(layer, inputs, training, upstream, with_inputs=True):
+    """``(function, arguments)``: ``layer`` (or a model) traced once on ``inputs``, for
+    inference, or the training-mode pass and the gradients of its weights (and, ``with_inputs``,
+    of its inputs) for the output gradient ``upstream``. The tensors are arguments, never
+    captured: the graph optimizer folds constants it can, and a gradient computed from a
+    constant output gradient (a concatenation's, a bias's) would be computed once, at tracing."""
+    import tensorflow as tf
+
+    if not training:
+        return tf.function(lambda pictures: layer(pictures, training=False)), (inputs,)
+
+    @tf.function
+    def step(pictures, gradient):
+        with tf.GradientTape() as tape:
+            if with_inputs:
+                tape.watch(pictures)
+            outputs = layer(pictures, training=True)
+        sources = [*layer.trainable_variables,
+                   *(tf.nest.flatten(pictures) if with_inputs else [])]
+        # the outputs returned too: a convolution's gradients do not read its output, and a
+        # traced step that returned only them would have its forward pass pruned away
+        return outputs, tape.gradient(outputs, sources, output_gradients=gradient)
+
+    return step, (inputs, tf.constant(upstream))
+
+
+def whole_seconds(model, batch: int = 32, repeats: int = 9, training: bool = False) -> float:
+    """The median time of the whole model on a batch in one ``tf.function``, less the call's
+    overhead: its forward pass, or (``training``) the training-mode pass and the gradients of
+    every weight (not of the pictures)."""
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     pictures = tf.constant(rng.random((batch, *model.inputs[0].shape[1:]), np.float32))
     upstream = rng.standard_normal((batch, *model.outputs[0].shape[1:])).astype(np.float32)
-    run = _traced(model, pictures, training, upstream, with_inputs=False)
-    run()
-    return median_seconds(run, repeats)
+    return _seconds(*_traced(model, pictures, training, upstream, with_inputs=False), repeats)
 
 
-def summary(times: list[LayerTime], narrow_channels: int = 16) -> dict:
+def summary(times: list[LayerTime], narrow_channels: int = 16, passes: int = 1) -> dict:
     """Shares of the layers' summed time: the convolutions' (and their GFLOP/s and FLOPs per
     byte), split into those with at most ``narrow_channels`` output channels and the wider ones,
-    and the layers with no counted arithmetic, by kind."""
+    and the layers with no counted arithmetic, by kind. ``passes``: the FLOPs' multiple of the
+    forward pass's (3 in training), so that FLOPs per byte stay the forward pass's."""
     total = sum(t.seconds for t in times)
     convs = [t for t in times if t.flops > 0]
     flops = sum(t.flops for t in convs)
@@ -134,7 +154,8 @@ def summary(times: list[LayerTime], narrow_channels: int = 16) -> dict:
         seconds, done = sum(t.seconds for t in group), sum(t.flops for t in group)
         return {"share_of_time": seconds / total, "share_of_flops": done / flops if flops else 0.0,
                 "gflops": done / seconds / 1e9 if seconds else 0.0,
-                "intensity": done / sum(t.bytes_moved for t in group) if group else 0.0}
+                "intensity": done / passes / sum(t.bytes_moved for t in group)
+                if group else 0.0}
 
     uncounted = {}
     for t in times:
@@ -161,9 +182,13 @@ def measure(model_name: str = "unet", sizes=(64, 128), batch: int = 32, repeats:
         model = models.build(model_name, classes, (size, size, 3), model_size="small")
         figures["sizes"][str(size)] = at = {}
         for mode in MODES:
-            times = time_layers(model, batch, repeats, training=mode == "training")
-            at[mode] = {"whole_seconds": whole_seconds(model, batch, repeats, mode == "training"),
-                        "flops": sum(t.flops for t in times), "summary": summary(times),
+            training = mode == "training"
+            times = time_layers(model, batch, repeats, training=training)
+            flops = sum(t.flops for t in times)
+            if training:  # the whole network computes no gradient of its pictures
+                flops -= next(t.flops for t in times if t.flops) // 3
+            at[mode] = {"whole_seconds": whole_seconds(model, batch, repeats, training),
+                        "flops": flops, "summary": summary(times, passes=3 if training else 1),
                         "layers": [asdict(t) for t in times]}
     return figures
 
@@ -175,15 +200,17 @@ def markdown_lines(figures, conv_ceiling: float, beside: str) -> list[str]:
     lines = [
         f"## Where the time goes, layer by layer ({figures['model']}, small)", "",
         f"Each layer alone in a tf.function on a batch of {figures['batch']} random inputs of "
-        f"its input shape, median of {figures['repeats']} calls (segcourse.layer_times): in "
-        "inference its forward pass; in training its training-mode forward pass and the "
-        "gradients of its weights and inputs for a random output gradient (3 × the forward "
-        "FLOPs for a convolution). FLOP/byte: a layer's forward FLOPs over the least bytes its "
-        "forward pass must move (its inputs and output once each, its weights; float32), the "
-        "arithmetic intensity of the roofline model (Williams, Waterman & Patterson 2009). The "
-        "whole network in one tf.function is not the layers' sum: in inference TensorFlow "
-        "fuses some layers (a convolution with the batch norm and ReLU after it), and it calls "
-        "the rest back to back.", "",
+        f"its input shape, median of {figures['repeats']} calls less the median of a traced "
+        "call that does nothing (segcourse.layer_times): in inference its forward pass; in "
+        "training its training-mode forward pass and the gradients of its weights and inputs "
+        "for a random output gradient (3 × the forward FLOPs for a layer with weights). "
+        "FLOP/byte: a layer's forward FLOPs over the least bytes its forward pass must move "
+        "(its inputs and output once each, its weights; float32), the arithmetic intensity of "
+        "the roofline model (Williams, Waterman & Patterson 2009); no memory bandwidth is "
+        "measured here. The whole network in one tf.function is not the layers' sum: the graph "
+        "optimizer can rewrite ops across layers, and a layer run alone finds its inputs in "
+        "the cache. Keras 3's batch norm is separate moment and normalisation ops, not one "
+        "fused kernel.", "",
         "| size | mode | whole network, ms | its GFLOP/s | of conv ceiling | layers alone, "
         "summed, ms | convolutions: share of time, GFLOP/s | ≤ 16 channels out: share of "
         "FLOPs, of time, GFLOP/s | wider: GFLOP/s | FLOP/byte: ≤ 16 channels, wider | no "

@@ -248,20 +248,25 @@ def markdown(figures) -> str:
 
 
 def _peer_ratio(ours, peers, top: str) -> str:
-    """How much longer than the course recipe the best peer took to reach ``top``. A peer that
-    never reached it took longer than its whole run: that run's length is a lower bound."""
-    bounds = [(peer["reached"][top] if peer["reached"][top] is not None else peer["seconds"][-1],
-               peer) for peer in peers]
-    seconds, best = min(bounds, key=lambda bound: bound[0])
-    ratio = seconds / ours["reached"][top]
-    if best["reached"][top] is not None:
-        return f"To {top}: the best peer took {ratio:.1f}× the course recipe's time."
-    ended = (f"\"{best['recipe']}\" ended after {seconds / 60:.1f} minutes below it (best val "
-             f"mIoU {max(best['val_miou']):.3f})")
-    if all(peer["reached"][top] is None for _, peer in bounds):
-        return (f"To {top}: no peer recipe reached it. The shortest peer run, {ended}: "
-                f"{ratio:.1f}× the course recipe's {ours['reached'][top] / 60:.1f} minutes, so "
-                f"every peer would take more than {ratio:.1f}× as long.")
-    return (f"To {top}: the best peer took more than {ratio:.1f}× the course recipe's time "
-            f"({ended}).")
-
+    """How the peers' time to ``top`` compares with the course recipe's. A peer whose run ended
+    below it would have needed more than that run (if it got there at all): its run's length is
+    a lower bound, and the earliest peer to reach it an upper one."""
+    mine = ours["reached"][top]
+    reached = [(peer["reached"][top], peer) for peer in peers if peer["reached"][top] is not None]
+    short = [(peer["seconds"][-1], peer) for peer in peers
+             if peer["reached"][top] is None and peer["seconds"]]
+    best = min(reached, key=lambda pair: pair[0], default=None)
+    below = [(seconds, peer) for seconds, peer in short if best is None or seconds < best[0]]
+    if best is not None and not below:
+        return f"To {top}: the best peer took {best[0] / mine:.1f}× the course recipe's time."
+    stopped = "; ".join(
+        f"\"{peer['recipe']}\" ended below it after {seconds / 60:.1f} minutes "
+        f"({seconds / mine:.1f}× the course recipe's {mine / 60:.1f}), at val mIoU "
+        f"{max(peer['val_miou'], default=float('nan')):.3f}, {peer['stopped']}"
+        for seconds, peer in sorted(below, key=lambda pair: pair[0]))
+    if best is None:
+        return f"To {top}: no peer recipe reached it within its own recipe: {stopped}."
+    lower = min(seconds for seconds, _ in below)
+    return (f"To {top}: the best peer took between {lower / mine:.1f}× and {best[0] / mine:.1f}× "
+            f"the course recipe's time (\"{best[1]['recipe']}\" reached it after "
+            f"{best[0] / 60:.1f} minutes; {stopped}).")

@@ -54,9 +54,34 @@ def test_the_section_gives_every_rate_beside_the_ceilings(tiny, monkeypatch):
     assert len(table_rows) == 3  # inference, training, the convolution's own row
     assert all(line.endswith("| 100 / 200 GFLOP/s |") for line in table_rows)
     whole = figures["sizes"]["8"]["training"]
-    assert whole["flops"] == 6 * 6912 * 2 and whole["whole_seconds"] > 0
+    # the pass and its weight gradient: the whole network computes no gradient of its pictures
+    assert whole["flops"] == 4 * 6912 * 2 and whole["whole_seconds"] > 0
 
 
 def test_wrong_settings_are_refused(tiny):
     with pytest.raises(ValueError, match="batch and repeats are whole numbers of at least 1"):
         layer_times.time_layers(tiny, batch=0)
+
+
+def test_a_layer_with_two_inputs_moves_both_and_its_training_step_folds_nothing():
+    """A concatenation's bytes count both inputs. Its whole backward pass is slices of the
+    output gradient: were that gradient a constant of the graph, the optimizer could compute
+    it once, at tracing. The step takes its tensors as arguments and returns the gradient of
+    each input."""
+    import numpy as np
+    import tensorflow as tf
+
+    first, second = keras.Input((4, 4, 2)), keras.Input((4, 4, 3))
+    model = keras.Model([first, second], keras.layers.Concatenate(name="cat")([first, second]))
+    [cat] = layer_times.time_layers(model, batch=3, repeats=2, training=True)
+    assert (cat.flops, cat.bytes_moved) == (0, 4 * 3 * (32 + 48 + 80))
+    inputs = [tf.constant(np.ones((3, 4, 4, 2), "float32")),
+              tf.constant(np.ones((3, 4, 4, 3), "float32"))]
+    step, arguments = layer_times._traced(model.get_layer("cat"), inputs, True,
+                                          np.ones((3, 4, 4, 5), "float32"))
+    graph = step.get_concrete_function(*arguments).graph
+    constants = [op for op in graph.get_operations() if op.type == "Const"]
+    assert all(int(np.prod(op.outputs[0].shape)) <= 8 for op in constants)
+    outputs, gradients = step(*arguments)
+    assert outputs.shape == (3, 4, 4, 5) and [g.shape for g in gradients] == [
+        (3, 4, 4, 2), (3, 4, 4, 3)]
