@@ -3,7 +3,7 @@
 One run measures the machine's ceilings (a float32 matmul and a 3×3 convolution, GFLOP/s),
 training and inference of the timed models (pictures/s, GFLOP/s and the fractions of both
 ceilings) with XLA and op determinism on and off, the training input pipeline alone, where a
-forward pass's time goes layer by layer (:mod:`segcourse.layer_times`), and the update cost of
+network's time goes layer by layer (:mod:`segcourse.layer_times`), and the update cost of
 two mIoU metrics. Medians over repeats; every absolute figure is printed beside
 the ceilings it should be read against: timings vary with the machine, ratios much less.
 """

@@ -31,19 +31,26 @@ MODES = ("inference", "training")
 
 @dataclass(frozen=True)
 class LayerTime:
-    """One layer's forward pass on one batch: what it computes and moves, and how long it took."""
+    """One layer on one batch, in inference or in training: what it computes and moves, and how
+    long it took."""
 
     name: str
     kind: str
     output_shape: tuple  # one picture's
-    flops: int  # for the batch; 0 for layers whose arithmetic is not counted
-    bytes_moved: int  # at least: inputs + output + weights, once each
-    seconds: float  # median over repeats
+    flops: int  # for the batch (3 passes in training); 0 for layers whose arithmetic is not counted
+    bytes_moved: int  # at least, by the forward pass: inputs + output + weights, once each
+    seconds: float  # median over repeats, less a call's overhead
+    training: bool = False
+
+    @property
+    def forward_flops(self) -> int:
+        """The forward pass's FLOPs for the batch (a third of a training step's)."""
+        return self.flops // 3 if self.training else self.flops
 
     @property
     def intensity(self) -> float:
-        """FLOPs per byte moved (the roofline model's arithmetic intensity)."""
-        return self.flops / self.bytes_moved
+        """The forward pass's FLOPs per byte moved (the roofline model's arithmetic intensity)."""
+        return self.forward_flops / self.bytes_moved
 
     @property
     def gflops(self) -> float:
@@ -84,7 +91,7 @@ def time_layers(model, batch: int = 32, repeats: int = 9,
                          + int(np.prod(output_shape))) + row.params
         times.append(LayerTime(layer.name, type(layer).__name__, output_shape,
                                (6 if training else 2) * (row.macs or 0) * batch,
-                               BYTES_PER_VALUE * moved, seconds))
+                               BYTES_PER_VALUE * moved, seconds, training))
     return times
 
 
@@ -141,11 +148,11 @@ def whole_seconds(model, batch: int = 32, repeats: int = 9, training: bool = Fal
     return _seconds(*_traced(model, pictures, training, upstream, with_inputs=False), repeats)
 
 
-def summary(times: list[LayerTime], narrow_channels: int = 16, passes: int = 1) -> dict:
+def summary(times: list[LayerTime], narrow_channels: int = 16) -> dict:
     """Shares of the layers' summed time: the convolutions' (and their GFLOP/s and FLOPs per
     byte), split into those with at most ``narrow_channels`` output channels and the wider ones,
-    and the layers with no counted arithmetic, by kind. ``passes``: the FLOPs' multiple of the
-    forward pass's (3 in training), so that FLOPs per byte stay the forward pass's."""
+    and the layers with no counted arithmetic, by kind. FLOPs per byte are the forward pass's,
+    in training too."""
     total = sum(t.seconds for t in times)
     convs = [t for t in times if t.flops > 0]
     flops = sum(t.flops for t in convs)
@@ -154,8 +161,8 @@ def summary(times: list[LayerTime], narrow_channels: int = 16, passes: int = 1) 
         seconds, done = sum(t.seconds for t in group), sum(t.flops for t in group)
         return {"share_of_time": seconds / total, "share_of_flops": done / flops if flops else 0.0,
                 "gflops": done / seconds / 1e9 if seconds else 0.0,
-                "intensity": done / passes / sum(t.bytes_moved for t in group)
-                if group else 0.0}
+                "intensity": sum(t.forward_flops for t in group)
+                / sum(t.bytes_moved for t in group) if group else 0.0}
 
     uncounted = {}
     for t in times:
@@ -186,9 +193,9 @@ def measure(model_name: str = "unet", sizes=(64, 128), batch: int = 32, repeats:
             times = time_layers(model, batch, repeats, training=training)
             flops = sum(t.flops for t in times)
             if training:  # the whole network computes no gradient of its pictures
-                flops -= next(t.flops for t in times if t.flops) // 3
+                flops -= next(t.forward_flops for t in times if t.flops)
             at[mode] = {"whole_seconds": whole_seconds(model, batch, repeats, training),
-                        "flops": flops, "summary": summary(times, passes=3 if training else 1),
+                        "flops": flops, "summary": summary(times),
                         "layers": [asdict(t) for t in times]}
     return figures
 

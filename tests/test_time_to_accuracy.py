@@ -86,21 +86,25 @@ def test_a_recipe_trains_on_the_configured_data_and_records_each_epoch():
     assert race.parameters == tta.unet_like((32, 32, 3), shapes.NUM_CLASSES).count_params()
 
 
+def _figures(races, gflops=(150.0, 140.0)) -> dict:
+    """A report's figures around ``races``: a made machine and the CPU profile's settings."""
+    return {"machine": {"platform": "p", "cores": 2, "date": "d",
+                        "matmul_gflops_start": gflops[0], "matmul_gflops_end": gflops[1]},
+            "settings": {"image_size": 64, "batch_size": 32, "train_count": 4000,
+                         "val_count": 500, "epochs": 20, "learning_rate": 5e-3, "seed": 0,
+                         "targets": [0.85, 0.9], "budget_minutes": 30},
+            "races": races}
+
+
 def test_the_report_says_how_much_longer_the_best_peer_took():
-    figures = {
-        "machine": {"platform": "p", "cores": 2, "date": "d", "matmul_gflops_start": 150.0,
-                    "matmul_gflops_end": 140.0},
-        "settings": {"image_size": 64, "batch_size": 32, "train_count": 4000, "val_count": 500,
-                     "epochs": 20, "learning_rate": 5e-3, "seed": 0, "targets": [0.85, 0.9],
-                     "budget_minutes": 30},
-        "races": [
-            {"recipe": "segcourse", "macs_per_picture": 48e6, "parameters": 1, "seconds": [60],
-             "val_miou": [0.91], "stopped": "reached 0.9", "reached": {"0.85": 60, "0.9": 60}},
-            {"recipe": "keras-io", "macs_per_picture": 163e6, "parameters": 2, "seconds": [600],
-             "val_miou": [0.5], "stopped": "budget", "reached": {"0.85": None, "0.9": None}},
-            {"recipe": "keras-io model, segcourse recipe", "macs_per_picture": 163e6,
-             "parameters": 2, "seconds": [150], "val_miou": [0.9], "stopped": "reached 0.9",
-             "reached": {"0.85": 120, "0.9": 150}}]}
+    figures = _figures([
+        {"recipe": "segcourse", "macs_per_picture": 48e6, "parameters": 1, "seconds": [60],
+         "val_miou": [0.91], "stopped": "reached 0.9", "reached": {"0.85": 60, "0.9": 60}},
+        {"recipe": "keras-io", "macs_per_picture": 163e6, "parameters": 2, "seconds": [600],
+         "val_miou": [0.5], "stopped": "budget", "reached": {"0.85": None, "0.9": None}},
+        {"recipe": "keras-io model, segcourse recipe", "macs_per_picture": 163e6,
+         "parameters": 2, "seconds": [150], "val_miou": [0.9], "stopped": "reached 0.9",
+         "reached": {"0.85": 120, "0.9": 150}}])
     text = tta.markdown(figures)
     assert "150 → 140 GFLOP/s" in text
     assert "| keras-io | 163 M | 2 | 1 | not reached | not reached | 0.500 |" in text
@@ -137,14 +141,8 @@ def _races(peer_reached: dict) -> list:
     ({"keras-io": None, "keras-io model, segcourse recipe": 300},
      "To 0.9: the best peer took 5.0× the course recipe's time."),
 ])
-def test_a_peer_that_never_reached_the_target_bounds_the_ratio_by_its_whole_run(peers, said):
-    figures = {"machine": {"platform": "p", "cores": 2, "date": "d", "matmul_gflops_start": 1.0,
-                           "matmul_gflops_end": 1.0},
-               "settings": {"image_size": 64, "batch_size": 16, "train_count": 1, "val_count": 1,
-                            "epochs": 1, "learning_rate": 1e-3, "seed": 0,
-                            "targets": [0.85, 0.9], "budget_minutes": 30},
-               "races": _races(peers)}
-    assert tta.markdown(figures).rstrip().endswith(said)
+def test_a_peer_that_ended_below_the_target_is_reported_with_its_run(peers, said):
+    assert tta.markdown(_figures(_races(peers))).rstrip().endswith(said)
 
 
 @pytest.mark.parametrize("change, said", [
