@@ -8,7 +8,9 @@ the lab's ``setup()`` calls :func:`install`):
 - ``PROFILE.name`` is ``"gpu"``, so the GPU-only sections run; ``PROFILE.pick`` gives the CPU
   profile's value and ``PROFILE.budget`` its dry-run value (:mod:`segcourse.labs.profiles`);
 - every Keras ``fit`` trains at most :data:`DRY_EPOCHS` epochs (or ``validation_freq``'s) of
-  :data:`DRY_STEPS` batches and validates on one batch (:func:`cut_fit_arguments`);
+  :data:`DRY_STEPS` batches and validates on one batch (:func:`cut_fit_arguments`), and
+  :func:`segcourse.side_by_side.train_side_by_side` takes as many steps in all (the CPU sections'
+  side-by-side runs would otherwise train as long as under nbval);
 - Oxford-IIIT Pet is :data:`FAKE_PETS` generated examples a split, in tfds' feature format
   (:func:`fake_pets_examples`, served by ``tfds.testing.mock_data``): nothing is downloaded;
 - ``weights="imagenet"`` builds the same ``keras.applications`` network with random weights.
@@ -25,6 +27,7 @@ released segcourse it names, not this working tree.
 from __future__ import annotations
 
 import inspect
+import itertools
 import sys
 import time
 import zlib
@@ -100,6 +103,19 @@ def _cut_fit(fit):
     return dry_run_fit
 
 
+def _cut_side_by_side(train):
+    """``train_side_by_side`` on the first ``DRY_EPOCHS * DRY_STEPS`` batches only: the steps a
+    cut ``fit`` takes."""
+
+    def dry_run_train_side_by_side(contenders, batches, *args, **kwargs):
+        first = list(itertools.islice(batches, DRY_EPOCHS * DRY_STEPS))
+        return train(contenders, first, *args, **kwargs)
+
+    dry_run_train_side_by_side.__doc__ = (f"train_side_by_side, cut to a dry run "
+                                          f"({DRY_EPOCHS * DRY_STEPS} batches).")
+    return dry_run_train_side_by_side
+
+
 def fake_pets_examples(builder=None, split="train", **_):
     """``FAKE_PETS`` examples of Oxford-IIIT Pet's tfds features, for ``tfds.testing.mock_data``'s
     ``as_dataset_fn``: a uint8 RGB ``image`` and a ``segmentation_mask`` trimap (1 pet, 2
@@ -159,15 +175,19 @@ def _random_instead_of_imagenet():
 
 
 def install() -> None:
-    """Turn this Python into a dry run (once): fit cut short, fake Pets, random 'ImageNet'."""
+    """Turn this Python into a dry run (once): fit and side-by-side training cut short, fake
+    Pets, random 'ImageNet'."""
     if _installed:
         return
     import keras
 
+    from segcourse import side_by_side
     from segcourse.labs import checks
 
     checks.dry_run = True  # check_at_least prints, not raises: the rest of its cell still runs
     keras.Model.fit = _cut_fit(keras.Model.fit)
+    # a lab imports it after its setup cell has installed this
+    side_by_side.train_side_by_side = _cut_side_by_side(side_by_side.train_side_by_side)
     _installed.append(_fake_pets())  # were the mock's context collected, its patches would end
     _random_instead_of_imagenet()
 

@@ -84,6 +84,23 @@ def test_fit_on_a_dataset_or_a_generator_trains_a_few_steps():
     assert steps_and_epochs(x=endless(), steps_per_epoch=500, epochs=2) == (2 * 2, 2)
 
 
+def test_side_by_side_training_takes_the_steps_of_a_cut_fit():
+    from segcourse.losses import MaskedCrossEntropy
+    from segcourse.side_by_side import train_side_by_side
+
+    keras.utils.set_random_seed(0)
+    nets = {name: keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 1)])
+            for name in ("a", "b")}
+    for net in nets.values():
+        net.compile("sgd")
+    images, masks = np.zeros((40, 4, 4, 1), np.float32), np.zeros((40, 4, 4), np.int32)
+    endless = tf.data.Dataset.from_tensor_slices((images, masks)).batch(2).repeat()
+    steps = dry._cut_side_by_side(train_side_by_side)(nets, endless, MaskedCrossEntropy(),
+                                                      progress=False)
+    assert steps == dry.DRY_EPOCHS * dry.DRY_STEPS
+    assert [int(net.optimizer.iterations.numpy()) for net in nets.values()] == [steps, steps]
+
+
 def test_fit_arguments_are_cut_by_name():
     x = {"a": np.arange(10), "b": np.arange(10)}
     cut = dry.cut_fit_arguments({"x": x, "y": np.arange(10), "batch_size": 2, "epochs": 9,
@@ -167,6 +184,13 @@ def test_the_kernel_is_a_dry_run(tmp_path, monkeypatch):
         "model.compile('sgd', 'mse')\n"
         "model.fit(np.zeros((99, 4)), np.zeros((99, 2)), batch_size=3, epochs=50, verbose=0)\n"
         "assert int(model.optimizer.iterations.numpy()) == 4, model.optimizer.iterations",
+        "from segcourse.losses import MaskedCrossEntropy\n"
+        "from segcourse.side_by_side import train_side_by_side  # imported after setup()\n"
+        "net = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 1)])\n"
+        "net.compile('sgd')\n"
+        "pairs = [(np.zeros((2, 4, 4, 1)), np.zeros((2, 4, 4), np.int32))] * 50\n"
+        "assert train_side_by_side({'net': net}, pairs, MaskedCrossEntropy()) == 4\n"
+        "assert int(net.optimizer.iterations.numpy()) == 4, net.optimizer.iterations",
         "from segcourse.data import pets\n"
         "images, masks = next(iter(pets.dataset('test', 16, 32)))\n"
         "assert images.shape == (8, 16, 16, 3), images.shape  # FAKE_PETS, no download\n"
