@@ -136,6 +136,58 @@ def _traced(layer, inputs, training, upstream, with_inputs=True):
     return step, (inputs, tf.constant(upstream))
 
 
+def fused_batch_norm_step(layer):
+    """``layer`` (a Keras ``BatchNormalization`` over the last axis of 4-D maps) in training as
+    TensorFlow's fused kernel computes it, traced: ``step(pictures, gradient)`` returns the
+    output and the gradients of gamma, beta and the pictures, and moves the moving mean and
+    variance as Keras 3's layer does (Ioffe & Szegedy 2015's transform; one op forward, one
+    backward, where Keras 3 runs separate moment and normalisation ops). The fused kernel's
+    batch variance is the unbiased one; Keras averages the biased one, so it is scaled back."""
+    import tensorflow as tf
+
+    momentum = layer.momentum
+
+    @tf.function
+    def step(pictures, gradient):
+        with tf.GradientTape() as tape:
+            tape.watch(pictures)
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                pictures, layer.gamma, layer.beta, epsilon=layer.epsilon, is_training=True)
+        count = tf.cast(tf.reduce_prod(tf.shape(pictures)[:-1]), variance.dtype)
+        layer.moving_mean.assign(layer.moving_mean * momentum + mean * (1.0 - momentum))
+        layer.moving_variance.assign(layer.moving_variance * momentum
+                                     + variance * (count - 1.0) / count * (1.0 - momentum))
+        return outputs, tape.gradient(outputs, [layer.gamma, layer.beta, pictures],
+                                      output_gradients=gradient)
+
+    return step
+
+
+def batch_norm_kernels(model, batch: int = 32, repeats: int = 9) -> dict:
+    """Every batch-norm layer of ``model`` in training, timed as Keras 3 runs it and as
+    :func:`fused_batch_norm_step` does, one after the other on the same inputs: the summed
+    seconds each way (less a call's overhead, as :func:`time_layers`), and the layers
+    counted."""
+    import keras
+    import tensorflow as tf
+
+    from segcourse import graph
+
+    rng = np.random.default_rng(0)
+    keras_seconds = fused_seconds = 0.0
+    norms = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        shape = (batch, *graph.calls(layer)[0].inputs[0].shape[1:])
+        pictures = tf.constant(rng.standard_normal(shape).astype(np.float32))
+        gradient = rng.standard_normal(shape).astype(np.float32)
+        keras_seconds += _seconds(*_traced(layer, pictures, True, gradient), repeats)
+        fused_seconds += _seconds(fused_batch_norm_step(layer),
+                                  (pictures, tf.constant(gradient)), repeats)
+    return {"layers": len(norms), "keras_seconds": keras_seconds,
+            "fused_seconds": fused_seconds}
+
+
 def whole_seconds(model, batch: int = 32, repeats: int = 9, training: bool = False) -> float:
     """The median time of the whole model on a batch in one ``tf.function``, less the call's
     overhead: its forward pass, or (``training``) the training-mode pass and the gradients of
@@ -197,6 +249,8 @@ def measure(model_name: str = "unet", sizes=(64, 128), batch: int = 32, repeats:
             at[mode] = {"whole_seconds": whole_seconds(model, batch, repeats, training),
                         "flops": flops, "summary": summary(times),
                         "layers": [asdict(t) for t in times]}
+            if training:
+                at[mode]["batch_norm_kernels"] = batch_norm_kernels(model, batch, repeats)
     return figures
 
 
@@ -239,6 +293,25 @@ def markdown_lines(figures, conv_ceiling: float, beside: str) -> list[str]:
                 f"{narrow['share_of_time']:.0%}, {narrow['gflops']:.0f} | {wide['gflops']:.0f} | "
                 f"{forward['narrow']['intensity']:.0f}, {forward['wide']['intensity']:.0f} | "
                 f"{done['uncounted_share_of_time']:.0%} ({kinds}) | {beside} |")
+    fused = [(size, at["training"]["summary"]["layers_seconds"],
+              at["training"]["batch_norm_kernels"]) for size, at in sizes.items()
+             if at["training"].get("batch_norm_kernels", {}).get("layers")]
+    if fused:
+        lines += ["", "Batch norm in training, as Keras 3 runs it and as TensorFlow's fused "
+                  "kernel does (tf.compat.v1.nn.fused_batch_norm: the same transform and "
+                  "moving-average updates, one op forward and one backward), each layer timed "
+                  "both ways one after the other:", "",
+                  "| size | batch-norm layers | Keras 3, summed ms | fused kernel, summed ms | "
+                  "Keras ÷ fused | the layers' summed training time, Keras → fused |",
+                  "|---|---|---|---|---|---|"]
+        for size, layers_seconds, norms in fused:
+            saved = norms["keras_seconds"] - norms["fused_seconds"]
+            lines.append(
+                f"| {size}×{size} | {norms['layers']} | {norms['keras_seconds'] * 1e3:.1f} | "
+                f"{norms['fused_seconds'] * 1e3:.1f} | "
+                f"{norms['keras_seconds'] / norms['fused_seconds']:.2f} | "
+                f"{layers_seconds * 1e3:.1f} → {(layers_seconds - saved) * 1e3:.1f} ms "
+                f"({saved / layers_seconds:.0%} shorter) |")
     first = next(iter(sizes.values()))["inference"]
     names = [row["name"] for row in first["layers"] if row["flops"] > 0]
     largest = list(sizes)[-1]

@@ -86,3 +86,55 @@ def test_a_layer_with_two_inputs_moves_both_and_its_training_step_folds_nothing(
     outputs, gradients = step(*arguments)
     assert outputs.shape == (3, 4, 4, 5) and [g.shape for g in gradients] == [
         (3, 4, 4, 2), (3, 4, 4, 3)]
+
+
+def _normed(name="bn"):
+    """A 1×1 convolution, then a batch norm on its 6×6×3 maps, the batch norm's weights and
+    moving statistics away from their starts."""
+    import numpy as np
+
+    inputs = keras.Input((6, 6, 3))
+    maps = keras.layers.Conv2D(3, 1, name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.BatchNormalization(momentum=0.9, name=name)(maps))
+    model.get_layer(name).set_weights([np.array(v, "float32") for v in (
+        [1.5, 0.5, 2.0], [0.1, -0.2, 0.3], [0.2, -0.1, 0.4], [1.2, 0.8, 2.5])])
+    return model
+
+
+def test_the_fused_kernel_computes_what_keras_batch_norm_computes():
+    """Output, gradients of gamma, beta and the pictures, and the moving mean and variance
+    after one step: the fused kernel's and Keras 3's agree (its unbiased batch variance scaled
+    back to the biased one Keras averages)."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    pictures = tf.constant(rng.normal(0.5, 2.0, (4, 6, 6, 3)).astype("float32"))
+    gradient = rng.standard_normal((4, 6, 6, 3)).astype("float32")
+    by_keras, by_fused = _normed().get_layer("bn"), _normed().get_layer("bn")
+    step, arguments = layer_times._traced(by_keras, pictures, True, gradient)
+    keras_out, keras_grads = step(*arguments)
+    fused_out, fused_grads = layer_times.fused_batch_norm_step(by_fused)(
+        pictures, tf.constant(gradient))
+    np.testing.assert_allclose(fused_out, keras_out, rtol=1e-4, atol=1e-4)
+    for fused, by_hand in zip(fused_grads, keras_grads, strict=True):  # gamma, beta, pictures
+        np.testing.assert_allclose(fused, by_hand, rtol=1e-4, atol=1e-4)
+    values = np.asarray(pictures).reshape(-1, 3)
+    np.testing.assert_allclose(by_fused.moving_mean, 0.9 * np.array([0.2, -0.1, 0.4])
+                               + 0.1 * values.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(by_fused.moving_variance, 0.9 * np.array([1.2, 0.8, 2.5])
+                               + 0.1 * values.var(0), rtol=1e-5)
+    for name in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(getattr(by_fused, name), getattr(by_keras, name), rtol=1e-5)
+
+
+def test_the_section_compares_batch_norm_both_ways(monkeypatch):
+    model = _normed()
+    monkeypatch.setattr(models, "build", lambda *args, **kwargs: model)
+    figures = layer_times.measure("normed", sizes=(6,), batch=2, repeats=1)
+    norms = figures["sizes"]["6"]["training"]["batch_norm_kernels"]
+    assert norms["layers"] == 1 and norms["keras_seconds"] > 0 and norms["fused_seconds"] > 0
+    assert "batch_norm_kernels" not in figures["sizes"]["6"]["inference"]
+    [row] = [line for line in layer_times.markdown_lines(figures, 100.0, "x")
+             if line.startswith("| 6×6 | 1 |")]
+    assert f"{norms['keras_seconds'] / norms['fused_seconds']:.2f}" in row
