@@ -369,9 +369,14 @@ def _focal_alpha(alpha):
 class SoftIoULoss(_SegmentationLoss):
     """L = 1 − I / U with I = Σ X·Y and U = Σ (X + Y − X·Y) over the batch.
 
-    ``per_class=True``: the slides' ratio for each class (classes absent from truth and
-    prediction skipped), then their mean — the soft counterpart of mIoU. ``per_class=False``:
-    one ratio pooled over all pixels and classes, in which a small class's pixels barely count.
+    ``per_class=True``: the slides' ratio for each class, then their mean — the soft
+    counterpart of mIoU. A class is left out of the mean only when its union is 0: neither in
+    the truth nor given any probability. Softmax scores give every class some, so a class absent
+    from the batch's truth is counted with a ratio of 0: it adds 1/K to the loss (a floor of
+    (absent classes)/K that changes from batch to batch) and its gradient pushes that class's
+    probabilities down (a loss averaged over the truth's classes only would not).
+    ``per_class=False``: one ratio pooled over all pixels and classes, in which a small class's
+    pixels barely count.
 
     No ``sample_weight``: it is refused (module docstring).
     """

@@ -180,7 +180,7 @@ def score_side_by_side(contenders: dict, batches, num_classes: int, band_width: 
         images, masks = np.asarray(images), np.asarray(masks)
         near_edge = boundary_band(masks, band_width)  # once a batch, for every network
         for name, model in contenders.items():
-            labels = (predict_labels(model, images, batch_size=batch_size)
+            labels = (predict_labels(model, images, batch_size, num_classes)
                       if isinstance(model, keras.Model) else np.asarray(model(images)))
             totals[name] += _confusions(masks, labels, near_edge, num_classes, ignore_index)
     return {name: SideBySideScores(scores(whole), scores(in_band))

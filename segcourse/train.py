@@ -164,13 +164,29 @@ class RunResult:
     notes: tuple[str, ...] = ()  # what the run had to decide for itself (see metrics.json)
 
 
-def predict_labels(model, images, batch_size: int = 32) -> np.ndarray:
-    """Label maps ``(N, H, W)`` for images ``(N, H, W, 3)`` (a model with several outputs is
-    read at its first, the main one)."""
+def predict_labels(model, images, batch_size: int = 32, num_classes: int | None = None
+                   ) -> np.ndarray:
+    """Label maps ``(N, H, W)`` for images ``(N, H, W, 3)``: the argmax of the model's class
+    scores (a model with several outputs is read at its first, the main one); uint8 for up to
+    256 classes, else int32. A model with one output channel (a sigmoid's single score, whose
+    argmax is always 0) is refused, and so is one whose channels are not ``num_classes``,
+    where given."""
     outputs = model.predict(images, batch_size=batch_size, verbose=0)
     if isinstance(outputs, (list, tuple)):
         outputs = outputs[0]
-    return np.argmax(outputs, axis=-1).astype(np.uint8)
+    channels = np.shape(outputs)[-1]
+    if channels == 1:
+        raise ValueError(
+            f"the model {model.name!r} gives one score per pixel (output shape "
+            f"{np.shape(outputs)}): an argmax over one channel is always class 0. Threshold it "
+            "instead, (scores[..., 0] > 0.5) for a sigmoid's probability (> 0 for a logit), or "
+            "give the model one output channel per class.")
+    if num_classes is not None and channels != num_classes:
+        raise ValueError(
+            f"the model {model.name!r} gives {channels} class scores per pixel (output shape "
+            f"{np.shape(outputs)}) but num_classes is {num_classes}: score it with "
+            f"num_classes={channels}, or give the model {num_classes} output channels.")
+    return np.argmax(outputs, axis=-1).astype(np.uint8 if channels <= 256 else np.int32)
 
 
 def evaluate(model, data, num_classes: int, class_names=None,
@@ -182,7 +198,7 @@ def evaluate(model, data, num_classes: int, class_names=None,
     total = np.zeros((num_classes, num_classes), np.int64)
     for images, masks in tqdm(data, desc="evaluate", unit="batch", disable=not progress,
                               leave=False):
-        predictions = predict_labels(model, np.asarray(images))
+        predictions = predict_labels(model, np.asarray(images), num_classes=num_classes)
         total += confusion_matrix(np.asarray(masks), predictions, num_classes, ignore_index)
     return scores(total, class_names)
 

@@ -36,6 +36,20 @@ def test_soft_iou_per_class_is_the_slides_formula_for_each_class_averaged(rng):
         np.mean(per_class), rel=1e-5)
 
 
+@pytest.mark.parametrize("loss", [SoftIoULoss, DiceLoss])
+def test_per_class_a_class_absent_from_the_truth_still_counts_under_softmax(loss):
+    """The docstring's rule: with softmax scores every class has a union, so a class the truth
+    lacks counts with ratio 0: a near-perfect prediction of 2 of 3 classes costs about 1/3."""
+    truth = np.zeros((1, 4, 4), int)
+    truth[:, :2] = 1  # classes 0 and 1; class 2 nowhere
+    logits = 12.0 * (np.eye(3, dtype="float32")[truth] - 0.5)  # the argmax is right everywhere
+    assert float(loss(per_class=True)(truth, logits)) == pytest.approx(1 / 3, abs=1e-3)
+    # a class with no probability and no truth (one-hot scores) is left out of the mean
+    hard = np.eye(3, dtype="float32")[truth]
+    assert float(loss(per_class=True, from_logits=False)(truth, hard)) == pytest.approx(0.0,
+                                                                                      abs=1e-5)
+
+
 def test_on_hard_predictions_soft_iou_is_the_iou(rng):
     truth = rng.integers(0, 4, (2, 6, 6))
     prediction = rng.integers(0, 4, (2, 6, 6))

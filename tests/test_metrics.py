@@ -463,3 +463,72 @@ def test_the_metric_calls_a_sigmoids_single_channel_what_it_is():
     sigmoid = np.full((2, 4, 4, 1), 0.7, np.float32)
     with pytest.raises(ValueError, match=r"one channel per pixel .*sigmoid.*Threshold it"):
         ConfusionMatrixMetric(2).update_state(truth, sigmoid)
+
+
+def test_one_hot_truth_is_refused_not_read_as_labels_0_and_1():
+    """With one-hot truth and a one-hot prediction of its shape, 'same shape means labels' read
+    both as labels 0 and 1: mIoU 0.689 where the labels' is 0.667 (keras.metrics.MeanIoU)."""
+    truth, predicted = np.array([[[0, 1, 2, 2]]]), np.array([[[0, 1, 1, 2]]])
+    reference = keras.metrics.MeanIoU(3)
+    reference.update_state(truth.ravel(), predicted.ravel())
+    assert scores(confusion_matrix(truth, predicted, 3)).miou == pytest.approx(
+        float(reference.result()))
+    one_hot = np.eye(3, dtype=int)
+    with pytest.raises(ValueError, match="one-hot truth, not labels"):
+        confusion_matrix(one_hot[truth], one_hot[predicted], 3)
+    with pytest.raises(ValueError, match="one-hot truth, not labels"):
+        ConfusionMatrixMetric(3).update_state(one_hot[truth], one_hot[predicted])
+    # labels with a trailing axis of 1 still pass
+    assert confusion_matrix(truth[..., None], predicted[..., None], 3).sum() == 4
+
+
+def test_mean_iou_and_class_iou_refuse_what_is_not_a_matrix_of_counts():
+    from segcourse.metrics.derived import class_iou, mean_iou
+
+    counts = np.array([[90, 10], [5, 5]])
+    assert mean_iou(counts) == pytest.approx((90 / 105 + 5 / 20) / 2)
+    with pytest.raises(ValueError, match="normali"):
+        mean_iou(counts / counts.sum(axis=1, keepdims=True))
+    with pytest.raises(ValueError, match="NaN"):
+        class_iou(np.array([[90.0, 10.0], [5.0, np.nan]]))
+    stack = np.stack([counts, counts.T])  # one per picture still works
+    assert mean_iou(stack).shape == (2,)
+
+
+def test_picture_confusions_refuses_one_picture_it_would_read_as_rows():
+    with pytest.raises(ValueError, match="a batch of label maps"):
+        picture_confusions(np.zeros((2, 3), int), np.zeros((2, 3), int), 2)
+
+
+def test_an_ignore_index_or_class_count_the_label_dtype_cannot_hold_is_not_wrapped():
+    """uint8 truth with ignore_index=-1: cast into uint8, -1 became 255, and pixels labelled 255
+    dropped out uncounted; 300 classes became 44, and labels 44..255 were 'out of range'."""
+    from segcourse.metrics.streaming import flat_label_check
+
+    truth, predicted = np.array([[0, 1, 255, 1]], np.uint8), np.array([[0, 1, 0, 1]])
+    with pytest.raises(ValueError, match="255"):
+        confusion_matrix(truth, predicted, 2, ignore_index=-1)
+    metric = ConfusionMatrixMetric(2, ignore_index=-1)
+    with pytest.raises(ValueError, match="255"):
+        metric.update_state(truth, predicted)
+    labels, countable, bad = flat_label_check(np.array([0, 44, 255], np.uint8), 300, None)
+    assert np.asarray(countable).tolist() == [True, True, True]
+    assert np.asarray(bad).tolist() == [False, False, False]
+    assert np.asarray(labels).tolist() == [0, 44, 255]
+
+
+@pytest.mark.slow  # a batch of 2**24 + 100,000 pixels, compiled with XLA: a few seconds
+def test_a_cell_of_more_than_2_to_the_24_pixels_is_counted_exactly_under_xla():
+    """A float32 sum of ones stops at 2**24 = 16,777,216: in one matrix product, XLA's count of
+    a cell that large lost the pixels beyond it (eagerly it did not)."""
+    from segcourse.metrics.streaming import streaming_confusion_update
+
+    pixels = 2**24 + 100_000
+    compiled = tf.function(lambda t, p: streaming_confusion_update(t, p, 2, 255)[0],
+                           jit_compile=True)
+    truth = tf.zeros((1, pixels), tf.int32)
+    predicted = tf.concat([tf.zeros((1, pixels - 3), tf.int32), tf.ones((1, 3), tf.int32)], 1)
+    counts = np.asarray(compiled(truth, predicted))
+    assert counts.tolist() == [[pixels - 3, 3], [0, 0]]
+    eager = streaming_confusion_update(truth, predicted, 2, 255)[0]
+    np.testing.assert_array_equal(eager, counts)

@@ -578,3 +578,43 @@ def test_seed_everything_repeats_every_random_draw_and_makes_ops_deterministic()
     seed_everything(8)
     assert draws() != first
     assert is_op_determinism_enabled()
+
+
+def _one_by_one(channels, bias, activation=None):
+    """A 1×1 convolution on 2×2×3 pictures: weights 0, the given bias (so a fixed output)."""
+    inputs = keras.Input((2, 2, 3))
+    layer = keras.layers.Conv2D(channels, 1, activation=activation)
+    model = keras.Model(inputs, layer(inputs))
+    layer.set_weights([np.zeros((1, 1, 3, channels), "float32"), np.asarray(bias, "float32")])
+    return model
+
+
+def test_evaluate_refuses_one_score_per_pixel_and_channels_that_are_not_the_classes():
+    """A sigmoid's single channel has argmax 0 everywhere: scored, a perfect binary model got
+    mIoU 0.25. Two channels scored as three classes gave a number too."""
+    from segcourse.side_by_side import score_side_by_side
+    from segcourse.train import evaluate
+
+    pictures, masks = np.zeros((1, 2, 2, 3), "float32"), np.ones((1, 2, 2), int)
+    sigmoid = _one_by_one(1, [5.0], "sigmoid")  # p = 0.99 everywhere: class 1, perfectly
+    with pytest.raises(ValueError, match="one score per pixel"):
+        evaluate(sigmoid, [(pictures, masks)], 2, progress=False)
+    with pytest.raises(ValueError, match="one score per pixel"):
+        score_side_by_side({"sigmoid": sigmoid}, [(pictures, masks)], 2)
+    with pytest.raises(ValueError, match="num_classes is 3"):
+        evaluate(_one_by_one(2, [0.0, 1.0]), [(pictures, masks)], 3, progress=False)
+    assert evaluate(_one_by_one(2, [0.0, 1.0]), [(pictures, masks)], 2,
+                    progress=False).miou == 1.0
+
+
+def test_labels_above_255_are_not_wrapped():
+    from segcourse.train import evaluate, predict_labels
+
+    bias = np.zeros(300)
+    bias[256] = 1.0
+    model = _one_by_one(300, bias)
+    pictures = np.zeros((1, 2, 2, 3), "float32")
+    assert predict_labels(model, pictures).tolist() == [[[256, 256], [256, 256]]]
+    assert evaluate(model, [(pictures, np.full((1, 2, 2), 256))], 300,
+                    progress=False).pixel_accuracy == 1.0
+    assert predict_labels(_one_by_one(2, [0.0, 1.0]), pictures).dtype == np.uint8

@@ -37,12 +37,21 @@ def prediction_layout(truth_shape, pred_shape, num_classes: int, owner: str = ""
       probabilities) in it, except one of size 1 when ``num_classes > 1``: that channel holds
       labels (``(..., 1)``), whose values the caller checks (a single score, a sigmoid's, is no
       label: :func:`to_labels` refuses it by its fractional values);
+    - a truth of four or more axes whose last one holds ``num_classes`` (> 1) values is one-hot,
+      not labels, and refused;
     - anything else is refused, naming the shapes: ``ValueError``.
 
     ``owner`` prefixes the messages; ``metric`` words the advice for a Keras metric.
     """
     truth_shape, pred_shape = tuple(truth_shape), tuple(pred_shape)
     prefix = f"{owner}: " if owner else ""
+    if len(truth_shape) >= 4 and num_classes > 1 and truth_shape[-1] == num_classes:
+        # labels are (N, H, W) or (..., 1): a last axis of num_classes is one-hot truth, and a
+        # one-hot prediction of its shape would be read as labels 0 and 1
+        raise ValueError(
+            f"{prefix}y_true of shape {truth_shape} has num_classes ({num_classes}) values per "
+            "pixel: one-hot truth, not labels. Pass its argmax over the last axis, "
+            "(batch, height, width) labels (and labels or class scores as y_pred).")
     squeeze_truth = truth_shape[-1:] == (1,) and (
         len(truth_shape) == len(pred_shape) + 1
         or (len(truth_shape) == len(pred_shape) and pred_shape[-1] != 1))
@@ -136,7 +145,7 @@ def picture_confusions(y_true, y_pred, num_classes: int,
     ``(N, ...)`` (predictions as labels, logits or probabilities, as :func:`confusion_matrix`
     takes them). Their sum over the pictures is the dataset's matrix; each one says what its
     picture got wrong (a failure gallery: :func:`picture_miou`, :func:`top_confusion`)."""
-    if np.ndim(y_true) < 2:
+    if np.ndim(y_true) < 3:  # (H, W) would be read as H pictures of one row each
         raise ValueError(f"picture_confusions takes a batch of label maps (N, H, W); got shape "
                          f"{np.shape(y_true)}. For one picture use confusion_matrix, or add a "
                          "batch axis (truth[None]).")

@@ -17,10 +17,17 @@ import numpy as np
 from segcourse.metrics.confusion import as_counts
 
 
+def _checked(confusion, owner: str) -> np.ndarray:
+    """One matrix ``(K, K)``, or one per picture ``(N, K, K)``, as pixel counts
+    (:func:`as_counts`: a normalised or NaN matrix is refused, not scored)."""
+    return as_counts(confusion, None if np.ndim(confusion) == 2 else owner)
+
+
 def class_iou(confusion) -> np.ndarray:
-    """Per class, TP / (TP + FP + FN) of confusion matrices ``(..., K, K)`` (truth in rows):
-    ``(..., K)``, ``nan`` for a class in neither the truth nor the predictions."""
-    confusion = np.asarray(confusion)
+    """Per class, TP / (TP + FP + FN) of a confusion matrix ``(K, K)`` (truth in rows), or of
+    one per picture ``(N, K, K)``: ``(K,)`` or ``(N, K)``, ``nan`` for a class in neither the
+    truth nor the predictions. The matrices must hold pixel counts."""
+    confusion = _checked(confusion, "class_iou")
     diagonal = np.diagonal(confusion, axis1=-2, axis2=-1)
     union = confusion.sum(axis=-1) + confusion.sum(axis=-2) - diagonal
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -28,10 +35,11 @@ def class_iou(confusion) -> np.ndarray:
 
 
 def mean_iou(confusion) -> np.ndarray:
-    """The mean of the present classes' IoU of confusion matrices ``(..., K, K)``: ``(...)``,
-    ``nan`` for a matrix without a counted pixel. Absent classes (``nan`` in
-    :func:`class_iou`) are left out of the mean, never counted as 0 or 1."""
-    iou = class_iou(confusion)
+    """The mean of the present classes' IoU of a confusion matrix ``(K, K)`` or of one per
+    picture ``(N, K, K)``: ``()`` or ``(N,)``, ``nan`` for a matrix without a counted pixel.
+    Absent classes (``nan`` in :func:`class_iou`) are left out of the mean, never counted as 0
+    or 1."""
+    iou = class_iou(_checked(confusion, "mean_iou"))
     present = ~np.isnan(iou)
     return np.where(present.any(axis=-1),
                     np.nansum(iou, axis=-1) / np.maximum(present.sum(axis=-1), 1), np.nan)

@@ -32,6 +32,14 @@ def _align(y_true, y_pred, num_classes, owner):
     return y_true, y_pred, layout.from_scores
 
 
+def _holds(dtype: str, value: int) -> bool:
+    """Whether labels of ``dtype`` can hold the whole number ``value``."""
+    if not (dtype.startswith("int") or dtype.startswith("uint")):
+        return True  # floats: every bound the metrics use
+    limits = np.iinfo(dtype)
+    return limits.min <= value <= limits.max
+
+
 def flat_label_check(labels, num_classes, ignore_index=IGNORE_INDEX):
     """The ``keras.ops`` twin of :func:`validate_labels`, for compiled code, which cannot raise
     with values: flat int32 labels (0 where not countable), a flat bool of the countable pixels
@@ -41,12 +49,16 @@ def flat_label_check(labels, num_classes, ignore_index=IGNORE_INDEX):
     if keras.backend.standardize_dtype(flat.dtype) == "bool":
         flat = ops.cast(flat, "int32")
     # Compared in the labels' own dtype: a float label such as 1e10 or nan is no class, however
-    # a cast to int32 would wrap it.
-    bad = (flat < 0) | (flat >= num_classes)
+    # a cast to int32 would wrap it. A bound the dtype cannot hold is not compared: it would be
+    # cast into the dtype and wrap (uint8 labels: -1 would become 255, 300 would become 44).
+    dtype = keras.backend.standardize_dtype(flat.dtype)
+    bad = (flat < 0) if _holds(dtype, -1) else ops.zeros_like(flat, "bool")
+    if _holds(dtype, num_classes):
+        bad = bad | (flat >= num_classes)
     if keras.backend.is_float_dtype(flat.dtype):
         bad = bad | (flat != ops.floor(flat))  # fractional, and nan
     countable = ops.logical_not(bad)
-    if ignore_index is not None:
+    if ignore_index is not None and _holds(dtype, ignore_index):
         ignored = flat == ignore_index
         bad = bad & ops.logical_not(ignored)
         countable = countable & ops.logical_not(ignored)
@@ -58,11 +70,11 @@ def streaming_confusion_update(y_true, y_pred, num_classes, ignore_index,
     """One batch's confusion matrix with ``keras.ops`` (XLA-friendly: a one-hot matrix
     product, no bincount), and what it could not count.
 
-    Returns ``(counts, invalid)``: float32 counts, exact below 2**24 per cell and batch, and an
-    int32 pair: the pixels whose true label is neither a whole number in ``[0, num_classes)``
-    nor ``ignore_index``, and those whose predicted label (when ``y_pred`` holds labels, not
-    scores) is not one in ``[0, num_classes)``. Such pixels are in no cell of ``counts``, so no
-    score may be reported from a matrix while its ``invalid`` is non-zero.
+    Returns ``(counts, invalid)``: int32 counts, and an int32 pair: the pixels whose true label
+    is neither a whole number in ``[0, num_classes)`` nor ``ignore_index``, and those whose
+    predicted label (when ``y_pred`` holds labels, not scores) is not one in
+    ``[0, num_classes)``. Such pixels are in no cell of ``counts``, so no score may be reported
+    from a matrix while its ``invalid`` is non-zero.
     """
     y_true = ops.convert_to_tensor(y_true)
     y_pred = ops.convert_to_tensor(y_pred)
@@ -76,7 +88,28 @@ def streaming_confusion_update(y_true, y_pred, num_classes, ignore_index,
                                                                   "float32")[:, None]
     invalid = ops.stack([ops.sum(ops.cast(truth_bad, "int32")),
                          ops.sum(ops.cast(pred_bad, "int32"))])
-    return ops.matmul(ops.transpose(truth_hot), predicted_hot), invalid
+    return _exact_product(truth_hot, predicted_hot), invalid
+
+
+EXACT_PIXELS = 2**24  # a float32 sum of ones is exact up to here, and no further
+
+
+def _exact_product(truth_hot, predicted_hot):
+    """``truth_hotᵀ · predicted_hot`` as exact int32 counts: float32 products over chunks of at
+    most :data:`EXACT_PIXELS` pixels, each exact, summed as integers. In one product a cell of
+    more pixels than that (a large batch of full-size Cityscapes pictures) would stop counting
+    at 16,777,216, under XLA."""
+    pixels = ops.shape(truth_hot)[0]
+    chunks = (pixels + EXACT_PIXELS - 1) // EXACT_PIXELS
+    chunks = ops.maximum(chunks, 1) if not isinstance(chunks, int) else max(chunks, 1)
+    size = (pixels + chunks - 1) // chunks
+    padding = chunks * size - pixels  # fewer than chunks rows of zeros: they count nowhere
+    num_classes = truth_hot.shape[-1]
+    truth_hot, predicted_hot = (
+        ops.reshape(ops.pad(hot, [[0, padding], [0, 0]]), (chunks, size, num_classes))
+        for hot in (truth_hot, predicted_hot))
+    per_chunk = ops.matmul(ops.transpose(truth_hot, (0, 2, 1)), predicted_hot)
+    return ops.sum(ops.cast(per_chunk, "int32"), axis=0)
 
 
 REPORTS = ("miou", "pixel_accuracy", "mean_class_accuracy", "frequency_weighted_iou")
