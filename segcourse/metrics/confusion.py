@@ -117,11 +117,26 @@ def check_num_classes(num_classes) -> int:
     return int(num_classes)
 
 
+def check_ignore_index(ignore_index, num_classes: int, owner: str = "") -> None:
+    """A ``ValueError`` when ``ignore_index`` is one of the classes ``0..num_classes - 1``: that
+    class's true pixels would all be dropped while predictions of it still counted as errors,
+    an IoU of 0 (or nan) in every mean."""
+    if ignore_index is not None and 0 <= ignore_index < num_classes:
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(
+            f"{prefix}ignore_index {ignore_index} is one of the {num_classes} classes "
+            f"(0..{num_classes - 1}): its true pixels would all be left out while predictions "
+            "of it still counted as errors, so its IoU would be 0 and pull every mean down. "
+            "Give the pixels to ignore a label outside the classes (255, the default), or "
+            "renumber the classes without that one and lower num_classes.")
+
+
 def scored_labels(y_true, y_pred, num_classes: int, ignore_index: int | None = IGNORE_INDEX):
     """The one validation path of the confusion matrices: ``(truth, predicted, keep)``, the
     int64 true and predicted labels (predictions given as scores reduced by argmax) and the
     boolean mask of the pixels that count (not ``ignore_index`` in the truth)."""
     num_classes = check_num_classes(num_classes)
+    check_ignore_index(ignore_index, num_classes)
     truth = validate_labels(y_true, num_classes, ignore_index, "y_true")
     predicted = validate_labels(to_labels(y_pred, truth.shape, num_classes), num_classes, None,
                                 "y_pred")

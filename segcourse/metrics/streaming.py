@@ -15,7 +15,7 @@ from keras import ops
 
 from segcourse.labels import IGNORE_INDEX, pixel_count, validate_labels
 from segcourse.layers._validation import concrete
-from segcourse.metrics.confusion import prediction_layout, to_labels
+from segcourse.metrics.confusion import check_ignore_index, prediction_layout, to_labels
 from segcourse.metrics.derived import SegmentationScores, scores
 
 
@@ -141,6 +141,7 @@ class ConfusionMatrixMetric(keras.metrics.Metric):
                  name=None, **kwargs):
         if report not in REPORTS:
             raise ValueError(f"report must be one of {REPORTS}; got {report!r}.")
+        check_ignore_index(ignore_index, num_classes, type(self).__name__)
         super().__init__(name=name or report, **kwargs)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
