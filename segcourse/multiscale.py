@@ -58,6 +58,11 @@ def _check_images(images) -> np.ndarray:
         raise ValueError(f"images has no pixels or no pictures (shape {images.shape}).")
     if images.dtype.kind not in "fiu":
         raise ValueError(f"images must be numbers; got dtype {images.dtype}.")
+    if images.dtype.kind in "iu":  # 0..255 fed to a network trained on [0, 1]: wrong, plausibly
+        raise ValueError(
+            f"images are whole numbers ({images.dtype}, up to {images.max()}); segcourse's "
+            "networks take float pictures in [0, 1]: pass images / 255 (or "
+            "images.astype('float32') for a network that rescales its input itself).")
     return images.astype(np.float32)
 
 

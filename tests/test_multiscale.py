@@ -121,6 +121,9 @@ def test_bad_images_and_batch_sizes_are_refused(images):
         predict_multiscale(model, images[..., :1])
     with pytest.raises(ValueError, match="batch_size"):
         predict_multiscale(model, images, batch_size=0)
+    # 0..255 pictures fed to a network trained on [0, 1] gave probabilities 0.49 off, silently
+    with pytest.raises(ValueError, match=r"uint8, up to \d+\).*images / 255"):
+        predict_multiscale(model, (images * 255).astype(np.uint8))
 
 
 def test_a_model_built_for_one_size_is_refused_at_another(images):
