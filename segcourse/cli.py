@@ -190,7 +190,7 @@ def _analyze(args) -> int:
 
 def _evaluate(args) -> int:
     from segcourse.data.sources import open_dataset
-    from segcourse.runs import check_classes, open_run, test_split_name
+    from segcourse.runs import check_classes, class_names_note, open_run, test_split_name
     from segcourse.train import TrainConfig, evaluate
 
     if args.json:  # checked before the evaluation, which may take minutes
@@ -216,6 +216,9 @@ def _evaluate(args) -> int:
     config.image_size = model.input_shape[1] or config.image_size
     data = open_dataset(config.resolved())
     check_classes(model, data.num_classes, config.dataset, data.class_names)
+    other_names = class_names_note(args.model, config.dataset, data.class_names)
+    if other_names:
+        print(f"note: {other_names}")
     split = {"test": data.test, "val": data.val}[args.split]
     name = test_split_name(data) if args.split == "test" else "val"
     result = evaluate(model, split, data.num_classes, data.class_names, data.ignore_index)

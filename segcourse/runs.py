@@ -388,6 +388,22 @@ def load_run(path):
     return run.model, run.config
 
 
+def class_names_note(run_path, dataset: str, class_names) -> str | None:
+    """What to say when a run folder's ``data.json`` names the classes it trained on otherwise
+    than ``dataset`` names its own (same count: :func:`check_classes` passed); ``None`` when
+    they agree or the run does not say. The scores pair the classes by number."""
+    record = Path(run_path) / "data.json"
+    if not Path(run_path).is_dir() or not record.is_file():
+        return None
+    trained = list(json.loads(record.read_text()).get("classes") or [])
+    if not trained or trained == list(class_names):
+        return None
+    return (f"the run trained on the classes {', '.join(trained)}; {dataset} names its "
+            f"classes {', '.join(class_names)}. The scores pair them by number (the model's "
+            "class 0 with the dataset's class 0, ...): if they are not the same classes in the "
+            "same order, the scores compare unrelated classes.")
+
+
 def check_classes(model, num_classes: int, dataset: str, class_names=()) -> None:
     """A ``ValueError`` where the model's output classes are not the dataset's classes."""
     shape = model.output_shape

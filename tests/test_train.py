@@ -417,6 +417,19 @@ def test_evaluate_refuses_a_model_whose_classes_are_not_the_datasets(run, tmp_pa
     assert "Traceback" not in err
 
 
+def test_evaluate_on_a_dataset_that_names_the_classes_otherwise_says_so(run, tmp_path, capsys):
+    """Same count, other names: scored (a folder without classes.txt names its classes by
+    number), with a note that the classes are paired by number."""
+    root = tmp_path / "data"
+    save_folder_dataset(root, count=2, classes=6)
+    assert main(["evaluate", str(run.run_dir), "--dataset", f"folder:{root}"]) == 0
+    out = capsys.readouterr().out
+    assert ("note: the run trained on the classes background, disc, square, triangle, ring, "
+            "cross; folder:") in out and "The scores pair them by number" in out
+    assert main(["evaluate", str(run.run_dir)]) == 0
+    assert "pair them by number" not in capsys.readouterr().out
+
+
 # The training recipe: compile_model, shared by train() and the labs ----------------------------
 
 def test_compile_model_weighs_pspnets_auxiliary_loss_by_its_declared_0_4(rng):
