@@ -53,8 +53,8 @@ def test_every_absolute_figure_has_the_ceilings_beside_it(tiny):
     tables = _tables(text)
     figured = [rows for title, found in tables.items() if title != "Machine ceiling"
                for rows in found]
-    # training, inference, pipeline, input-bound, layers (two tables), metrics
-    assert len(figured) == 7
+    # training, inference, pipeline, input-bound, layers (three tables: batch norm's), metrics
+    assert len(figured) == 8
     for rows in figured:
         assert rows and all(row["ceilings conv / matmul"] == both for row in rows)
     # the ceilings are the higher of the two probes of the run
