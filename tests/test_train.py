@@ -628,6 +628,9 @@ def test_labels_above_255_are_not_wrapped():
     model = _one_by_one(300, bias)
     pictures = np.zeros((1, 2, 2, 3), "float32")
     assert predict_labels(model, pictures).tolist() == [[[256, 256], [256, 256]]]
-    assert evaluate(model, [(pictures, np.full((1, 2, 2), 256))], 300,
+    # 300 classes include 255, the default ignore label: another one, outside them
+    assert evaluate(model, [(pictures, np.full((1, 2, 2), 256))], 300, ignore_index=300,
                     progress=False).pixel_accuracy == 1.0
+    with pytest.raises(ValueError, match="ignore_index 255 is one of the 300 classes"):
+        evaluate(model, [(pictures, np.full((1, 2, 2), 256))], 300, progress=False)
     assert predict_labels(_one_by_one(2, [0.0, 1.0]), pictures).dtype == np.uint8

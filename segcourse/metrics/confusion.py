@@ -127,8 +127,9 @@ def check_ignore_index(ignore_index, num_classes: int, owner: str = "") -> None:
             f"{prefix}ignore_index {ignore_index} is one of the {num_classes} classes "
             f"(0..{num_classes - 1}): its true pixels would all be left out while predictions "
             "of it still counted as errors, so its IoU would be 0 and pull every mean down. "
-            "Give the pixels to ignore a label outside the classes (255, the default), or "
-            "renumber the classes without that one and lower num_classes.")
+            f"Give the pixels to ignore a label outside 0..{num_classes - 1} (the default, "
+            "255, serves up to 255 classes) and pass it as ignore_index (None: no pixel is "
+            "ignored), or renumber the classes without that one and lower num_classes.")
 
 
 def scored_labels(y_true, y_pred, num_classes: int, ignore_index: int | None = IGNORE_INDEX):

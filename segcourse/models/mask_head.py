@@ -5,9 +5,9 @@ four 3 × 3 convolutions of 256 channels with ReLU, a 2 × 2 transposed convolut
 (28 × 28), and a 1 × 1 convolution to ``K`` channels with a per-pixel sigmoid: one ``m × m``
 binary mask for *each* class (Fig. 4, right). The masks do not compete across classes: the box
 branch decides the class, and the loss ``L_mask`` is "defined only on the k-th mask" of a RoI
-whose ground-truth class is k, "the average binary cross-entropy loss" over its pixels
-(§3, "Mask Representation" and "Multinomial vs. Independent Masks", Table 2b): other classes'
-channels get no gradient from that RoI.
+whose ground-truth class is k, "the average binary cross-entropy loss" over its pixels (§3,
+the multi-task loss; the ablation "Multinomial vs. Independent Masks", Table 2b): other
+classes' channels get no gradient from that RoI.
 
 A plain builder, not in the model registry: its input is a batch of RoI features, not an image,
 so the registry's "every model segments a picture" promises do not apply. The targets come
