@@ -392,8 +392,8 @@ def class_names_note(run_path, dataset: str, class_names) -> str | None:
     """What to say when a run folder's ``data.json`` names the classes it trained on otherwise
     than ``dataset`` names its own (same count: :func:`check_classes` passed); ``None`` when
     they agree or the run does not say. The scores pair the classes by number."""
-    record = Path(run_path) / "data.json"
-    if not Path(run_path).is_dir() or not record.is_file():
+    record = Path(run_path) / "data.json"  # none beside a bare .keras file
+    if not record.is_file():
         return None
     trained = list(json.loads(record.read_text()).get("classes") or [])
     if not trained or trained == list(class_names):

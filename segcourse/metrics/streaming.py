@@ -100,8 +100,7 @@ def _exact_product(truth_hot, predicted_hot):
     more pixels than that (a large batch of full-size Cityscapes pictures) would stop counting
     at 16,777,216, under XLA."""
     pixels = ops.shape(truth_hot)[0]
-    chunks = (pixels + EXACT_PIXELS - 1) // EXACT_PIXELS
-    chunks = ops.maximum(chunks, 1) if not isinstance(chunks, int) else max(chunks, 1)
+    chunks = pixels // EXACT_PIXELS + 1  # at least one; each then under EXACT_PIXELS pixels
     size = (pixels + chunks - 1) // chunks
     padding = chunks * size - pixels  # fewer than chunks rows of zeros: they count nowhere
     num_classes = truth_hot.shape[-1]
