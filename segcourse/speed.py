@@ -5,7 +5,10 @@ multiply-accumulate (MACs from :func:`segcourse.analysis.summarize`), and a trai
 three forward passes (the backward pass computes gradients for activations and for weights,
 each about one forward pass). What is not known is the fraction of the machine's ceiling a
 training reaches; :data:`TRAINING_EFFICIENCY` is the fraction measured, so that the estimate
-scales with the machine: half the matmul rate, twice the time.
+scales with the machine's matmul rate. That rate predicts a small network's training only
+roughly (its steps are many small operations, whose cost follows the core more than its vector
+units), so after a session's first epoch :class:`segcourse.pace.FirstEpochPace` prints the time
+the rest will take at that epoch's pace.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import time
 from dataclasses import dataclass
 
 # The README's main job (U-Net, small size, 14 epochs of 4,000 + 500 pictures at 64×64 in
-# batches of 16, about 17 TFLOP) trained in about 412 s on a 2-core AMD EPYC whose 2048²
-# float32 matmul ran at 160 GFLOP/s: 41 GFLOP/s, 25 % of the ceiling (its earlier recipe, 20
-# epochs in batches of 32, 24 TFLOP in 579 s at 167 GFLOP/s: 25 % too). On an H200
+# batches of 16, 16.8 TFLOP) trained, summing its epochs, in 212 s on a 2-core AMD EPYC whose
+# 2048² float32 matmul ran at 490 GFLOP/s (79 GFLOP/s, 16 % of it), in 297 s on one core of it
+# with oneDNN held to AVX2 (132 GFLOP/s; 57, 43 %) and in about 470 s on one core held to AVX
+# (105 GFLOP/s; 36, 34 %, with kernels that compute wrong gradients: labs/environment.py).
+# Between the first two a quarter of the matmul rate cost 1.4 times the time, not 4; 25 % errs
+# by less than a factor of 2 either way over that range. On an H200
 # (benchmarks/accelerator.md) the paper-size U-Net, SegNet and FCN-8s reached 26-30 % of
 # theirs; DeepLabV3's atrous convolutions 7 %.
 TRAINING_EFFICIENCY = 0.25
@@ -74,12 +80,12 @@ class Estimate:
         return self.tflop * 1e3 / (TRAINING_EFFICIENCY * self.gflops)
 
     def __str__(self) -> str:
-        minutes = self.seconds / 60
-        time_text = f"{minutes:.0f} min" if minutes >= 2 else f"{self.seconds:.0f} s"
+        time_text = duration_text(self.seconds)
         return (f"estimate: about {time_text} for {self.epochs} epoch(s) ({self.tflop:.1f} "
                 f"TFLOP of training and validation; this machine's matmul runs at "
                 f"{self.gflops:.0f} GFLOP/s, and training reaches about "
-                f"{TRAINING_EFFICIENCY:.0%} of that)")
+                f"{TRAINING_EFFICIENCY:.0%} of that: a rough figure, the first epoch's pace "
+                f"follows it)")
 
 
 def training_tflop(macs_per_picture: float, train_pictures: int, val_pictures: int,
@@ -103,3 +109,8 @@ def estimate_training(model, train_pictures: int, val_pictures: int, epochs: int
     # would swamp: 8192² there (about 1.1 TFLOP a product).
     size = 8192 if tf.config.list_logical_devices("GPU") else 2048
     return Estimate(epochs, tflop, matmul_gflops(size, repeats=50, budget_seconds=probe_seconds))
+
+
+def duration_text(seconds: float) -> str:
+    """``"40 s"`` below two minutes, else ``"7 min"``."""
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"

@@ -466,12 +466,13 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
                       if done else "")
             print(f"resuming {run_dir} after epoch {done} of {config.epochs}{replay}")
     if verbose and done < config.epochs:
-        from segcourse import speed
+        from segcourse import pace, speed
 
         # A pipeline of unknown length (cardinality < 0) leaves validation out of the estimate.
         val_pictures = max(int(data.val.cardinality()), 0) * config.batch_size
         print(speed.estimate_training(model, steps * config.batch_size, val_pictures,
                                       config.epochs - done))
+        extra_callbacks = [*extra_callbacks, pace.FirstEpochPace()]
     status.update(status="running", reason=None, pid=os.getpid(), host=socket.gethostname(),
                   best_epoch=best_epoch, best_value=best)
 

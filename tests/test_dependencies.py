@@ -19,7 +19,7 @@ PACKAGE = Path(segcourse.__file__).parent
 # docs/design.md §3, top to bottom: a module may import modules at its own level or above it.
 # A module's level is its first name below segcourse (segcourse.data.folders: "data").
 LEVELS = ("labels", "graph", "layers", "models", "data", "metrics", "losses", "crf", "instances",
-          "tiling", "multiscale", "analysis", "viz", "speed", "layer_times",
+          "tiling", "multiscale", "analysis", "viz", "speed", "pace", "layer_times",
           "runs", "checkpoints", "train",
           "side_by_side", "predict", "labs", "grading", "time_to_accuracy", "bench", "cli",
           "__main__")
@@ -161,7 +161,7 @@ def test_the_grader_uses_only_the_notebook_and_student_modules_of_labs():
     assert not found, found
 
 
-LIGHT = ["segcourse", "segcourse.labels",
+LIGHT = ["segcourse", "segcourse.labels", "segcourse.speed", "segcourse.bench", "segcourse.cli",
          *(name for name in MODULES if level(name) == "data")]
 
 

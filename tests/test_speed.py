@@ -43,3 +43,4 @@ def test_probe_keeps_to_its_budget():
     rate = speed.matmul_gflops(n=512, repeats=10_000, budget_seconds=0.5)
     assert time.perf_counter() - start < 5  # the budget, a warm-up and one product past it
     assert rate > 0
+

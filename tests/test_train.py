@@ -294,6 +294,9 @@ def test_a_killed_run_is_recognised_and_resumed_by_the_command(reference, tmp_pa
     # machine leaves the run's result unchanged: the same run as uninterrupted, below).
     assert re.search(r"estimate: about \d+ (s|min) for 2 epoch\(s\) \(\d+\.\d TFLOP", out), out
     assert out.index("estimate: about") < out.index("Epoch 3/4")
+    # After the session's first epoch, its pace for the one left.
+    assert (out.index("Epoch 3/4") < out.index("pace: epoch 3 took") < out.index("Epoch 4/4")
+            and "the 1 epoch(s) left" in out), out
     assert_same_run(run_dir, reference[0].run_dir)
 
 
