@@ -6,6 +6,10 @@ import os
 import platform
 import sys
 from importlib import metadata
+from pathlib import Path
+
+ISAS_BELOW_AVX2 = ("SSE41", "AVX")  # ONEDNN_MAX_CPU_ISA values that hold oneDNN below AVX2
+X86_64 = ("x86_64", "amd64")  # platform.machine(), lower-cased: Linux and macOS, Windows
 
 
 def prepare_tensorflow() -> None:
@@ -13,16 +17,84 @@ def prepare_tensorflow() -> None:
     value of either variable is left alone.
 
     - ``TF_CPP_MIN_LOG_LEVEL=3`` hides the C++ start-up log lines (only 3 hides them in 2.21).
-    - ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64: TensorFlow turns its oneDNN CPU kernels on by
-      itself only on CPUs with AVX-512-class features. Elsewhere its Eigen kernels spend most
-      of a small model's training step spinning in the OS: on a 2-core AMD EPYC the CPU-profile
-      U-Net took 18.5 s per 1,024 pictures (46 s of its 104 CPU seconds in the kernel) against
-      6.5 s with oneDNN (3 s), the same recipe, medians of two alternating runs. oneDNN also
-      runs dilated transposed convolutions, which the Eigen kernel refuses.
+    - ``TF_ENABLE_ONEDNN_OPTS=1`` on x86-64 CPUs with AVX2 (:func:`onednn_setting`): TensorFlow
+      turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512-class features.
+      Elsewhere its Eigen kernels spend most of a small model's training step spinning in the
+      OS: on a 2-core AMD EPYC the CPU-profile U-Net took 18.5 s per 1,024 pictures (46 s of
+      its 104 CPU seconds in the kernel) against 6.5 s with oneDNN (3 s), the same recipe,
+      medians of two alternating runs. oneDNN also runs dilated transposed convolutions, which
+      the Eigen kernel refuses.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    machine = platform.machine()
+    x86 = machine.lower() in X86_64
+    setting = onednn_setting(machine, cpu_has_avx2() if x86 else None,
+                             os.environ.get("ONEDNN_MAX_CPU_ISA"))
+    if setting is not None:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", setting)
+
+
+def onednn_setting(machine: str, has_avx2: bool | None, isa_cap: str | None = None
+                   ) -> str | None:
+    """``TF_ENABLE_ONEDNN_OPTS`` as segcourse sets it: ``"1"`` on an x86-64 CPU with AVX2;
+    ``"0"`` on one without, or where ``ONEDNN_MAX_CPU_ISA`` holds oneDNN below AVX2; ``None``
+    (TensorFlow's own default) elsewhere or where AVX2 cannot be told. Below AVX2 oneDNN's
+    kernels compute gradients wrong enough to train worse: in ``benchmarks/onednn_isa.md``
+    one training step of the small U-Net with oneDNN held to AVX differs from float64 by 0.1 %
+    (median over the weight tensors; 0.8 % at most), where TensorFlow's Eigen kernels and
+    oneDNN at AVX2 or AVX-512 stay within 0.002 %; and the README's main job, in one run so,
+    reached a test mIoU of 0.851, against 0.914-0.923 in four runs with AVX2 or AVX-512 and
+    0.931 with Eigen on one core held to AVX (13.7 minutes). Eigen is slower, and right."""
+    if machine.lower() not in X86_64 or has_avx2 is None:
+        return None
+    below_avx2 = (isa_cap or "").strip().upper() in ISAS_BELOW_AVX2
+    return "1" if has_avx2 and not below_avx2 else "0"
+
+
+def cpu_has_avx2() -> bool | None:
+    """Whether this CPU has AVX2 (Linux: /proc/cpuinfo; macOS: sysctl; Windows:
+    ``IsProcessorFeaturePresent``); ``None`` where it cannot be told."""
+    if sys.platform.startswith("linux"):
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+        return cpuinfo_has_avx2(text)
+    if sys.platform == "darwin":
+        import subprocess
+
+        try:
+            features = subprocess.run(["sysctl", "-n", "machdep.cpu.leaf7_features"],
+                                      capture_output=True, text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return "AVX2" in features.upper().split() if features.strip() else None
+    if sys.platform == "win32":
+        import ctypes
+
+        present = ctypes.windll.kernel32.IsProcessorFeaturePresent
+        return windows_has_avx2(bool(present(39)), bool(present(40)))
+    return None
+
+
+def windows_has_avx2(avx: bool, avx2: bool) -> bool | None:
+    """What Windows' ``PF_AVX_INSTRUCTIONS_AVAILABLE`` (39) and
+    ``PF_AVX2_INSTRUCTIONS_AVAILABLE`` (40) tell. Windows releases older than these flags
+    report them false whatever the CPU has; TensorFlow's wheels need AVX, so no AVX reported
+    means the answer is unknown (``None``)."""
+    if avx2:
+        return True
+    return False if avx else None
+
+
+def cpuinfo_has_avx2(text: str) -> bool | None:
+    """Whether /proc/cpuinfo's text lists AVX2 among the CPU's flags (``None`` when it lists no
+    flags at all: not an x86 CPU's cpuinfo)."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return "avx2" in value.split()
+    return None
 
 
 def full_float32() -> None:

@@ -4,8 +4,8 @@ TensorFlow's own CPU kernel for a transposed convolution refuses dilation rates 
 ("Current CPU implementations do not yet support dilation rates larger than 1"); only its oneDNN
 path runs them. TensorFlow turns oneDNN on by itself only on CPUs with AVX-512-class features;
 segcourse's ``prepare_tensorflow`` (called by tests/conftest.py) turns it on on every x86-64 CPU
-unless TF_ENABLE_ONEDNN_OPTS says otherwise. Tests of dilated transposed convolutions run where
-it is on.
+with AVX2 unless TF_ENABLE_ONEDNN_OPTS says otherwise. Tests of dilated transposed convolutions
+run where it is on.
 """
 
 import functools
@@ -25,4 +25,4 @@ def dilated_transposed_supported() -> bool:
 
 
 SKIP_REASON = ("this TensorFlow cannot run a dilated Conv2DTranspose on this CPU (its oneDNN "
-               "path is off here; TF_ENABLE_ONEDNN_OPTS=1 turns it on)")
+               "path is off here: segcourse turns it on only on x86-64 CPUs with AVX2)")
