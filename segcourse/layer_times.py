@@ -142,9 +142,16 @@ def fused_batch_norm_step(layer):
     output and the gradients of gamma, beta and the pictures, and moves the moving mean and
     variance as Keras 3's layer does (Ioffe & Szegedy 2015's transform; one op forward, one
     backward, where Keras 3 runs separate moment and normalisation ops). The fused kernel's
-    batch variance is the unbiased one; Keras averages the biased one, so it is scaled back."""
+    batch variance is the unbiased one; Keras averages the biased one, so it is scaled back.
+    A layer the kernel cannot stand in for (another axis, no gamma or no beta) is refused."""
     import tensorflow as tf
 
+    if layer.axis not in (-1, len(layer.input.shape) - 1) or not (layer.scale and layer.center):
+        raise ValueError(
+            f"fused_batch_norm_step: {layer.name!r} normalises axis {layer.axis} with "
+            f"scale={layer.scale}, center={layer.center}; the fused kernel stands in only for "
+            "a batch norm over the last axis with both gamma and beta. Leave this layer out of "
+            "the comparison.")
     momentum = layer.momentum
 
     @tf.function

@@ -1,6 +1,8 @@
 """segcourse.layer_times: each layer's FLOPs and bytes by hand, its time, and the report's
 section."""
 
+import re
+
 import keras
 import pytest
 
@@ -126,6 +128,21 @@ def test_the_fused_kernel_computes_what_keras_batch_norm_computes():
                                + 0.1 * values.var(0), rtol=1e-5)
     for name in ("moving_mean", "moving_variance"):
         np.testing.assert_allclose(getattr(by_fused, name), getattr(by_keras, name), rtol=1e-5)
+
+
+@pytest.mark.parametrize("options, said", [
+    ({"scale": False}, "scale=False, center=True"),
+    ({"center": False}, "scale=True, center=False"),
+    ({"axis": 1}, "normalises axis 1"),
+])
+def test_the_fused_kernel_refuses_a_batch_norm_it_cannot_stand_in_for(options, said):
+    inputs = keras.Input((6, 6, 3))
+    norm = keras.layers.BatchNormalization(name="odd", **options)
+    keras.Model(inputs, norm(inputs))
+    with pytest.raises(ValueError, match=re.escape(said)) as refusal:
+        layer_times.fused_batch_norm_step(norm)
+    assert "'odd'" in str(refusal.value) and "last axis with both gamma and beta" in str(
+        refusal.value)
 
 
 def test_the_section_compares_batch_norm_both_ways(monkeypatch):
