@@ -190,7 +190,13 @@ def _analyze(args) -> int:
 
 def _evaluate(args) -> int:
     from segcourse.data.sources import open_dataset
-    from segcourse.runs import check_classes, class_names_note, open_run, test_split_name
+    from segcourse.runs import (
+        check_classes,
+        check_unseen,
+        class_names_note,
+        open_run,
+        test_split_name,
+    )
     from segcourse.train import TrainConfig, evaluate
 
     if args.json:  # checked before the evaluation, which may take minutes
@@ -216,6 +222,7 @@ def _evaluate(args) -> int:
     config.image_size = model.input_shape[1] or config.image_size
     data = open_dataset(config.resolved())
     check_classes(model, data.num_classes, config.dataset, data.class_names)
+    check_unseen(args.model, config.dataset, data.split_files, args.split)
     other_names = class_names_note(args.model, config.dataset, data.class_names)
     if other_names:
         print(f"note: {other_names}")

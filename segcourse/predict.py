@@ -117,7 +117,7 @@ def _read(image_path) -> np.ndarray:
     if Path(image_path).is_dir():
         raise ValueError(f"{image_path} is a folder; give the image files in it, e.g. "
                          f"{Path(image_path) / '*.png'}.")
-    try:
-        return read_image(image_path)
+    try:  # as a viewer shows it: a phone photo's EXIF orientation is applied
+        return read_image(image_path, orientation="apply")
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read {image_path} as an image: {error}") from error

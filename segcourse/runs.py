@@ -404,6 +404,33 @@ def class_names_note(run_path, dataset: str, class_names) -> str | None:
             "same order, the scores compare unrelated classes.")
 
 
+def check_unseen(run_path, dataset: str, split_files, split: str) -> None:
+    """Refuse to score a run on a split of its own folder dataset that now holds pictures the
+    run trained on (or, scoring the test split, chose its checkpoint on): a flat folder is split
+    by a hash of the names and the picture count, so adding or removing pictures moves some
+    between splits. Nothing is said for another dataset or a run without ``split_files``."""
+    record = Path(run_path) / "data.json"
+    if not record.is_file() or not split_files:
+        return
+    data = json.loads(record.read_text())
+    before = data.get("split_files")
+    if data.get("dataset") != dataset or not before:
+        return
+    seen = {name: set(before.get(name) or ()) for name in ("train", "val")}
+    if split != "test" or before.get("test") == before.get("val"):  # no test split of its own
+        seen.pop("val")
+    leaked = {name: sorted(set(split_files[split]) & files) for name, files in seen.items()}
+    leaked = {name: files for name, files in leaked.items() if files}
+    if leaked:
+        said = "; ".join(f"{len(files)} from its {name} split (e.g. {', '.join(files[:3])})"
+                         for name, files in leaked.items())
+        raise ValueError(
+            f"the {split} split of {dataset} now holds pictures the run did not hold out: {said}. "
+            f"The folder changed since the run (its {record} lists each split's files), so "
+            "these scores would not be of unseen pictures. Restore the folder as it was, or "
+            "give it train/, val/ and test/ folders that keep each picture in its split.")
+
+
 def check_classes(model, num_classes: int, dataset: str, class_names=()) -> None:
     """A ``ValueError`` where the model's output classes are not the dataset's classes."""
     shape = model.output_shape

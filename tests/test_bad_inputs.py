@@ -67,6 +67,23 @@ def test_predict_reads_a_16_bit_greyscale_photo_as_the_same_picture(model_file, 
     np.testing.assert_array_equal(sixteen, eight)
 
 
+def test_predict_reads_a_phone_photo_as_a_viewer_shows_it(model_file, tmp_path, capsys):
+    """A picture stored turned 90° with an EXIF orientation (6: show it turned clockwise) is
+    the upright picture: its labels are the upright picture's, in its shape."""
+    upright = np.random.default_rng(1).integers(0, 256, (40, 48, 3)).astype(np.uint8)
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = np.rot90(upright, 1)  # turned counter-clockwise; a viewer turns it back
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "phone.png", exif=exif)
+    say(capsys, 0, ["predict", str(model_file), str(tmp_path / "upright.png"),
+                    str(tmp_path / "phone.png"), "--out", str(tmp_path / "out")])
+    labels = {name: np.asarray(Image.open(tmp_path / "out" / f"{name}_labels.png"))
+              for name in ("upright", "phone")}
+    assert labels["phone"].shape == (40, 48) and len(np.unique(labels["upright"])) > 1
+    np.testing.assert_array_equal(labels["phone"], labels["upright"])
+
+
 def test_predict_refuses_a_floating_point_image(model_file, tmp_path, capsys):
     Image.fromarray(np.zeros((8, 8), np.float32), mode="F").save(tmp_path / "float.tif")
     out = say(capsys, 2, ["predict", str(model_file), str(tmp_path / "float.tif"),

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from segcourse.cli import main
+from segcourse.data.sources import open_dataset
 from segcourse.train import TrainConfig, reset_optimizer, seed_everything, train
 
 TINY = dict(model="unet", epochs=2, image_size=32, batch_size=8, train_count=32, val_count=16,
@@ -603,6 +604,55 @@ def _one_by_one(channels, bias, activation=None):
     model = keras.Model(inputs, layer(inputs))
     layer.set_weights([np.zeros((1, 1, 3, channels), "float32"), np.asarray(bias, "float32")])
     return model
+
+
+def test_evaluate_refuses_a_split_that_now_holds_pictures_the_run_trained_on(
+        run, tmp_path, capsys):
+    """A flat folder is split by a hash of the names and the picture count: after pictures are
+    added, some of the run's training pictures may sit in the test split. data.json says which
+    pictures each split held; evaluate compares."""
+    import shutil
+
+    from segcourse.runs import check_unseen
+
+    root = tmp_path / "flat"
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        for folder in ("images", "masks"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(
+            root / "images" / f"p{i:02d}.png")
+        Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16) % 6).save(
+            root / "masks" / f"p{i:02d}.png")
+    dataset = f"folder:{root}"
+    now = open_dataset(TrainConfig(dataset=dataset, image_size=16).resolved()).split_files
+    run_dir = tmp_path / "run"
+    shutil.copytree(run.run_dir, run_dir)
+    record = json.loads((run_dir / "data.json").read_text())
+    # As the run saw the folder: two of today's test pictures were training pictures and one
+    # of today's val pictures was a val picture (chose the checkpoint), the rest elsewhere.
+    recorded = {"train": [*now["test"][:2], "images/gone.png"], "val": list(now["val"][:1]),
+                "test": ["images/old.png"]}
+    record.update(dataset=dataset, classes=[f"class {k}" for k in range(6)],
+                  split_files=recorded)
+    (run_dir / "data.json").write_text(json.dumps(record))
+    assert main(["evaluate", str(run_dir), "--dataset", dataset]) == 2
+    err = capsys.readouterr().err
+    assert (f"the test split of {dataset} now holds pictures the run did not hold out: 2 from "
+            f"its train split (e.g. {now['test'][0]}, {now['test'][1]})") in err
+    assert "Restore the folder as it was" in err
+    # Scoring val: the run's val pictures are what val held out from training, so only the
+    # training pictures count against it, and today's val holds none of them.
+    check_unseen(run_dir, dataset, now, "val")
+    with pytest.raises(ValueError, match="now holds pictures the run did not hold out: 1 from "
+                                         "its val split"):
+        check_unseen(run_dir, dataset, {**now, "test": now["val"]}, "test")
+    check_unseen(run_dir, "shapes", now, "test")  # another dataset: nothing to compare
+    # A run whose folder had no test split was tested on its val split: that is its note's
+    # business (an optimistic estimate), not a leak.
+    record["split_files"] = {**recorded, "test": recorded["val"]}
+    (run_dir / "data.json").write_text(json.dumps(record))
+    check_unseen(run_dir, dataset, {**now, "test": now["val"]}, "test")
 
 
 def test_evaluate_refuses_one_score_per_pixel_and_channels_that_are_not_the_classes():

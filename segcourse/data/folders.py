@@ -17,9 +17,12 @@ splits, reads every mask once, decides the classes for all splits together and, 
 training, refuses with every problem file named: an image and its mask of different sizes, a
 mask value that is not a class (a stray label, a 16-bit value above 255), binary masks stored
 as 0/255 (255 is the ignore label), a file that cannot be read or is not a palette or greyscale
-PNG mask. The classes:
+PNG mask (a JPEG named .png included), palette masks whose palettes number the colours
+differently, an image whose EXIF orientation asks viewers to turn it (its mask may follow
+either), one picture (same name, same bytes) in two split folders. The classes:
 
-- ``classes.txt`` with names only: line k is class k (mask value k); 255 = ignore.
+- ``classes.txt`` with names only: the k-th name is class k (mask value k); 255 = ignore. Blank
+  lines and lines that start with ``#`` are skipped.
 - ``classes.txt`` with values, ``name: value[, value ...]`` on every line: those mask values
   are that class (numbered in line order); a line ``ignore: value[, ...]`` sends values to the
   ignore label; 255, unless listed, stays the ignore label; any other value is refused. Binary
@@ -257,7 +260,7 @@ def _classes_txt(root):
                          f"position {error.start}); save it as UTF-8.") from None
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+        if not line.strip() or line.lstrip().startswith("#"):  # blank lines and comments
             continue
         name, colon, rest = line.rpartition(":") if ":" in line else (line, "", "")
         name = name.strip()
@@ -355,22 +358,50 @@ def _image_mode_problem(mode):
     return None
 
 
-def _mask_mode_problem(mode):
+def _mask_mode_problem(mode, file_format="PNG"):
+    if file_format not in (None, "PNG"):
+        return (f"a {file_format} file, whatever its name; a mask must be a PNG, since "
+                f"{file_format} compression changes the class numbers along every edge")
     if mode not in MASK_MODES:
         return (f"a {mode} image; a mask must be a palette or greyscale PNG whose pixel values "
                 "are the class numbers")
     return None
 
 
-def read_image(path) -> np.ndarray:
+# EXIF orientation (tag 0x0112): how a viewer turns the stored pixels to show the picture.
+EXIF_ORIENTATION = 0x0112
+ORIENTATIONS = {2: "mirrored left-right", 3: "turned 180°", 4: "mirrored top-bottom",
+                5: "mirrored and turned 90°", 6: "turned 90° clockwise",
+                7: "mirrored and turned 90°", 8: "turned 90° counter-clockwise"}
+
+
+def _orientation_problem(image):
+    """Why an opened image's EXIF orientation makes its pixels ambiguous, or None."""
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    if orientation not in ORIENTATIONS:
+        return None
+    return (f"its EXIF orientation ({orientation}) tells viewers to show it "
+            f"{ORIENTATIONS[orientation]}, which segcourse does not do, so its pixels may not "
+            "lie where its mask was drawn. Save it with the orientation applied (Pillow: "
+            "ImageOps.exif_transpose(image)), or without the tag if its mask follows the "
+            "stored pixels, and check the pair")
+
+
+def read_image(path, orientation: str = "refuse") -> np.ndarray:
     """RGB ``(H, W, 3)`` float32 in [0, 1]: 8-bit images divided by 255, 16-bit greyscale ones
-    by 65535 (Pillow reads 16-bit colour PNGs as 8-bit RGB)."""
-    from PIL import Image
+    by 65535 (Pillow reads 16-bit colour PNGs as 8-bit RGB). An EXIF orientation other than
+    "as stored" is refused (``orientation="refuse"``: a mask may follow either the stored or
+    the shown pixels) or applied (``"apply"``: the picture as a viewer shows it)."""
+    from PIL import Image, ImageOps
 
     with Image.open(path) as image:
         problem = _image_mode_problem(image.mode)
         if problem:
             raise ValueError(f"{path} is {problem}.")
+        if orientation == "apply":
+            image = ImageOps.exif_transpose(image)
+        elif _orientation_problem(image):
+            raise ValueError(f"{path}: {_orientation_problem(image)}.")
         if image.mode not in SIXTEEN_BIT_MODES and image.mode != "I":
             return np.asarray(image.convert("RGB"), np.float32) / 255.0
         grey = np.asarray(image).astype(np.float32)
@@ -387,7 +418,7 @@ def read_mask(path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as mask:
-        problem = _mask_mode_problem(mask.mode)
+        problem = _mask_mode_problem(mask.mode, mask.format)
         if problem:
             raise ValueError(f"{path} is {problem}.")
         values = np.asarray(mask)
@@ -483,6 +514,7 @@ def _list_splits(root, val_fraction, test_fraction, split_seed, problems, notes)
                 images, masks, unmatched, shared = _plain_pairs(root / split)
                 _listing_problems(root, unmatched, shared, problems)
                 splits[split] = (images, masks)
+        _shared_across_splits(root, splits, problems)
         layout = "splits"
     else:
         images, masks, unmatched, shared = _plain_pairs(root)
@@ -508,6 +540,23 @@ def _list_splits(root, val_fraction, test_fraction, split_seed, problems, notes)
     return layout, splits
 
 
+def _shared_across_splits(root, splits, problems):
+    """One picture (the same name, the same bytes) in two split folders: it would be scored on
+    what it trained on. Same-named pictures that differ are different pictures."""
+    import filecmp
+
+    names = {split: {path.stem: path for path in images} for split, (images, _) in splits.items()}
+    present = list(names)
+    for i, first in enumerate(present):
+        for second in present[i + 1:]:
+            for stem in sorted(set(names[first]) & set(names[second])):
+                one, other = names[first][stem], names[second][stem]
+                if filecmp.cmp(one, other, shallow=False):
+                    problems.append(f"{_relative(root, one)} and {_relative(root, other)}: the "
+                                    f"same picture in both {first} and {second}; a picture "
+                                    "must be in one split only")
+
+
 def _listing_problems(root, unmatched, shared, problems):
     for path in unmatched:
         expected = path.parent.parent / "masks" / path.stem
@@ -522,6 +571,12 @@ def _listing_problems(root, unmatched, shared, problems):
                         "same name would share one mask; rename or remove one")
 
 
+def split_key(split_seed, name: str) -> tuple[str, str]:
+    """What a picture's file name (without its suffix) is ordered by when a split is drawn: a
+    hash with ``split_seed``, the same on every run and machine, and the name on a tie."""
+    return hashlib.sha256(f"{split_seed}:{name}".encode()).hexdigest(), name
+
+
 def _split_flat(root, images, masks, val_fraction, test_fraction, split_seed):
     count = len(images)
     test_count = max(1, round(count * test_fraction))
@@ -531,8 +586,7 @@ def _split_flat(root, images, masks, val_fraction, test_fraction, split_seed):
                          "splitting them into train, val and test needs at least 3 (and "
                          "fractions that leave one to train on). Add pictures, or give it "
                          "train/ and val/ folders.")
-    order = sorted(range(count), key=lambda i: (
-        hashlib.sha256(f"{split_seed}:{images[i].stem}".encode()).hexdigest(), images[i].stem))
+    order = sorted(range(count), key=lambda i: split_key(split_seed, images[i].stem))
     chosen = {"test": order[:test_count], "val": order[test_count:test_count + val_count],
               "train": order[test_count + val_count:]}
     return {split: (tuple(images[i] for i in sorted(chosen[split])),
@@ -546,13 +600,15 @@ def _scan(root, pairs, progress, problems):
     from tqdm.auto import tqdm
 
     scanned = []
+    used_colours = {}  # palette masks: {mask name: {index it uses: that index's colour}}
     for image_path, mask_path in tqdm(pairs, desc=f"checking {root.name}", unit="pair",
                                       disable=not progress or len(pairs) < 100):
         image_name, mask_name = _relative(root, image_path), _relative(root, mask_path)
         values = mask_size = image_size = None
         try:  # any failure is reported with the file's name, as every problem is
             with Image.open(mask_path) as opened:
-                mode_problem = _mask_mode_problem(opened.mode)
+                mode_problem = _mask_mode_problem(opened.mode, opened.format)
+                palette = opened.getpalette() if opened.mode == "P" else None
             mask = None if mode_problem else read_mask(mask_path)
         except Exception as error:
             problems.append(f"{mask_name}: cannot be read ({type(error).__name__}: {error})")
@@ -569,17 +625,51 @@ def _scan(root, pairs, progress, problems):
             else:
                 found, counts = np.unique(mask, return_counts=True)
                 values = dict(zip(found.tolist(), counts.tolist(), strict=True))
+            if palette is not None:
+                used_colours[mask_name] = {index: tuple(palette[3 * index:3 * index + 3])
+                                           for index in values}
         try:
             with Image.open(image_path) as image:
                 image_size, mode = image.size, image.mode
+                orientation = _orientation_problem(image)
             if _image_mode_problem(mode):
                 problems.append(f"{image_name}: {_image_mode_problem(mode)}")
+            if orientation:
+                problems.append(f"{image_name}: {orientation}")
         except Exception as error:
             problems.append(f"{image_name}: cannot be read ({type(error).__name__}: {error})")
         if image_size and mask_size and image_size != mask_size:
             problems.append(_size_problem(image_name, image_size, mask_name, mask_size))
         scanned.append((mask_name, values))
+    _palette_problems(used_colours, problems)
     return scanned
+
+
+def _palette_problems(used_colours, problems):
+    """A palette mask's class numbers are its indices: each index must show the same colour in
+    every mask, or the files number their classes differently (a per-file quantize or a PNG
+    optimiser renumbers the colours by each file's content). ``used_colours`` is
+    ``{mask name: {index: colour}}``; a mask that gives an index another colour than most masks
+    do is named."""
+    from collections import Counter
+
+    by_index = {}
+    for name, colours in used_colours.items():
+        for index, colour in colours.items():
+            by_index.setdefault(index, {}).setdefault(colour, []).append(name)
+    for name, colours in used_colours.items():
+        disagree = []
+        for index, colour in sorted(colours.items()):
+            votes = Counter({c: len(names) for c, names in by_index[index].items()})
+            usual, count = votes.most_common(1)[0]
+            if colour != usual:
+                disagree.append(f"index {index} is the colour {colour}, where {count} other "
+                                f"mask(s) give it {usual} (e.g. {by_index[index][usual][0]})")
+        if disagree:
+            problems.append(
+                f"{name}: its palette numbers the colours otherwise than the other masks "
+                f"({'; '.join(disagree[:3])}): one class number would mean different classes. "
+                "Save every mask with one palette (or as greyscale class numbers)")
 
 
 def _decide_classes(root, scanned, names, mapping, source, problems, advice):

@@ -12,6 +12,7 @@ from segcourse.data.sources import open_dataset
 from segcourse.train import TrainConfig
 
 SIZE = (12, 10)  # (height, width)
+SPLIT_NAMES = ("train", "val", "test")
 
 
 def save_mask(path, labels, kind="L"):
@@ -32,8 +33,12 @@ def save_image(path, value=0, size=SIZE):
     Image.fromarray(np.full((*size, 3), value, np.uint8)).save(path)
 
 
-def pair(root, split, name, labels, kind="L", value=0, image_size=None):
+def pair(root, split, name, labels, kind="L", value=None, image_size=None):
+    """An image and its mask; by default each (split, name) gets its own picture (a picture
+    copied into two splits is refused)."""
     base = root / split if split else root
+    if value is None:
+        value = 1 + SPLIT_NAMES.index(split) if split in SPLIT_NAMES else 0
     save_image(base / "images" / f"{name}.png", value, image_size or labels.shape)
     save_mask(base / "masks" / f"{name}.png", labels, kind)
 
@@ -289,3 +294,81 @@ def test_masks_that_were_interpolated_before_are_refused(tmp_path):
                                          r"in the mask-value mapping") as refusal:
         open_folder(tmp_path)
     assert "interpolation" in str(refusal.value)
+
+
+# 4. Files that read without an error but mean something else ----------------------------------
+
+def test_a_jpeg_named_png_is_refused_as_a_mask(tmp_path):
+    flat_folder(tmp_path, 6)
+    labels = two_region_mask(0, 1)
+    Image.fromarray((labels * 120).astype(np.uint8), mode="L").save(
+        tmp_path / "masks" / "p03.png", format="JPEG")  # a JPEG under a .png name
+    with pytest.raises(ValueError, match=r"masks/p03.png: a JPEG file, whatever its name"):
+        open_folder(tmp_path)
+    with pytest.raises(ValueError, match="a JPEG file, whatever its name"):
+        folders.read_mask(tmp_path / "masks" / "p03.png")
+
+
+def save_with_palette(path, labels, colours):
+    """A palette mask whose index k shows ``colours[k]``."""
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    image.putpalette([channel for colour in colours for channel in colour])
+    image.save(path)
+
+
+def test_palette_masks_that_number_their_colours_differently_are_refused(tmp_path):
+    # Both masks draw red on the left and green on the right; the second file's palette (as a
+    # per-file quantize leaves it) numbers green 0 and red 1, so its index 0 is green.
+    red, green = (128, 0, 0), (0, 128, 0)
+    for name, colours in (("a", [red, green]), ("b", [green, red])):
+        save_image(tmp_path / "images" / f"{name}.png")
+        labels = two_region_mask(0, 1) if colours[0] == red else two_region_mask(1, 0)
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        save_with_palette(tmp_path / "masks" / f"{name}.png", labels, colours)
+    save_image(tmp_path / "images" / "c.png", value=3)
+    save_with_palette(tmp_path / "masks" / "c.png", two_region_mask(0, 1), [red, green])
+    with pytest.raises(ValueError) as refusal:
+        open_folder(tmp_path)
+    message = str(refusal.value)
+    assert ("masks/b.png: its palette numbers the colours otherwise than the other masks "
+            "(index 0 is the colour (0, 128, 0), where 2 other mask(s) give it (128, 0, 0) "
+            "(e.g. masks/") in message
+    assert "index 1 is the colour (128, 0, 0), where 2 other mask(s) give it (0, 128, 0)" in message
+    assert "1 problem" in message and "masks/a.png:" not in message  # the odd one out only
+
+
+def test_an_image_with_an_exif_orientation_is_refused_and_predict_applies_it(tmp_path):
+    flat_folder(tmp_path, 6)
+    picture = np.zeros((*SIZE, 3), np.uint8)
+    picture[:2] = 255  # bright top rows, as stored
+    exif = Image.Exif()
+    exif[folders.EXIF_ORIENTATION] = 3  # shown turned 180°: the bright rows at the bottom
+    Image.fromarray(picture).save(tmp_path / "images" / "p02.jpg", exif=exif, quality=100)
+    (tmp_path / "images" / "p02.png").unlink()
+    with pytest.raises(ValueError, match=r"images/p02.jpg: its EXIF orientation \(3\) tells "
+                                         r"viewers to show it turned 180°"):
+        open_folder(tmp_path)
+    with pytest.raises(ValueError, match="exif_transpose"):
+        folders.read_image(tmp_path / "images" / "p02.jpg")
+    shown = folders.read_image(tmp_path / "images" / "p02.jpg", orientation="apply")
+    assert shown[-1].mean() > 0.9 and shown[0].mean() < 0.1  # as a viewer shows it
+
+
+def test_classes_txt_skips_comments_and_blank_lines(tmp_path):
+    flat_folder(tmp_path, 6)
+    (tmp_path / "classes.txt").write_text("# the classes of my dataset\n\nbackground\n"
+                                          "  # a note\nleft\nright\n")
+    assert open_folder(tmp_path).class_names == ("background", "left", "right")
+
+
+def test_the_same_picture_in_two_split_folders_is_refused(tmp_path):
+    pair(tmp_path, "train", "a", two_region_mask(0, 1), value=1)
+    pair(tmp_path, "train", "b", two_region_mask(0, 1), value=2)
+    pair(tmp_path, "val", "b", two_region_mask(0, 1), value=2)  # a copy of train's b
+    pair(tmp_path, "val", "a", two_region_mask(0, 1), value=7)  # another picture named a
+    with pytest.raises(ValueError) as refusal:
+        open_folder(tmp_path)
+    message = str(refusal.value)
+    assert "train/images/b.png and val/images/b.png: the same picture in both train and val" \
+        in message
+    assert "a.png" not in message

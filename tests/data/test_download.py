@@ -16,7 +16,7 @@ from PIL import Image
 
 from segcourse.data import download as dl
 from segcourse.data.convert import pets_to_folders, tiff_stack_to_folders
-from segcourse.data.folders import find_split, read_mask
+from segcourse.data.folders import find_split, read_image, read_mask
 
 SIZE = 50_000
 PAYLOAD = bytes(np.random.default_rng(0).integers(0, 256, SIZE, dtype=np.uint8))
@@ -267,3 +267,37 @@ def test_an_em_tiff_stack_converts_to_slices(tmp_path):
     train = find_split(out, "train")
     assert len(train.images) == 3 and train.class_names == ("cell", "membrane")
     np.testing.assert_array_equal(read_mask(train.masks[0]), np.eye(8))
+
+
+def test_pets_val_is_drawn_by_a_hash_of_the_names_not_the_last_breeds(tmp_path):
+    """trainval.txt lists the pictures by breed: its last tenth would be a few breeds that
+    training never sees. Val is the names that come first by sha256("<seed>:<name>")."""
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    (src / "annotations" / "trimaps").mkdir(parents=True)
+    names = [f"{breed}_{i}" for breed in ("Abyssinian", "beagle", "yorkshire_terrier")
+             for i in range(1, 5)]
+    for value, name in enumerate(names):
+        Image.fromarray(np.full((4, 4, 3), value, np.uint8)).save(src / "images" / f"{name}.jpg")
+        Image.fromarray(np.full((4, 4), 1, np.uint8), mode="L").save(
+            src / "annotations" / "trimaps" / f"{name}.png")
+    (src / "annotations" / "trainval.txt").write_text("".join(f"{n} 1 1 1\n" for n in names))
+    (src / "annotations" / "test.txt").write_text("")
+    out = pets_to_folders(src, tmp_path / "pets", val_fraction=0.25, progress=False)
+    by_hash = sorted(names, key=lambda n: hashlib.sha256(f"0:{n}".encode()).hexdigest())
+    val = sorted(p.stem for p in (out / "val" / "images").iterdir())
+    train = sorted(p.stem for p in (out / "train" / "images").iterdir())
+    assert val == sorted(by_hash[:3]) and val != names[-3:]
+    assert sorted(val + train) == sorted(names)
+
+
+def test_a_16_bit_em_stack_keeps_its_grey_levels(tmp_path):
+    levels = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000  # 0 .. 63,000
+    frames = [Image.fromarray(levels + i) for i in range(3)]
+    labels = [Image.fromarray(np.full((8, 8), 255, np.uint8)) for _ in range(3)]
+    frames[0].save(tmp_path / "vol.tif", save_all=True, append_images=frames[1:])
+    labels[0].save(tmp_path / "lab.tif", save_all=True, append_images=labels[1:])
+    out = tiff_stack_to_folders(tmp_path / "vol.tif", tmp_path / "lab.tif", tmp_path / "em",
+                                val_slices=1)
+    image = read_image(find_split(out, "train").images[0])
+    np.testing.assert_allclose(image[..., 0], levels / 65535.0, atol=1e-6)  # not clipped to 1
