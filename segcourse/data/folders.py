@@ -180,7 +180,8 @@ def _check_exist(paths, source):
 
 
 def _plain_pairs(base):
-    """``(images, masks, unmatched images, groups of images sharing a name)`` of ``base``."""
+    """``(images, masks, unmatched images, groups of images sharing a name, masks without an
+    image)`` of ``base``."""
     image_dir, mask_dir = base / "images", base / "masks"
     if not image_dir.is_dir() or not mask_dir.is_dir():
         raise ValueError(f"{base} has no images/ and masks/ folders; expected "
@@ -199,7 +200,8 @@ def _plain_pairs(base):
     shared = [group for group in by_stem.values() if len(group) > 1]
     unmatched = [p for p in images if p.stem not in masks]
     paired = [p for p in images if p.stem in masks and len(by_stem[p.stem]) == 1]
-    return tuple(paired), tuple(masks[p.stem] for p in paired), unmatched, shared
+    orphans = sorted(path for stem, path in masks.items() if stem not in by_stem)
+    return tuple(paired), tuple(masks[p.stem] for p in paired), unmatched, shared, orphans
 
 
 def plain_split(root, split=None) -> FolderSplit:
@@ -207,7 +209,7 @@ def plain_split(root, split=None) -> FolderSplit:
     the classes from ``root/classes.txt``, or else 0..the largest value of this split's masks."""
     root = Path(root)
     base = root / split if split and (root / split).is_dir() else root
-    images, masks, unmatched, shared = _plain_pairs(base)
+    images, masks, unmatched, shared, _ = _plain_pairs(base)
     if unmatched:
         raise ValueError(f"{len(unmatched)} images in {base / 'images'} have no mask in "
                          f"{base / 'masks'}: {', '.join(p.name for p in unmatched)} (a mask has "
@@ -511,14 +513,16 @@ def _list_splits(root, val_fraction, test_fraction, split_seed, problems, notes)
         splits = {}
         for split in SPLITS:
             if (root / split).is_dir():
-                images, masks, unmatched, shared = _plain_pairs(root / split)
+                images, masks, unmatched, shared, orphans = _plain_pairs(root / split)
                 _listing_problems(root, unmatched, shared, problems)
+                _orphans_note(root, orphans, notes)
                 splits[split] = (images, masks)
         _shared_across_splits(root, splits, problems)
         layout = "splits"
     else:
-        images, masks, unmatched, shared = _plain_pairs(root)
+        images, masks, unmatched, shared, orphans = _plain_pairs(root)
         _listing_problems(root, unmatched, shared, problems)
+        _orphans_note(root, orphans, notes)
         if problems and len(images) < 3:  # too few pairs to split, because of these problems
             raise DatasetProblems("\n".join([
                 f"{root}: {_count(len(problems), 'problem')}; only {len(images)} image/mask "
@@ -555,6 +559,18 @@ def _shared_across_splits(root, splits, problems):
                     problems.append(f"{_relative(root, one)} and {_relative(root, other)}: the "
                                     f"same picture in both {first} and {second}; a picture "
                                     "must be in one split only")
+
+
+def _orphans_note(root, orphans, notes):
+    """Masks without an image are left out; say so (an image in a format not read, .webp or
+    .gif, leaves its mask alone)."""
+    if orphans:
+        shown = ", ".join(_relative(root, p) for p in orphans[:3])
+        verb = "was" if len(orphans) == 1 else "were"
+        more = ", ..." if len(orphans) > 3 else ""
+        notes.append(f"{_count(len(orphans), 'mask')} without an image {verb} left out "
+                     f"({shown}{more}); images are read from {', '.join(IMAGE_SUFFIXES)} files "
+                     "with the mask's name.")
 
 
 def _listing_problems(root, unmatched, shared, problems):

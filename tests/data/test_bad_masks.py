@@ -372,3 +372,14 @@ def test_the_same_picture_in_two_split_folders_is_refused(tmp_path):
     assert "train/images/b.png and val/images/b.png: the same picture in both train and val" \
         in message
     assert "a.png" not in message
+
+
+def test_masks_without_an_image_are_left_out_with_a_note(tmp_path):
+    flat_folder(tmp_path, 6)
+    save_mask(tmp_path / "masks" / "lost.png", two_region_mask(0, 1))
+    Image.fromarray(np.zeros((*SIZE, 3), np.uint8)).save(tmp_path / "images" / "web.webp")
+    save_mask(tmp_path / "masks" / "web.png", two_region_mask(0, 1))
+    data = open_folder(tmp_path)
+    assert sum(len(files) for files in data.split_files.values()) == 6
+    assert ("2 masks without an image were left out (masks/lost.png, masks/web.png); images "
+            "are read from .jpg, .jpeg, .png, .bmp, .tif, .tiff files") in " ".join(data.notes)
