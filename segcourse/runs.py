@@ -213,12 +213,19 @@ def data_record(config: TrainConfig, data) -> dict:
             "split_files": {name: list(f) for name, f in files.items()} if files else None}
 
 
+def read_data_record(run_path) -> dict | None:
+    """A run folder's ``data.json`` (:func:`data_record`), or ``None`` where there is none (a
+    bare ``.keras`` file, a run from before data.json)."""
+    path = Path(run_path) / "data.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def check_same_data(run_dir: Path, record: dict) -> None:
     """Refuse to resume a run whose data.json differs from the data described by ``record``."""
-    path = run_dir / "data.json"
-    if not path.is_file():
+    before = read_data_record(run_dir)
+    if before is None:
         return
-    before, now = json.loads(path.read_text()), json.loads(json.dumps(record))
+    path, now = run_dir / "data.json", json.loads(json.dumps(record))
     changed = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
     if changed:
         raise ValueError(f"the data of {run_dir} changed since the run started (its "
@@ -392,10 +399,7 @@ def class_names_note(run_path, dataset: str, class_names) -> str | None:
     """What to say when a run folder's ``data.json`` names the classes it trained on otherwise
     than ``dataset`` names its own (same count: :func:`check_classes` passed); ``None`` when
     they agree or the run does not say. The scores pair the classes by number."""
-    record = Path(run_path) / "data.json"  # none beside a bare .keras file
-    if not record.is_file():
-        return None
-    trained = list(json.loads(record.read_text()).get("classes") or [])
+    trained = list((read_data_record(run_path) or {}).get("classes") or [])
     if not trained or trained == list(class_names):
         return None
     return (f"the run trained on the classes {', '.join(trained)}; {dataset} names its "
@@ -409,12 +413,9 @@ def check_unseen(run_path, dataset: str, split_files, split: str) -> None:
     run trained on (or, scoring the test split, chose its checkpoint on): a flat folder is split
     by a hash of the names and the picture count, so adding or removing pictures moves some
     between splits. Nothing is said for another dataset or a run without ``split_files``."""
-    record = Path(run_path) / "data.json"
-    if not record.is_file() or not split_files:
-        return
-    data = json.loads(record.read_text())
+    data = read_data_record(run_path) or {}
     before = data.get("split_files")
-    if data.get("dataset") != dataset or not before:
+    if data.get("dataset") != dataset or not before or not split_files:
         return
     seen = {name: set(before.get(name) or ()) for name in ("train", "val")}
     if split != "test" or before.get("test") == before.get("val"):  # no test split of its own
@@ -426,7 +427,8 @@ def check_unseen(run_path, dataset: str, split_files, split: str) -> None:
                          for name, files in leaked.items())
         raise ValueError(
             f"the {split} split of {dataset} now holds pictures the run did not hold out: {said}. "
-            f"The folder changed since the run (its {record} lists each split's files), so "
+            f"The folder changed since the run (its {Path(run_path) / 'data.json'} lists each "
+            "split's files), so "
             "these scores would not be of unseen pictures. Restore the folder as it was, or "
             "give it train/, val/ and test/ folders that keep each picture in its split.")
 

@@ -81,12 +81,8 @@ def _slice_image(frame):
     greyscale as a 16-bit PNG, anything else as RGB."""
     from PIL import Image
 
-    from segcourse.data.folders import SIXTEEN_BIT_MODES
+    from segcourse.data.folders import SIXTEEN_BIT_MODES, sixteen_bit_values
 
     if frame.mode not in (*SIXTEEN_BIT_MODES, "I"):
         return frame.convert("RGB")
-    values = np.asarray(frame)
-    if values.size and (values.min() < 0 or values.max() > 65535):
-        raise ValueError(f"a {frame.mode} slice with values outside 0..65535; save the stack as "
-                         "8- or 16-bit.")
-    return Image.fromarray(values.astype(np.uint16))
+    return Image.fromarray(sixteen_bit_values(np.asarray(frame), "a slice").astype(np.uint16))

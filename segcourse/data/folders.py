@@ -53,6 +53,7 @@ the dataset-wide checks (the pipeline still stops at a stray label or a size mis
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from glob import escape as glob_escape
 from pathlib import Path
@@ -402,15 +403,21 @@ def read_image(path, orientation: str = "refuse") -> np.ndarray:
             raise ValueError(f"{path} is {problem}.")
         if orientation == "apply":
             image = ImageOps.exif_transpose(image)
-        elif _orientation_problem(image):
-            raise ValueError(f"{path}: {_orientation_problem(image)}.")
+        elif problem := _orientation_problem(image):
+            raise ValueError(f"{path}: {problem}.")
         if image.mode not in SIXTEEN_BIT_MODES and image.mode != "I":
             return np.asarray(image.convert("RGB"), np.float32) / 255.0
-        grey = np.asarray(image).astype(np.float32)
-    if grey.size and (grey.min() < 0 or grey.max() > 65535):
-        raise ValueError(f"{path} is a 32-bit image with values outside 0..65535; save it as an "
-                         "8- or 16-bit image.")
+        grey = sixteen_bit_values(np.asarray(image), str(path)).astype(np.float32)
     return np.repeat((grey / 65535.0)[..., None], 3, axis=-1)
+
+
+def sixteen_bit_values(values: np.ndarray, what: str) -> np.ndarray:
+    """A greyscale picture's values, refused when a 32-bit one holds values outside
+    0..65535 (what a 16-bit picture can hold)."""
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f"{what} is a 32-bit image with values outside 0..65535; save it as an "
+                         "8- or 16-bit image.")
+    return values
 
 
 def read_mask(path) -> np.ndarray:
@@ -495,13 +502,12 @@ def _list_splits(root, val_fraction, test_fraction, split_seed, problems, notes)
     if is_voc(root):
         present = [s for s in SPLITS if s != "test" or _voc_listing(root, s).exists()]
         ids = {s: _voc_ids(root, s) for s in present}
-        for i, first in enumerate(present):
-            for second in present[i + 1:]:
-                common = sorted(set(ids[first]) & set(ids[second]))
-                if common:
-                    problems.append(f"{', '.join(common)}: in both {first} and {second} "
-                                    f"(ImageSets/Segmentation/{first}.txt and {second}.txt); a "
-                                    "picture must be in one split only")
+        for first, second in itertools.combinations(present, 2):
+            common = sorted(set(ids[first]) & set(ids[second]))
+            if common:
+                problems.append(f"{', '.join(common)}: in both {first} and {second} "
+                                f"(ImageSets/Segmentation/{first}.txt and {second}.txt); a "
+                                "picture must be in one split only")
         splits = {s: _voc_pairs(root, ids[s], s) for s in present}
         layout = "voc"
     elif any((root / s).is_dir() for s in SPLITS):
@@ -550,15 +556,13 @@ def _shared_across_splits(root, splits, problems):
     import filecmp
 
     names = {split: {path.stem: path for path in images} for split, (images, _) in splits.items()}
-    present = list(names)
-    for i, first in enumerate(present):
-        for second in present[i + 1:]:
-            for stem in sorted(set(names[first]) & set(names[second])):
-                one, other = names[first][stem], names[second][stem]
-                if filecmp.cmp(one, other, shallow=False):
-                    problems.append(f"{_relative(root, one)} and {_relative(root, other)}: the "
-                                    f"same picture in both {first} and {second}; a picture "
-                                    "must be in one split only")
+    for first, second in itertools.combinations(names, 2):
+        for stem in sorted(set(names[first]) & set(names[second])):
+            one, other = names[first][stem], names[second][stem]
+            if filecmp.cmp(one, other, shallow=False):
+                problems.append(f"{_relative(root, one)} and {_relative(root, other)}: the same "
+                                f"picture in both {first} and {second}; a picture must be in "
+                                "one split only")
 
 
 def _orphans_note(root, orphans, notes):
@@ -667,20 +671,19 @@ def _palette_problems(used_colours, problems):
     optimiser renumbers the colours by each file's content). ``used_colours`` is
     ``{mask name: {index: colour}}``; a mask that gives an index another colour than most masks
     do is named."""
-    from collections import Counter
-
-    by_index = {}
+    by_index = {}  # index -> {colour: the masks that give the index that colour}
     for name, colours in used_colours.items():
         for index, colour in colours.items():
             by_index.setdefault(index, {}).setdefault(colour, []).append(name)
+    usual = {index: max(by_colour.items(), key=lambda item: len(item[1]))
+             for index, by_colour in by_index.items()}
     for name, colours in used_colours.items():
         disagree = []
         for index, colour in sorted(colours.items()):
-            votes = Counter({c: len(names) for c, names in by_index[index].items()})
-            usual, count = votes.most_common(1)[0]
-            if colour != usual:
-                disagree.append(f"index {index} is the colour {colour}, where {count} other "
-                                f"mask(s) give it {usual} (e.g. {by_index[index][usual][0]})")
+            usual_colour, others = usual[index]
+            if colour != usual_colour:
+                disagree.append(f"index {index} is the colour {colour}, where {len(others)} "
+                                f"other mask(s) give it {usual_colour} (e.g. {others[0]})")
         if disagree:
             problems.append(
                 f"{name}: its palette numbers the colours otherwise than the other masks "

@@ -26,9 +26,7 @@ def prepare_tensorflow() -> None:
       the Eigen kernel refuses.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    machine = platform.machine()
-    x86 = machine.lower() in X86_64
-    setting = onednn_setting(machine, cpu_has_avx2() if x86 else None,
+    setting = onednn_setting(platform.machine(), cpu_has_avx2(),
                              os.environ.get("ONEDNN_MAX_CPU_ISA"))
     if setting is not None:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", setting)
@@ -53,7 +51,10 @@ def onednn_setting(machine: str, has_avx2: bool | None, isa_cap: str | None = No
 
 def cpu_has_avx2() -> bool | None:
     """Whether this CPU has AVX2 (Linux: /proc/cpuinfo; macOS: sysctl; Windows:
-    ``IsProcessorFeaturePresent``); ``None`` where it cannot be told."""
+    ``IsProcessorFeaturePresent``); ``False`` on a CPU that is not x86-64 (nothing is asked);
+    ``None`` where it cannot be told."""
+    if platform.machine().lower() not in X86_64:
+        return False
     if sys.platform.startswith("linux"):
         try:
             text = Path("/proc/cpuinfo").read_text()
