@@ -23,6 +23,7 @@ states its default.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -150,7 +151,7 @@ def _train_summary(session) -> int:
                   file=sys.stderr)
         return 130
     print(f"\n{result.split} split, {'best checkpoint' if not result.notes else 'last epoch'} "
-          f"({result.seconds / 60:.1f} min):")
+          f"({result.seconds / 60:.1f} min), {result.scored_at}:")
     print(result.scores.table())
     for note in result.notes:
         print(f"note: {note}")
@@ -197,7 +198,8 @@ def _evaluate(args) -> int:
         open_run,
         test_split_name,
     )
-    from segcourse.train import TrainConfig, evaluate
+    from segcourse.scoring import score_split
+    from segcourse.train import TrainConfig
 
     if args.json:  # checked before the evaluation, which may take minutes
         target = Path(args.json)
@@ -226,13 +228,14 @@ def _evaluate(args) -> int:
     other_names = class_names_note(args.model, config.dataset, data.class_names)
     if other_names:
         print(f"note: {other_names}")
-    split = {"test": data.test, "val": data.val}[args.split]
     name = test_split_name(data) if args.split == "test" else "val"
-    result = evaluate(model, split, data.num_classes, data.class_names, data.ignore_index)
-    print(f"{name} split of {config.dataset}:")
+    result, scored_at = score_split(model, data, args.split, at_input_size=args.input_size)
+    print(f"{name} split of {config.dataset}, {scored_at}:")
     print(result.table())
     if args.json:
-        Path(args.json).write_text(result.to_json())
+        Path(args.json).write_text(json.dumps(
+            {**result.as_dict(), "split": name, "dataset": config.dataset,
+             "scored_at": scored_at}, indent=2))
     return 0
 
 
@@ -528,6 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", help="the dataset to score on (default: the run's)")
     evaluate.add_argument("--split", choices=("test", "val"), default="test",
                           help="the split to score (a dataset without test: its val)")
+    evaluate.add_argument("--input-size", action="store_true",
+                          help="score the pictures and masks resized to the model's input size, "
+                               "as in training, instead of at each picture's own size (the "
+                               "benchmarks' way; pets and folder datasets)")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
     evaluate.add_argument("--overwrite", action="store_true",
                           help="replace the --json file if it exists")

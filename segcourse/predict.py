@@ -1,9 +1,10 @@
 """Label maps for image files: ``segcourse predict MODEL IMAGES... --out DIR``.
 
 Each image is read as training reads a folder dataset's photos (8-bit divided by 255, 16-bit
-greyscale by 65535), resized to the model's input size (bilinear: it is an image),
-segmented, and its label map resized back to the image's own size (nearest: labels are never
-interpolated). Written per image: ``<name>_labels.png`` (a palette PNG whose pixel values are
+greyscale by 65535), resized to the model's input size (bilinear: it is an image), segmented,
+and the model's class scores resized back to the image's own size (bilinear) before their
+argmax: the label maps that ``segcourse evaluate`` scores (``segcourse.scoring``). Written
+per image: ``<name>_labels.png`` (a palette PNG whose pixel values are
 the class numbers, as in VOC's SegmentationClass) and ``<name>_overlay.png``.
 
 ``<name>`` is the image's path relative to the folder all the images share, less its suffix:
@@ -75,7 +76,7 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
 
     from segcourse import viz
     from segcourse.runs import load_run
-    from segcourse.train import predict_labels
+    from segcourse.scoring import labels_at_sizes, resize_to_input
 
     image_paths = [Path(p) for p in image_paths]
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
@@ -89,18 +90,16 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
             "Choose another output folder, or pass --overwrite (overwrite=True) to replace them.")
     images = [_read(image_path) for image_path in image_paths]  # all, before the model
 
-    import tensorflow as tf  # TensorFlow-only: the pictures are resized with tf.image.resize
-
     model, run_config = load_run(model_path)
     palette = _palette(run_config)
-    height, width = model.input_shape[1:3]
     written = []
     for image, (target, overlay_path) in zip(images, targets, strict=True):
-        size = (height or image.shape[0], width or image.shape[1])
-        pixels = tf.image.resize(image[None], size, method="bilinear").numpy()
-        labels = predict_labels(model, pixels)[0]
-        labels = Image.fromarray(labels, mode="L").resize(image.shape[1::-1], Image.NEAREST)
-        label_png = labels.convert("P")
+        labels = labels_at_sizes(model, resize_to_input(model, image)[None],
+                                 [image.shape[:2]])[0]
+        if labels.dtype != np.uint8:
+            raise ValueError(f"{model_path} scores more than 256 classes; a palette PNG holds "
+                             "256 at most, so its label maps cannot be written as PNGs.")
+        label_png = Image.fromarray(labels, mode="L").convert("P")
         label_png.putpalette(palette.flatten().tolist())
         target.parent.mkdir(parents=True, exist_ok=True)
         label_png.save(target)

@@ -30,12 +30,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from segcourse import runs
 from segcourse.labels import IGNORE_INDEX
-from segcourse.metrics import SegmentationScores, confusion_matrix, scores
+from segcourse.metrics import SegmentationScores
 from segcourse.runs import load_run  # noqa: F401  (the README names segcourse.train.load_run)
+from segcourse.scoring import evaluate, predict_labels  # noqa: F401  (the labs and the README
+
+# name them as segcourse.train's)
 
 if TYPE_CHECKING:
     from segcourse import checkpoints
@@ -162,45 +163,7 @@ class RunResult:
     seconds: float
     split: str = "test"  # the split scored: "test", or "val (no test split)"
     notes: tuple[str, ...] = ()  # what the run had to decide for itself (see metrics.json)
-
-
-def predict_labels(model, images, batch_size: int = 32, num_classes: int | None = None
-                   ) -> np.ndarray:
-    """Label maps ``(N, H, W)`` for images ``(N, H, W, 3)``: the argmax of the model's class
-    scores (a model with several outputs is read at its first, the main one); uint8 for up to
-    256 classes, else int32. A model with one output channel (a sigmoid's single score, whose
-    argmax is always 0) is refused, and so is one whose channels are not ``num_classes``,
-    where given."""
-    outputs = model.predict(images, batch_size=batch_size, verbose=0)
-    if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    channels = np.shape(outputs)[-1]
-    if channels == 1:
-        raise ValueError(
-            f"the model {model.name!r} gives one score per pixel (output shape "
-            f"{np.shape(outputs)}): an argmax over one channel is always class 0. Threshold it "
-            "instead, (scores[..., 0] > 0.5) for a sigmoid's probability (> 0 for a logit), or "
-            "give the model one output channel per class.")
-    if num_classes is not None and channels != num_classes:
-        raise ValueError(
-            f"the model {model.name!r} gives {channels} class scores per pixel (output shape "
-            f"{np.shape(outputs)}) but num_classes is {num_classes}: score it with "
-            f"num_classes={channels}, or give the model {num_classes} output channels.")
-    return np.argmax(outputs, axis=-1).astype(np.uint8 if channels <= 256 else np.int32)
-
-
-def evaluate(model, data, num_classes: int, class_names=None,
-             ignore_index: int = IGNORE_INDEX, progress: bool = True) -> SegmentationScores:
-    """Dataset-level scores: one confusion matrix summed over every batch of ``data`` (a
-    ``tf.data.Dataset`` or an iterable of ``(images, masks)``)."""
-    from tqdm.auto import tqdm
-
-    total = np.zeros((num_classes, num_classes), np.int64)
-    for images, masks in tqdm(data, desc="evaluate", unit="batch", disable=not progress,
-                              leave=False):
-        predictions = predict_labels(model, np.asarray(images), num_classes=num_classes)
-        total += confusion_matrix(np.asarray(masks), predictions, num_classes, ignore_index)
-    return scores(total, class_names)
+    scored_at: str = ""  # at what size the scores were counted (segcourse.scoring)
 
 
 def distribution_strategy(kind: str = "auto"):
@@ -415,7 +378,7 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
     """One training session: a new run (``run_dir`` None) or the rest of an unfinished one."""
     import keras
 
-    from segcourse import checkpoints
+    from segcourse import checkpoints, scoring
     from segcourse.data.sources import open_dataset
 
     seed_everything(config.seed)
@@ -491,9 +454,9 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
             print(f"note: {note}")
         final.save(run_dir / "model.keras")
         split = record["test_split"]
-        test_scores = evaluate(final, data.test, data.num_classes, data.class_names,
-                               data.ignore_index, progress=bool(verbose))
-        results = {**test_scores.as_dict(), "split": split,
+        test_scores, scored_at = scoring.score_split(final, data, "test",
+                                                      progress=bool(verbose))
+        results = {**test_scores.as_dict(), "split": split, "scored_at": scored_at,
                    "seconds": round(time.time() - started, 1),
                    "best_epoch": checkpoint.best_epoch, "model_epoch": model_epoch}
         if resumed:
@@ -515,7 +478,8 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
               f"continues it from there and `segcourse evaluate {run_dir}` scores its best "
               "checkpoint so far.", file=sys.stderr)
         raise
-    return RunResult(run_dir, test_scores, history, time.time() - started, split, tuple(notes))
+    return RunResult(run_dir, test_scores, history, time.time() - started, split, tuple(notes),
+                     scored_at)
 
 
 def _final_model(model, checkpoint: checkpoints.BestCheckpoint, history: dict, monitor: str):

@@ -20,7 +20,7 @@ PACKAGE = Path(segcourse.__file__).parent
 # A module's level is its first name below segcourse (segcourse.data.folders: "data").
 LEVELS = ("labels", "graph", "layers", "models", "data", "metrics", "losses", "crf", "instances",
           "tiling", "multiscale", "analysis", "viz", "speed", "pace", "layer_times",
-          "runs", "checkpoints", "train",
+          "runs", "checkpoints", "scoring", "train",
           "side_by_side", "predict", "labs", "grading", "time_to_accuracy", "bench", "cli",
           "__main__")
 

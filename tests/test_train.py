@@ -31,6 +31,7 @@ def test_the_run_folder_holds_model_log_metrics_and_figures(run):
     metrics = json.loads((run.run_dir / "metrics.json").read_text())
     assert metrics["miou"] == pytest.approx(run.scores.miou)
     assert np.sum(metrics["confusion"]) == 16 * 32 * 32  # every test pixel, once
+    assert metrics["scored_at"] == "scored at 32 × 32, the size its pictures are made at"
     assert json.loads((run.run_dir / "config.json").read_text())["epochs"] == 2
 
 
@@ -400,13 +401,16 @@ def test_a_run_records_its_data_and_says_when_test_is_the_val_split(tmp_path, ca
     out = capsys.readouterr().out
     assert "has no test split" in out  # said at the start ...
     assert "\nval (no test split) split, best checkpoint" in out  # ... and in the summary
+    assert "scored at each picture's own size:\n" in out
     run_dir = only_run(runs)
     data = json.loads((run_dir / "data.json").read_text())
     assert data["test_split"] == "val (no test split)"
     assert data["classes"] == ["class 0", "class 1", "class 2"]
     assert any("has no test split" in note for note in data["notes"])
     assert data["split_files"]["train"] == [f"train/images/train{i}.png" for i in range(6)]
-    assert json.loads((run_dir / "metrics.json").read_text())["split"] == "val (no test split)"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split"] == "val (no test split)"
+    assert metrics["scored_at"] == "scored at each picture's own size"
     assert main(["evaluate", str(run_dir)]) == 0
     assert "val (no test split) split of folder:" in capsys.readouterr().out
 

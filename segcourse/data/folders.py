@@ -794,6 +794,23 @@ def _percent(fraction):
 
 # The pipeline ----------------------------------------------------------------------------------
 
+def read_pair(split: FolderSplit, image_path, mask_path) -> tuple[np.ndarray, np.ndarray]:
+    """One picture at its own size: ``(image float32 (H, W, 3), class numbers int32 (H, W))``;
+    a mask whose size is not its image's, or whose values are not classes, is refused."""
+    image, mask = read_image(image_path), read_mask(mask_path)
+    if image.shape[:2] != mask.shape:
+        raise ValueError("image " + _size_problem(image_path, image.shape[1::-1], mask_path,
+                                                  mask.shape[::-1]) + ".")
+    return image, split.labels(mask, f"mask {mask_path}").astype(np.int32)
+
+
+def pictures_at_own_size(split: FolderSplit):
+    """The split's ``(image, mask)`` pairs one by one, each at its own size (:func:`read_pair`):
+    what a score at the pictures' own size (``segcourse.scoring``) is computed on."""
+    for image_path, mask_path in zip(split.images, split.masks, strict=True):
+        yield read_pair(split, image_path, mask_path)
+
+
 def dataset(split: FolderSplit, size: int, batch_size: int, shuffle=False, seed=0,
             augment=None):
     """A batched ``tf.data`` pipeline of ``(image, mask)`` resized to ``size × size``
@@ -804,12 +821,7 @@ def dataset(split: FolderSplit, size: int, batch_size: int, shuffle=False, seed=
     from segcourse.data.augment import resize_pair
 
     def load(image_path, mask_path):
-        image_path, mask_path = image_path.decode(), mask_path.decode()
-        image, mask = read_image(image_path), read_mask(mask_path)
-        if image.shape[:2] != mask.shape:
-            raise ValueError("image " + _size_problem(image_path, image.shape[1::-1], mask_path,
-                                                      mask.shape[::-1]) + ".")
-        return image, split.labels(mask, f"mask {mask_path}").astype(np.int32)
+        return read_pair(split, image_path.decode(), mask_path.decode())
 
     def load_pair(image_path, mask_path):
         image, mask = tf.numpy_function(load, [image_path, mask_path], [tf.float32, tf.int32])

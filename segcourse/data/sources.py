@@ -2,11 +2,14 @@
 
 ``shapes`` (the embedded default), ``pets`` (Oxford-IIIT Pet through tensorflow-datasets) and
 ``folder:PATH`` (a VOC-style tree or an images/masks folder) all come out the same way: batched
-``tf.data`` pipelines of ``(image float32 in [0, 1], mask int32)`` at the configured size.
+``tf.data`` pipelines of ``(image float32 in [0, 1], mask int32)`` at the configured size;
+``pets`` and ``folder:PATH`` also give each picture at its own size, to score at
+(``segcourse.scoring``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +32,10 @@ class DataBundle:
     # should state about its data (how a flat folder was split, a test split that is val).
     split_files: dict[str, tuple[str, ...]] | None = None
     notes: tuple[str, ...] = ()
+    # "val" or "test" -> that split's (image, mask) pairs one by one, each at the picture's own
+    # size (segcourse.scoring scores them so); None where the pictures are made at the
+    # configured size (shapes).
+    pictures_at_own_size: Callable[[str], Iterable] | None = None
 
     def sample(self, count: int):
         """The first ``count`` test images and masks, as NumPy (for figures)."""
@@ -64,7 +71,8 @@ def _pets(config, border="ignore") -> DataBundle:
 
     names = pets.class_names(border)
     return DataBundle(split("train"), split("val"), split("test"), len(names), names,
-                      palettes.voc_palette(), -(-pets.TRAIN_IMAGES // config.batch_size))
+                      palettes.voc_palette(), -(-pets.TRAIN_IMAGES // config.batch_size),
+                      pictures_at_own_size=lambda name: pets.pictures_at_own_size(name, border))
 
 
 def _folder(config, root) -> DataBundle:
@@ -84,7 +92,9 @@ def _folder(config, root) -> DataBundle:
     return DataBundle(pipeline(data.train, True), pipeline(data.val, False),
                       pipeline(data.test, False), data.num_classes, data.class_names,
                       palettes.voc_palette(), -(-len(data.train.images) // config.batch_size),
-                      split_files=data.split_files, notes=data.notes)
+                      split_files=data.split_files, notes=data.notes,
+                      pictures_at_own_size=lambda name: folders.pictures_at_own_size(
+                          getattr(data, name)))
 
 
 def open_dataset(config) -> DataBundle:
