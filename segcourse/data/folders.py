@@ -371,6 +371,25 @@ def _mask_mode_problem(mode, file_format="PNG"):
     return None
 
 
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def _transparency_problem(image):
+    """Why an opened image's transparency makes its pixels ambiguous, or None: under a
+    transparent pixel lies a colour a viewer does not show (often black, sometimes leftovers),
+    and reading the picture as RGB would keep that hidden colour."""
+    if image.mode not in ALPHA_MODES and "transparency" not in image.info:
+        return None
+    alpha = np.asarray(image.convert("RGBA"))[..., 3]
+    clear = int(np.count_nonzero(alpha < 255))
+    if not clear:
+        return None
+    return (f"{_percent(clear / alpha.size)} of its pixels are transparent or partly so, and "
+            "what lies under them is not what a viewer shows. Save it without transparency, "
+            "flattened onto the background you mean (Pillow: Image.alpha_composite(background, "
+            "image.convert('RGBA')).convert('RGB')), and check the pair")
+
+
 # EXIF orientation (tag 0x0112): how a viewer turns the stored pixels to show the picture.
 EXIF_ORIENTATION = 0x0112
 ORIENTATIONS = {2: "mirrored left-right", 3: "turned 180°", 4: "mirrored top-bottom",
@@ -392,7 +411,8 @@ def _orientation_problem(image):
 
 def read_image(path, orientation: str = "refuse") -> np.ndarray:
     """RGB ``(H, W, 3)`` float32 in [0, 1]: 8-bit images divided by 255, 16-bit greyscale ones
-    by 65535 (Pillow reads 16-bit colour PNGs as 8-bit RGB). An EXIF orientation other than
+    by 65535 (Pillow reads 16-bit colour PNGs as 8-bit RGB); an image with transparent pixels
+    is refused (an opaque alpha channel is dropped). An EXIF orientation other than
     "as stored" is refused (``orientation="refuse"``: a mask may follow either the stored or
     the shown pixels) or applied (``"apply"``: the picture as a viewer shows it)."""
     from PIL import Image, ImageOps
@@ -401,6 +421,8 @@ def read_image(path, orientation: str = "refuse") -> np.ndarray:
         problem = _image_mode_problem(image.mode)
         if problem:
             raise ValueError(f"{path} is {problem}.")
+        if problem := _transparency_problem(image):
+            raise ValueError(f"{path}: {problem}.")
         if orientation == "apply":
             image = ImageOps.exif_transpose(image)
         elif problem := _orientation_problem(image):
@@ -652,10 +674,12 @@ def _scan(root, pairs, progress, problems):
             with Image.open(image_path) as image:
                 image_size, mode = image.size, image.mode
                 orientation = _orientation_problem(image)
+                transparency = _transparency_problem(image)
             if _image_mode_problem(mode):
                 problems.append(f"{image_name}: {_image_mode_problem(mode)}")
-            if orientation:
-                problems.append(f"{image_name}: {orientation}")
+            for problem in (orientation, transparency):
+                if problem:
+                    problems.append(f"{image_name}: {problem}")
         except Exception as error:
             problems.append(f"{image_name}: cannot be read ({type(error).__name__}: {error})")
         if image_size and mask_size and image_size != mask_size:

@@ -354,6 +354,29 @@ def test_an_image_with_an_exif_orientation_is_refused_and_predict_applies_it(tmp
     assert shown[-1].mean() > 0.9 and shown[0].mean() < 0.1  # as a viewer shows it
 
 
+def test_an_image_with_transparent_pixels_is_refused_and_an_opaque_alpha_is_dropped(tmp_path):
+    """Under a transparent pixel lies a colour nobody sees: here white, where the viewer shows
+    the page behind. Read as RGB it would be trained on as white."""
+    flat_folder(tmp_path, 6)
+    picture = np.zeros((*SIZE, 4), np.uint8)
+    picture[..., :3] = 255
+    picture[..., 3] = 255
+    Image.fromarray(picture, mode="RGBA").save(tmp_path / "images" / "p01.png")
+    assert open_folder(tmp_path).num_classes == 3  # wholly opaque: read as its RGB
+    np.testing.assert_array_equal(folders.read_image(tmp_path / "images" / "p01.png"), 1.0)
+    picture[:3, :, 3] = 0  # 3 rows of 12: a quarter of it, transparent
+    Image.fromarray(picture, mode="RGBA").save(tmp_path / "images" / "p01.png")
+    with pytest.raises(ValueError, match=r"images/p01.png: 25 % of its pixels are transparent "
+                                         r"or partly so"):
+        open_folder(tmp_path)
+    with pytest.raises(ValueError, match="alpha_composite"):
+        folders.read_image(tmp_path / "images" / "p01.png")
+    grey = Image.fromarray(np.full(SIZE, 90, np.uint8), mode="L")
+    grey.save(tmp_path / "images" / "p01.png", transparency=90)  # a PNG tRNS colour key
+    with pytest.raises(ValueError, match="100 % of its pixels are transparent"):
+        folders.read_image(tmp_path / "images" / "p01.png")
+
+
 def test_classes_txt_skips_comments_and_blank_lines(tmp_path):
     flat_folder(tmp_path, 6)
     (tmp_path / "classes.txt").write_text("# the classes of my dataset\n\nbackground\n"
