@@ -13,8 +13,11 @@ from segcourse.labels import IGNORE_INDEX
 IGNORE_COLOUR = (255, 255, 255)
 
 
-def colorize(mask, palette=None, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """A label map ``(H, W)`` as an RGB image; the ignore label is drawn white."""
+def colorize(mask, palette=None, ignore_index: int = IGNORE_INDEX, no_class=None) -> np.ndarray:
+    """A label map ``(H, W)`` as an RGB image; the ignore label is drawn white. A value that
+    has no colour in the palette (and is not the ignore label) is refused, or drawn in the
+    colour ``no_class`` (RGB 0..255) where given: it used to take the palette's last colour,
+    which showed a value that is no class as the last class."""
     mask = np.asarray(mask)
     if mask.dtype.kind == "f" and (bad := ~np.isfinite(mask) | (mask != np.round(mask))).any():
         raise ValueError(f"colorize takes a label map of class numbers; got {mask.dtype} values "
@@ -26,7 +29,15 @@ def colorize(mask, palette=None, ignore_index: int = IGNORE_INDEX) -> np.ndarray
                          f"(shape {mask.shape}). Map negative labels to a class or to the ignore "
                          f"label {ignore_index} first.")
     palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
+    beyond = (mask >= len(palette)) & (mask != ignore_index)
+    if beyond.any() and no_class is None:
+        raise ValueError(f"colorize: {int(beyond.sum())} pixel(s) hold values the palette of "
+                         f"{len(palette)} colours has no colour for (e.g. {mask[beyond].flat[0]}; "
+                         f"the ignore label is {ignore_index}). Give a palette with a colour for "
+                         "every class, or no_class=(r, g, b) to draw such values in one colour.")
     out = palette[np.clip(mask, 0, len(palette) - 1)]
+    if beyond.any():
+        out[beyond] = no_class
     out[mask == ignore_index] = IGNORE_COLOUR
     return out
 

@@ -15,6 +15,19 @@ def test_colorize_and_overlay_draw_ignore_white():
     np.testing.assert_allclose(blended * 255, colours)
 
 
+def test_a_value_the_palette_has_no_colour_for_is_refused_or_drawn_as_asked():
+    """Six colours for shapes: a label 130 (a bilinear mask's mean of a shape and the ignore
+    fill) used to be drawn in the last class's colour, as if it were a cross."""
+    mask = np.array([[0, 5], [130, 255]])
+    with pytest.raises(ValueError, match=r"1 pixel\(s\) hold values the palette of 6 colours "
+                                         r"has no colour for \(e.g. 130"):
+        viz.colorize(mask, shapes_palette())
+    colours = viz.colorize(mask, shapes_palette(), no_class=(255, 0, 255))
+    assert colours[1, 0].tolist() == [255, 0, 255]  # no class, in the colour asked for
+    assert colours[0, 1].tolist() == shapes_palette()[5].tolist()  # a cross stays a cross
+    assert colours[1, 1].tolist() == [255, 255, 255]  # the ignore label, white
+
+
 def test_figures_are_made_for_every_kind(tmp_path):
     rng = np.random.default_rng(0)
     truth, prediction = rng.integers(0, 3, (4, 8, 8)), rng.integers(0, 3, (4, 8, 8))

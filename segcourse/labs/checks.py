@@ -40,7 +40,8 @@ def _plain(value):
 
 
 def check_equal(what: str, got, expected, hint: str = "") -> None:
-    """Exact equality of scalars, strings, tuples or arrays (shape and every value)."""
+    """Exact equality of scalars, strings, tuples or lists (either answers the other) or
+    arrays (shape and every value)."""
     if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
         got_array, expected_array = np.asarray(got), np.asarray(expected)
         if got_array.shape != expected_array.shape:
@@ -54,10 +55,18 @@ def check_equal(what: str, got, expected, hint: str = "") -> None:
                 f"index {first}: expected {_plain(expected_array[first])!r}, "
                 f"got {_plain(got_array[first])!r}. "
                 f"{hint}".strip())
-    elif got != expected:
+    elif _sequences_as_tuples(got) != _sequences_as_tuples(expected):
         raise CheckFailed(f"{what}: expected {_plain(expected)!r}, got {_plain(got)!r}. "
                           f"{hint}".strip())
     _passed(what)
+
+
+def _sequences_as_tuples(value):
+    """Lists and tuples alike as tuples, nested too: [1, 2] answers (1, 2) as well (the hidden
+    checks compare JSON, where both are lists)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_sequences_as_tuples(item) for item in value)
+    return value
 
 
 def check_shape(what: str, array, expected_shape, hint: str = "") -> None:

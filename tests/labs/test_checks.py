@@ -21,6 +21,17 @@ def test_passing_checks_print_one_stable_line(capsys):
         "flag: ok", "labels: ok", "logits (None, 8, 8, 3): ok", "mean: ok", "mIoU ≥ 0.9: ok"]
 
 
+def test_a_list_answers_a_tuple_and_a_tuple_a_list(capsys):
+    """Lab 08's counts were compared as tuples: a right answer returned as a list failed the
+    visible check and passed the hidden one (which compares JSON)."""
+    check_equal("counts", [1, 2, (3, 4)], (1, 2, [3, 4]))
+    assert capsys.readouterr().out == "counts: ok\n"
+    with pytest.raises(CheckFailed, match=r"expected \(1, 2, 3\), got \[1, 2, 4\]"):
+        check_equal("counts", [1, 2, 4], (1, 2, 3))
+    with pytest.raises(CheckFailed, match="expected 'ab'"):  # strings stay strings
+        check_equal("name", ["a", "b"], "ab")
+
+
 def test_failures_say_what_was_expected_and_what_was_found():
     with pytest.raises(CheckFailed, match=r"1 of 3 values differ; the first at index \(2,\): "
                                           r"expected 3, got 4\."):
