@@ -210,8 +210,9 @@ def failure_gallery(images, truths, predictions, num_classes: int, palette=None,
 def reliability_diagram(bins, ax=None):
     """A reliability diagram (Guo et al. 2017, Fig. 1, bottom) of
     :func:`segcourse.metrics.calibration_bins`: each bin's accuracy as a bar over its confidence
-    range, the bin's mean confidence as a marker, the diagonal of perfect calibration, and the
-    ECE in the legend. Draws on ``ax`` when given (returning its figure)."""
+    range, the bin's mean confidence as a marker on the diagonal of perfect calibration with the
+    gap to the accuracy drawn between them, and the ECE in the title. Draws on ``ax`` when
+    given (returning its figure)."""
     edges = np.asarray(bins.edges)
     if ax is None:
         fig, axes = _figure(1, 1, size=3.6)
@@ -222,8 +223,11 @@ def reliability_diagram(bins, ax=None):
     filled = np.asarray(bins.count) > 0
     ax.bar(edges[:-1][filled], np.asarray(bins.accuracy)[filled], width=widths[filled],
            align="edge", color="tab:blue", edgecolor="white", label="accuracy")
-    ax.plot(np.asarray(bins.confidence)[filled], np.asarray(bins.accuracy)[filled], "o",
-            color="tab:orange", markersize=4, label="mean confidence")
+    confidence = np.asarray(bins.confidence)[filled]
+    ax.vlines(confidence, np.asarray(bins.accuracy)[filled], confidence, color="tab:red",
+              linewidth=2, label="gap")
+    ax.plot(confidence, confidence, "o", color="tab:orange", markersize=4,
+            label="mean confidence")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

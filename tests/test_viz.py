@@ -96,5 +96,12 @@ def test_the_reliability_diagram_draws_each_filled_bin(tmp_path):
     heights = [bar.get_height() for bar in ax.patches]
     np.testing.assert_allclose(heights, bins.accuracy[bins.count > 0])
     assert ax.get_title() == f"ECE {bins.expected_calibration_error:.3f}"
+    # each bin's gap runs from its accuracy (the bar's top) to its mean confidence (the marker,
+    # on the diagonal): its length is what the ECE weighs
+    (gaps,) = ax.collections
+    filled = bins.count > 0
+    for segment, accuracy, confidence in zip(gaps.get_segments(), bins.accuracy[filled],
+                                             bins.confidence[filled], strict=True):
+        np.testing.assert_allclose(segment, [[confidence, accuracy], [confidence, confidence]])
     _, given = plt.subplots()
     assert viz.reliability_diagram(bins, ax=given) is given.figure

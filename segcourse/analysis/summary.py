@@ -176,7 +176,8 @@ def summarize(model: keras.Model, bytes_per_value: int | None = None) -> ModelSu
 
 
 def plot_summary(summary: ModelSummary, skip=("InputLayer",)):
-    """Two bar charts, layer by layer: activation memory and parameters (log scale)."""
+    """Two bar charts, layer by layer: activation memory and parameters (log scale; a layer
+    without parameters, such as a pooling, has no bar there, and a 0 under the axis)."""
     import matplotlib.pyplot as plt
 
     rows = [r for r in summary.rows if r.kind not in skip]
@@ -184,8 +185,15 @@ def plot_summary(summary: ModelSummary, skip=("InputLayer",)):
     positions = range(len(rows))
     top.bar(positions, [r.activations * summary.bytes_per_value / 1e6 for r in rows])
     top.set_ylabel("activations (MB)")
-    bottom.bar(positions, [max(r.params, 1) for r in rows], color="tab:orange")
+    with_params = [(position, r.params) for position, r in zip(positions, rows, strict=True)
+                   if r.params]
+    bottom.bar([p for p, _ in with_params], [n for _, n in with_params], color="tab:orange")
     bottom.set_yscale("log")
+    for position, r in zip(positions, rows, strict=True):
+        if not r.params:  # a log axis has no 0: say it where the bar would stand
+            bottom.annotate("0", (position, 0), xycoords=("data", "axes fraction"),
+                            xytext=(0, 2), textcoords="offset points", ha="center",
+                            fontsize=6, color="tab:orange")
     bottom.set_ylabel("parameters")
     bottom.set_xticks(list(positions))
     bottom.set_xticklabels([r.name for r in rows], rotation=90, fontsize=7)

@@ -88,6 +88,14 @@ def test_a_model_from_the_zoo_and_the_plot():
     assert summary.table().splitlines()[-1].startswith("total")
     figure = plot_summary(summary)
     assert len(figure.axes) == 2
+    # parameters on a log axis: a layer without any (pooling, concatenation) gets no bar, it
+    # used to get one of height 1, drawn as if it had a parameter; a "0" marks its place
+    rows = [r for r in summary.rows if r.kind != "InputLayer"]
+    bottom = figure.axes[1]
+    assert sorted(bar.get_height() for bar in bottom.patches) == sorted(
+        r.params for r in rows if r.params)
+    zeros = [text for text in bottom.texts if text.get_text() == "0"]
+    assert len(zeros) == sum(1 for r in rows if not r.params) > 0
 
 
 def test_unknown_sizes_are_refused():
