@@ -1,7 +1,8 @@
 """Label maps for image files: ``segcourse predict MODEL IMAGES... --out DIR``.
 
 Each image is read as training reads a folder dataset's photos (8-bit divided by 255, 16-bit
-greyscale by 65535), resized to the model's input size (bilinear: it is an image), segmented,
+greyscale by 65535), resized to the model's input size (bilinear: it is an image; a model
+without a fixed size: the size its run trained at), segmented,
 and the model's class scores resized back to the image's own size (bilinear) before their
 argmax: the label maps that ``segcourse evaluate`` scores (``segcourse.scoring``). Written
 per image: ``<name>_labels.png`` (a palette PNG whose pixel values are
@@ -92,9 +93,12 @@ def predict_files(model_path, image_paths, out_dir, overwrite: bool = False) -> 
 
     model, run_config = load_run(model_path)
     palette = _palette(run_config)
+    # a model without a fixed input size sees the pictures at the size its run trained at
+    size = (run_config or {}).get("image_size")
+    trained_at = (size, size) if size else None
     written = []
     for image, (target, overlay_path) in zip(images, targets, strict=True):
-        labels = labels_at_sizes(model, resize_to_input(model, image)[None],
+        labels = labels_at_sizes(model, resize_to_input(model, image, trained_at)[None],
                                  [image.shape[:2]])[0]
         if labels.dtype != np.uint8:
             raise ValueError(f"{model_path} scores more than 256 classes; a palette PNG holds "

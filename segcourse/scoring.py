@@ -69,13 +69,15 @@ def evaluate(model, data, num_classes: int, class_names=None,
     return scores(total, class_names)
 
 
-def resize_to_input(model, image) -> np.ndarray:
+def resize_to_input(model, image, size=None) -> np.ndarray:
     """``image (H, W, 3)`` resized (bilinear, as the training pipelines resize) to the model's
-    input size; a model without a fixed size takes it at its own size."""
+    input size; for a model without a fixed size, to ``size`` (the size it trained at), or, with
+    none given, left at its own size."""
     import tensorflow as tf  # TensorFlow-only: the same tf.image.resize as the pipelines
 
     height, width = model.input_shape[1:3]
-    size = (height or image.shape[0], width or image.shape[1])
+    fallback = tuple(size) if size is not None else image.shape[:2]
+    size = (height or fallback[0], width or fallback[1])
     if tuple(image.shape[:2]) == size:
         return np.asarray(image, np.float32)
     return tf.image.resize(image, size, method="bilinear").numpy()
@@ -84,37 +86,76 @@ def resize_to_input(model, image) -> np.ndarray:
 def labels_at_sizes(model, images, sizes, num_classes: int | None = None) -> list[np.ndarray]:
     """One label map per picture of ``images (N, h, w, 3)`` (already at the model's input
     size), at ``sizes[i] = (H, W)``: the class scores resized bilinearly, then their argmax."""
-    import tensorflow as tf
-
     outputs = class_scores(model, images, num_classes=num_classes)
+    if outputs.shape[1:3] != np.shape(images)[1:3]:
+        raise ValueError(
+            f"the model {model.name!r} gives class scores of {outputs.shape[1]} × "
+            f"{outputs.shape[2]} for pictures of {np.shape(images)[1]} × {np.shape(images)[2]}, "
+            "so where its scores lie on the picture is not known: they may cover only its "
+            "centre (valid convolutions, as the paper's U-Net's 572 → 388: predict by "
+            "overlap-tile, segcourse.tiling.predict_tiled) or the whole picture on a coarser "
+            "grid (then end the model with an upsampling to its input size, as FCN does).")
     dtype = label_dtype(outputs.shape[-1])
-    maps = []
-    for picture_scores, size in zip(outputs, sizes, strict=True):
-        if tuple(picture_scores.shape[:2]) != tuple(size):
-            picture_scores = tf.image.resize(picture_scores, size, method="bilinear").numpy()
-        maps.append(np.argmax(picture_scores, axis=-1).astype(dtype))
-    return maps
+    return [resized_labels(picture_scores, size, dtype)
+            for picture_scores, size in zip(outputs, sizes, strict=True)]
+
+
+def _axis(old: int, new: int):
+    """Bilinear sampling of an axis of ``old`` pixels at ``new``: pixel centres at half
+    integers, the edges clamped (``tf.image.resize``'s convention without antialiasing)."""
+    position = np.clip((np.arange(new) + 0.5) * old / new - 0.5, 0, old - 1)
+    low = np.floor(position).astype(np.int64)
+    return low, np.minimum(low + 1, old - 1), (position - low).astype(np.float32)
+
+
+def resize_bilinear(values, size, rows=slice(None)) -> np.ndarray:
+    """``values (h, w, C)`` resized bilinearly to ``size = (H, W)``: the output ``rows`` only
+    (all by default), so that a large picture can be made a strip at a time."""
+    values = np.asarray(values, np.float32)
+    low, high, weight = _axis(values.shape[1], size[1])
+    wide = values[:, low] * (1 - weight)[:, None] + values[:, high] * weight[:, None]
+    low, high, weight = (part[rows] for part in _axis(values.shape[0], size[0]))
+    return wide[low] * (1 - weight)[:, None, None] + wide[high] * weight[:, None, None]
+
+
+def resized_labels(scores, size, dtype=np.uint8, rows_at_once: int = 256) -> np.ndarray:
+    """The argmax of class scores ``(h, w, C)`` resized bilinearly to ``size = (H, W)``, made
+    in strips of rows: memory grows with the scores at the picture's width, one strip at a
+    time, not with all ``H × W × C`` scores (2 GB for a 6000 × 4000 photo of 21 classes)."""
+    height = size[0]
+    labels = np.empty(tuple(size), dtype)
+    for start in range(0, height, rows_at_once):
+        rows = slice(start, min(start + rows_at_once, height))
+        labels[rows] = np.argmax(resize_bilinear(scores, size, rows), axis=-1)
+    return labels
 
 
 def evaluate_at_own_size(model, pictures, num_classes: int, class_names=None,
                          ignore_index: int = IGNORE_INDEX, batch_size: int = 16,
-                         progress: bool = True) -> SegmentationScores:
+                         progress: bool = True, size=None) -> SegmentationScores:
     """Dataset-level scores (one confusion matrix over every pixel) of ``pictures``, an
     iterable of ``(image (H, W, 3) float32 in [0, 1], mask (H, W) class numbers)``, each scored
-    at its own size (module docstring)."""
+    at its own size (module docstring). ``size``: what a model without a fixed input size sees
+    the pictures resized to (:func:`resize_to_input`)."""
     from tqdm.auto import tqdm
 
     total = np.zeros((num_classes, num_classes), np.int64)
-    pictures = tqdm(pictures, desc="evaluate", unit="picture", disable=not progress, leave=False)
-    for images, masks in _batches(model, pictures, batch_size):
-        maps = labels_at_sizes(model, np.stack(images), [mask.shape for mask in masks],
-                               num_classes)
-        for mask, labels in zip(masks, maps, strict=True):
-            total += confusion_matrix(mask, labels, num_classes, ignore_index)
+    try:
+        count = len(pictures)  # a folder's list, a tfds split: known; a generator: not
+    except TypeError:
+        count = None
+    with tqdm(total=count, desc="evaluate", unit="picture", disable=not progress,
+              leave=False) as bar:
+        for images, masks in _batches(model, pictures, batch_size, size):
+            maps = labels_at_sizes(model, np.stack(images), [mask.shape for mask in masks],
+                                   num_classes)
+            for mask, labels in zip(masks, maps, strict=True):
+                total += confusion_matrix(mask, labels, num_classes, ignore_index)
+            bar.update(len(masks))  # once scored, not once read
     return scores(total, class_names)
 
 
-def _batches(model, pictures, batch_size):
+def _batches(model, pictures, batch_size, size=None):
     """``(images at the input size, masks at their own size)`` in groups of ``batch_size``
     (smaller where a model without a fixed size meets pictures of another size)."""
     images, masks = [], []
@@ -124,7 +165,7 @@ def _batches(model, pictures, batch_size):
             raise ValueError(f"picture {number}: an image (H, W, 3) and its mask (H, W) of the "
                              f"same size are needed; got image {image.shape} and mask "
                              f"{mask.shape}.")
-        resized = resize_to_input(model, image)
+        resized = resize_to_input(model, image, size)
         if images and (len(images) == batch_size or images[0].shape != resized.shape):
             yield images, masks
             images, masks = [], []
@@ -139,13 +180,14 @@ def score_split(model, data, split: str = "test", at_input_size: bool = False,
     """``data``'s (a ``sources.DataBundle``) ``split`` scored, and the words that say at what
     size: each picture's own where the dataset has one (module docstring), unless
     ``at_input_size``; else the pipeline's pictures and masks, resized to the input size."""
+    height, width = getattr(data, split).element_spec[0].shape[1:3]  # the pipeline's size
     if data.pictures_at_own_size is not None and not at_input_size:
         result = evaluate_at_own_size(model, data.pictures_at_own_size(split), data.num_classes,
-                                      data.class_names, data.ignore_index, progress=progress)
+                                      data.class_names, data.ignore_index, progress=progress,
+                                      size=(height, width))
         return result, "scored at each picture's own size"
     result = evaluate(model, getattr(data, split), data.num_classes, data.class_names,
                       data.ignore_index, progress=progress)
-    height, width = getattr(data, split).element_spec[0].shape[1:3]
     if data.pictures_at_own_size is None:
         return result, f"scored at {height} × {width}, the size its pictures are made at"
     return result, (f"scored at the input size, {height} × {width} (pictures resized "

@@ -34,9 +34,7 @@ from segcourse import runs
 from segcourse.labels import IGNORE_INDEX
 from segcourse.metrics import SegmentationScores
 from segcourse.runs import load_run  # noqa: F401  (the README names segcourse.train.load_run)
-from segcourse.scoring import evaluate, predict_labels  # noqa: F401  (the labs and the README
-
-# name them as segcourse.train's)
+from segcourse.scoring import evaluate, predict_labels  # noqa: F401  (named here by labs, README)
 
 if TYPE_CHECKING:
     from segcourse import checkpoints

@@ -15,7 +15,14 @@ from segcourse.data import pets
 from segcourse.data.sources import open_dataset
 from segcourse.labs.dry_run import FAKE_PETS, fake_pets_examples
 from segcourse.predict import predict_files
-from segcourse.scoring import evaluate_at_own_size, labels_at_sizes, score_split
+from segcourse.scoring import (
+    evaluate_at_own_size,
+    labels_at_sizes,
+    resize_bilinear,
+    resize_to_input,
+    resized_labels,
+    score_split,
+)
 from segcourse.train import TrainConfig
 
 
@@ -23,13 +30,24 @@ def red_scores_model(size, channels=2, bias=0.5):
     """A 1×1 convolution on ``size`` pictures: class 0 scores ``bias``, class 1 the red
     channel, class 2 the green one (so its scores are the picture's, moved by nothing but
     resizing)."""
-    inputs = keras.Input((*size, 3))
+    inputs = keras.Input((*(size or (None, None)), 3))
     layer = keras.layers.Conv2D(channels, 1)
     model = keras.Model(inputs, layer(inputs))
     kernel = np.zeros((1, 1, 3, channels), "float32")
     for channel in range(1, channels):
         kernel[0, 0, channel - 1, channel] = 1.0
     layer.set_weights([kernel, np.asarray([bias] + [0.0] * (channels - 1), "float32")])
+    return model
+
+
+def always(label, channels, size):
+    """A model that calls every pixel ``label``: a 1×1 convolution of zero weights whose bias
+    favours that class."""
+    inputs = keras.Input((*size, 3))
+    layer = keras.layers.Conv2D(channels, 1)
+    model = keras.Model(inputs, layer(inputs))
+    layer.set_weights([np.zeros((1, 1, 3, channels), "float32"),
+                       np.eye(channels, dtype="float32")[label]])
     return model
 
 
@@ -192,6 +210,16 @@ def test_pets_pictures_come_at_their_own_size_with_their_trimaps_mapped(monkeypa
     assert scored_at == "scored at each picture's own size"
     assert result.confusion.sum() == sum(int((lookup[trimap] != 255).sum())
                                          for _, trimap in expected)
+    # the border kept as a class: a model that calls every pixel "border" (class 2) fills the
+    # third column with each class's pixel count, counted here on the trimaps
+    with tfds.testing.mock_data(num_examples=FAKE_PETS, as_dataset_fn=fake_pets_examples):
+        data = open_dataset(TrainConfig(dataset="pets:class", image_size=16).resolved())
+        result, _ = score_split(always(2, 3, (16, 16)), data, "test", progress=False)
+    as_class = np.array([0, 1, 0, 2])  # trimap 1 pet, 2 background, 3 border
+    counts = np.bincount(np.concatenate([as_class[t].ravel() for _, t in expected]),
+                         minlength=3)
+    np.testing.assert_array_equal(result.confusion, np.stack(
+        [np.zeros(3, int), np.zeros(3, int), counts], axis=1))
 
 
 def test_a_mask_of_another_size_than_its_image_is_refused():
@@ -202,3 +230,46 @@ def test_a_mask_of_another_size_than_its_image_is_refused():
         evaluate_at_own_size(model, [(np.zeros((8, 8, 3)), np.zeros((8, 8), int)),
                                      (np.zeros((10, 12, 3)), np.zeros((12, 10), int))], 2,
                              progress=False)
+
+
+def test_a_model_whose_scores_cover_only_part_of_its_input_is_refused():
+    """The paper's U-Net maps 572 to 388 (valid convolutions): its scores are the centre's;
+    stretched over the whole picture every label would move."""
+    inputs = keras.Input((12, 12, 3))
+    valid = keras.Model(inputs, keras.layers.Conv2D(2, 5)(inputs))  # 12 -> 8
+    with pytest.raises(ValueError, match=r"class scores of 8 × 8 for pictures of 12 × 12, so "
+                                         r"where its scores lie on the picture is not known"):
+        labels_at_sizes(valid, np.zeros((1, 12, 12, 3), "float32"), [(30, 30)])
+
+
+def test_the_bilinear_resize_is_tensorflows_and_strips_change_nothing(rng):
+    import tensorflow as tf
+
+    for shape, size in (((5, 7, 3), (13, 21)), ((9, 4, 2), (4, 11)), ((6, 6, 4), (6, 6))):
+        values = rng.standard_normal(shape).astype("float32")
+        np.testing.assert_allclose(resize_bilinear(values, size),
+                                   tf.image.resize(values, size, method="bilinear").numpy(),
+                                   atol=1e-5)
+        whole = np.argmax(resize_bilinear(values, size), axis=-1)
+        np.testing.assert_array_equal(resized_labels(values, size, rows_at_once=3), whole)
+        np.testing.assert_array_equal(np.argmax(bilinear(values, size), -1), whole)
+
+
+def test_pictures_reach_the_model_as_the_training_pipeline_resizes_them(rng):
+    """Bilinear without antialiasing, as augment.resize_pair: a picture 37 × 53 seen at 16 × 16.
+    A model without a fixed size sees the pictures at the size it trained at, when told."""
+    from segcourse.data.augment import resize_pair
+
+    picture = rng.random((37, 53, 3)).astype("float32")
+    pipeline, _ = resize_pair(picture, np.zeros((37, 53), np.int32), (16, 16))
+    np.testing.assert_allclose(resize_to_input(red_scores_model((16, 16)), picture),
+                               np.asarray(pipeline), atol=1e-6)
+    any_size = red_scores_model(None)
+    np.testing.assert_allclose(resize_to_input(any_size, picture, (16, 16)),
+                               np.asarray(pipeline), atol=1e-6)
+    assert resize_to_input(any_size, picture).shape == (37, 53, 3)  # not told: its own size
+    mask = (picture[..., 0] > 0.5).astype(np.int32)
+    fixed = evaluate_at_own_size(red_scores_model((16, 16)), [(picture, mask)], 2,
+                                 progress=False)
+    told = evaluate_at_own_size(any_size, [(picture, mask)], 2, progress=False, size=(16, 16))
+    np.testing.assert_array_equal(told.confusion, fixed.confusion)

@@ -828,11 +828,24 @@ def read_pair(split: FolderSplit, image_path, mask_path) -> tuple[np.ndarray, np
     return image, split.labels(mask, f"mask {mask_path}").astype(np.int32)
 
 
-def pictures_at_own_size(split: FolderSplit):
-    """The split's ``(image, mask)`` pairs one by one, each at its own size (:func:`read_pair`):
-    what a score at the pictures' own size (``segcourse.scoring``) is computed on."""
-    for image_path, mask_path in zip(split.images, split.masks, strict=True):
-        yield read_pair(split, image_path, mask_path)
+@dataclass(frozen=True)
+class PicturesAtOwnSize:
+    """A split's ``(image, mask)`` pairs, each at its own size (:func:`read_pair`), read one by
+    one as they are iterated; ``len()`` is the split's number of pictures."""
+
+    split: FolderSplit
+
+    def __len__(self) -> int:
+        return len(self.split.images)
+
+    def __iter__(self):
+        for image_path, mask_path in zip(self.split.images, self.split.masks, strict=True):
+            yield read_pair(self.split, image_path, mask_path)
+
+
+def pictures_at_own_size(split: FolderSplit) -> PicturesAtOwnSize:
+    """What a score at the pictures' own size (``segcourse.scoring``) is computed on."""
+    return PicturesAtOwnSize(split)
 
 
 def dataset(split: FolderSplit, size: int, batch_size: int, shuffle=False, seed=0,

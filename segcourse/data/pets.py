@@ -70,12 +70,12 @@ def dataset(split="train", size=128, batch_size=16, border="ignore", shuffle=Non
 
 def pictures_at_own_size(split="test", border="ignore", data_dir=None):
     """The split's ``(image float32 (H, W, 3), mask int32 (H, W))`` pairs one by one, each at
-    its own size (as NumPy): what a score at the pictures' own size is computed on."""
-    import tensorflow as tf
+    its own size (an unbatched ``tf.data`` pipeline, whose ``len()`` is the split's size): what
+    a score at the pictures' own size is computed on."""
+    import tensorflow as tf  # TensorFlow-only: tfds gives tf.data pipelines
 
     return _examples(split, data_dir).map(lambda example: _pair(example, border),
-                                          num_parallel_calls=tf.data.AUTOTUNE
-                                          ).as_numpy_iterator()
+                                          num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _examples(split, data_dir):
@@ -94,7 +94,7 @@ def _examples(split, data_dir):
 
 def _pair(example, border):
     """An example's ``(image float32 [0, 1], class numbers int32)`` at its own size."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow-only: runs inside tf.data's map
 
     image = tf.cast(example["image"], tf.float32) / 255.0
     return image, trimap_to_labels(example["segmentation_mask"][..., 0], border)
