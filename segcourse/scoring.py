@@ -1,6 +1,6 @@
 """Scoring a model: its label maps, and dataset-level scores from one confusion matrix.
 
-The benchmarks (VOC, Cityscapes, Oxford-IIIT Pet) score each picture at its own size, against
+The benchmarks (VOC, Cityscapes) score each picture at its own size, against
 its mask as drawn, while a model sees the picture resized to its input size (bilinear), as in
 training. Scoring the mask resized to the input size instead (nearest neighbour) moves the
 number: a membrane one pixel wide vanishes from the mask or swells to a whole input pixel. At
