@@ -122,6 +122,8 @@ def resized_labels(scores, size, dtype=np.uint8, rows_at_once: int = 256) -> np.
     """The argmax of class scores ``(h, w, C)`` resized bilinearly to ``size = (H, W)``, made
     in strips of rows: memory grows with the scores at the picture's width, one strip at a
     time, not with all ``H × W × C`` scores (2 GB for a 6000 × 4000 photo of 21 classes)."""
+    if tuple(np.shape(scores)[:2]) == tuple(size):  # at the picture's size already
+        return np.argmax(scores, axis=-1).astype(dtype)
     height = size[0]
     labels = np.empty(tuple(size), dtype)
     for start in range(0, height, rows_at_once):

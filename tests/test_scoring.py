@@ -26,29 +26,29 @@ from segcourse.scoring import (
 from segcourse.train import TrainConfig
 
 
-def red_scores_model(size, channels=2, bias=0.5):
-    """A 1×1 convolution on ``size`` pictures: class 0 scores ``bias``, class 1 the red
-    channel, class 2 the green one (so its scores are the picture's, moved by nothing but
-    resizing)."""
+def one_by_one(size, kernel, bias):
+    """A 1×1 convolution on ``size`` pictures (``None``: any size) with the given weights: a
+    model whose scores are known by hand."""
     inputs = keras.Input((*(size or (None, None)), 3))
-    layer = keras.layers.Conv2D(channels, 1)
+    layer = keras.layers.Conv2D(len(bias), 1)
     model = keras.Model(inputs, layer(inputs))
-    kernel = np.zeros((1, 1, 3, channels), "float32")
-    for channel in range(1, channels):
-        kernel[0, 0, channel - 1, channel] = 1.0
-    layer.set_weights([kernel, np.asarray([bias] + [0.0] * (channels - 1), "float32")])
+    layer.set_weights([np.asarray(kernel, "float32").reshape(1, 1, 3, len(bias)),
+                       np.asarray(bias, "float32")])
     return model
+
+
+def red_scores_model(size, channels=2, bias=0.5):
+    """Class 0 scores ``bias``, class 1 the red channel, class 2 the green one (so its scores
+    are the picture's, moved by nothing but resizing)."""
+    kernel = np.zeros((3, channels))
+    for channel in range(1, channels):
+        kernel[channel - 1, channel] = 1.0
+    return one_by_one(size, kernel, [bias] + [0.0] * (channels - 1))
 
 
 def always(label, channels, size):
-    """A model that calls every pixel ``label``: a 1×1 convolution of zero weights whose bias
-    favours that class."""
-    inputs = keras.Input((*size, 3))
-    layer = keras.layers.Conv2D(channels, 1)
-    model = keras.Model(inputs, layer(inputs))
-    layer.set_weights([np.zeros((1, 1, 3, channels), "float32"),
-                       np.eye(channels, dtype="float32")[label]])
-    return model
+    """A model that calls every pixel ``label``: zero weights, a bias that favours it."""
+    return one_by_one(size, np.zeros((3, channels)), np.eye(channels)[label])
 
 
 def save_pairs(root, pictures):

@@ -831,7 +831,8 @@ def read_pair(split: FolderSplit, image_path, mask_path) -> tuple[np.ndarray, np
 @dataclass(frozen=True)
 class PicturesAtOwnSize:
     """A split's ``(image, mask)`` pairs, each at its own size (:func:`read_pair`), read one by
-    one as they are iterated; ``len()`` is the split's number of pictures."""
+    one as they are iterated; ``len()`` is the split's number of pictures. What a score at the
+    pictures' own size (``segcourse.scoring``) is computed on."""
 
     split: FolderSplit
 
@@ -841,11 +842,6 @@ class PicturesAtOwnSize:
     def __iter__(self):
         for image_path, mask_path in zip(self.split.images, self.split.masks, strict=True):
             yield read_pair(self.split, image_path, mask_path)
-
-
-def pictures_at_own_size(split: FolderSplit) -> PicturesAtOwnSize:
-    """What a score at the pictures' own size (``segcourse.scoring``) is computed on."""
-    return PicturesAtOwnSize(split)
 
 
 def dataset(split: FolderSplit, size: int, batch_size: int, shuffle=False, seed=0,

@@ -93,7 +93,7 @@ def _folder(config, root) -> DataBundle:
                       pipeline(data.test, False), data.num_classes, data.class_names,
                       palettes.voc_palette(), -(-len(data.train.images) // config.batch_size),
                       split_files=data.split_files, notes=data.notes,
-                      pictures_at_own_size=lambda name: folders.pictures_at_own_size(
+                      pictures_at_own_size=lambda name: folders.PicturesAtOwnSize(
                           getattr(data, name)))
 
 

@@ -9,7 +9,6 @@ matrix ``(K, K)`` or a stack of them ``(..., K, K)``: :class:`SegmentationScores
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,10 +131,6 @@ class SegmentationScores:
                 "frequency_weighted_iou": self.frequency_weighted_iou,
                 "iou": per_class(self.iou), "dice": per_class(self.dice),
                 "absent": self.absent, "confusion": self.confusion.tolist()}
-
-    def to_json(self) -> str:
-        """``as_dict()`` as indented JSON text."""
-        return json.dumps(self.as_dict(), indent=2)
 
     def table(self) -> str:
         """Per-class IoU and Dice, then mIoU and pixel accuracy, as aligned text."""
