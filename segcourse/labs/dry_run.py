@@ -8,7 +8,9 @@ the lab's ``setup()`` calls :func:`install`):
 - ``PROFILE.name`` is ``"gpu"``, so the GPU-only sections run; ``PROFILE.pick`` gives the CPU
   profile's value and ``PROFILE.budget`` its dry-run value (:mod:`segcourse.labs.profiles`);
 - every Keras ``fit`` trains at most :data:`DRY_EPOCHS` epochs (or ``validation_freq``'s) of
-  :data:`DRY_STEPS` batches and validates on one batch (:func:`cut_fit_arguments`), and
+  :data:`DRY_STEPS` batches and validates on one batch (:func:`cut_fit_arguments`), eagerly
+  (tracing a ResNet-50's training step costs more than the few steps it then takes; the same
+  library code runs traced under nbval and in the unit tests), and
   :func:`segcourse.side_by_side.train_side_by_side` takes as many steps in all (the CPU sections'
   side-by-side runs would otherwise train as long as under nbval);
 - Oxford-IIIT Pet is :data:`FAKE_PETS` generated examples a split, in tfds' feature format
@@ -17,7 +19,9 @@ the lab's ``setup()`` calls :func:`install`):
 
 Thresholds on trained scores (``check_at_least``) are not judged: they print that they were not,
 and the rest of their cell runs. :func:`dry_run_notebook` lists them apart from the errors, which
-are what a dry run is for; any other failed check is an error.
+are what a dry run is for; any other failed check is an error. So is a check cell whose printed
+text differs from its stored output (a threshold's "not judged" line read as its "ok" line):
+the checks print the same text in both profiles, which nbval holds a GPU runner to.
 
 What a dry run cannot catch: what only the GPU profile's sizes, a GPU's memory and kernels, or
 Colab's own TensorFlow and Keras bring out; and the lab's setup cell installs, on Colab, the
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import re
 import sys
 import time
 import zlib
@@ -36,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from segcourse.labs.checks import NOT_JUDGED
+from segcourse.labs.notebook import CHECK_TAG
 from segcourse.labs.profiles import DRY_RUN_VARIABLE, PROFILE_VARIABLE
 
 DRY_EPOCHS = 2  # at most; or validation_freq's epochs, so that a fit still validates once
@@ -97,9 +104,11 @@ def _cut_fit(fit):
 
     def dry_run_fit(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
+        self.run_eagerly = True  # lab 08's dry run: 85 s traced, 29 s eager
         return fit(**cut_fit_arguments(bound.arguments))
 
-    dry_run_fit.__doc__ = f"Keras' fit, cut to a dry run ({cut_fit_arguments.__name__})."
+    dry_run_fit.__doc__ = (f"Keras' fit, cut to a dry run ({cut_fit_arguments.__name__}), "
+                           "eagerly.")
     return dry_run_fit
 
 
@@ -192,6 +201,35 @@ def install() -> None:
     _random_instead_of_imagenet()
 
 
+_NOT_JUDGED_LINE = re.compile(rf"^(?P<what>.*): {NOT_JUDGED} \(\S+ against (?P<threshold>\S+)\)$")
+
+
+def printed_lines(cell) -> list[str]:
+    """What a code cell printed (its stdout), line by line."""
+    return "".join("".join(out.get("text", "")) for out in cell.get("outputs", [])
+                   if out.get("output_type") == "stream" and out.get("name") == "stdout"
+                   ).splitlines()
+
+
+def as_judged(line: str) -> str:
+    """A threshold's "not judged" line as the "ok" line the same check prints when it passes."""
+    match = _NOT_JUDGED_LINE.match(line)
+    return f"{match['what']} ≥ {match['threshold']}: ok" if match else line
+
+
+def first_difference(stored: list[str], printed: list[str]) -> str | None:
+    """Where a check cell's printed lines (thresholds read as judged) leave its stored ones;
+    ``None`` when they agree."""
+    printed = [as_judged(line) for line in printed]
+    if printed == stored:
+        return None
+    for number, (want, got) in enumerate(itertools.zip_longest(stored, printed), start=1):
+        if want != got:
+            return (f"line {number} of its output is {got!r} where the stored output says "
+                    f"{want!r}: a check must print the same in both profiles")
+    return None
+
+
 def gpu_sections(nb) -> int:
     """How many code cells of ``nb`` open a GPU-only section (``if PROFILE.name == "gpu":``)."""
     return sum(cell.cell_type == "code" and GPU_SECTION in cell.source for cell in nb.cells)
@@ -232,16 +270,18 @@ class DryRun:
 def dry_run_notebook(path, timeout: int = 600) -> DryRun:
     """Run every cell of the notebook at ``path`` as a dry run of its GPU profile (it is not
     written back) and report each cell that raised: a check that fails is an error too, except
-    a threshold (``check_at_least``), which a dry run does not judge. A cell that runs past
+    a threshold (``check_at_least``), which a dry run does not judge, and so is a check cell
+    (tagged ``nbval-check-output``) that prints other than its stored output. A cell that runs past
     ``timeout`` seconds, or a kernel that dies, ends the run there and is one more error."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    from segcourse.labs.checks import NOT_JUDGED
     from segcourse.labs.execute import execute_in_kernel
     from segcourse.labs.notebook import read_notebook
 
     path = Path(path)
     nb = read_notebook(path)
+    stored = {id(cell): printed_lines(cell) for cell in nb.cells
+              if cell.cell_type == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", [])}
     started = time.perf_counter()
     stopped = None
     try:
@@ -256,13 +296,20 @@ def dry_run_notebook(path, timeout: int = 600) -> DryRun:
         where = _where(ordinal, cell)
         if cell.get("execution_count") is not None or cell.get("outputs"):
             last_run = where
+        raised = False
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
+                raised = True
                 report.errors.append((where, output["ename"], output["evalue"]))
             elif output.get("output_type") == "stream":
                 text = "".join(output.get("text", ""))
                 report.not_judged += [(where, line.strip()) for line in text.splitlines()
                                       if NOT_JUDGED in line]
+        ran = cell.get("execution_count") is not None
+        if id(cell) in stored and ran and not raised:
+            differs = first_difference(stored[id(cell)], printed_lines(cell))
+            if differs:
+                report.errors.append((where, "CheckOutputDiffers", differs))
     if stopped is not None:
         report.errors.append((f"at or after {last_run}", *stopped))
     return report

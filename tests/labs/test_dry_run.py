@@ -14,13 +14,14 @@ import tensorflow as tf
 from segcourse.cli import main
 from segcourse.labs import Profile, detect_profile, dry_run_profile
 from segcourse.labs import dry_run as dry
+from segcourse.labs.checks import NOT_JUDGED
 from segcourse.labs.execute import run_notebook
-from segcourse.labs.notebook import read_notebook
+from segcourse.labs.notebook import CHECK_TAG, read_notebook
 from segcourse.labs.profiles import choose_profile
 
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
-WITH_GPU_SECTIONS = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")
-                           if dry.gpu_sections(read_notebook(path)))
+LABS = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
+WITH_GPU_SECTIONS = [name for name in LABS if dry.gpu_sections(read_notebook(NOTEBOOKS / name))]
 
 
 @pytest.mark.parametrize("value, dry_run", [("1", True), ("yes", True), ("0", False), ("", False)])
@@ -220,9 +221,64 @@ def test_the_labs_with_gpu_sections_are_found():
     assert [name.removesuffix(".ipynb") for name in WITH_GPU_SECTIONS] == expected
 
 
-@pytest.mark.slow  # half a minute to a minute each; labs 07-14 run on the newest pair only
-@pytest.mark.parametrize("name", WITH_GPU_SECTIONS)
-def test_every_gpu_section_runs_in_a_dry_run(name):
-    report = dry.dry_run_notebook(NOTEBOOKS / name)
-    assert report.gpu_sections >= 1
-    assert not report.errors, report.summary()
+def pytest_generate_tests(metafunc):
+    if metafunc.cls is not None and "name" in metafunc.fixturenames:
+        metafunc.parametrize("name", metafunc.cls.labs)
+
+
+class DryRuns:
+    """Every GPU section runs, and every check cell prints its stored text (the test-only knob of
+    the 'same text in both profiles' rule: budgets cut, thresholds not judged). Two subclasses,
+    two scopes: `--dist loadscope` gives each its own worker (in one scope the fifteen dry runs,
+    3 to 4 minutes in all, would queue on one worker)."""
+
+    labs: tuple[str, ...] = ()
+
+    def test_the_lab_runs_in_a_dry_run_of_its_gpu_profile_and_its_checks_print_as_stored(
+            self, name):
+        report = dry.dry_run_notebook(NOTEBOOKS / name)
+        assert report.gpu_sections >= (name in WITH_GPU_SECTIONS)
+        assert not report.errors, report.summary()
+
+
+@pytest.mark.slow  # 10 s to a minute each; labs 07-14 run on the newest pair only
+class TestDryRunsOfLabs00To06(DryRuns):
+    labs = tuple(name for name in LABS if name < "07")
+
+
+@pytest.mark.slow
+class TestDryRunsOfLabs07To14(DryRuns):
+    labs = tuple(name for name in LABS if name >= "07")
+
+
+def test_the_two_classes_dry_run_every_lab():
+    assert [*TestDryRunsOfLabs00To06.labs, *TestDryRunsOfLabs07To14.labs] == LABS
+    assert len(LABS) == 15
+
+
+def test_a_check_that_prints_otherwise_in_the_gpu_profile_is_an_error(tmp_path):
+    path = write_notebook(
+        tmp_path / "lab.ipynb",
+        "from segcourse.labs import setup\nPROFILE = setup()",
+        "from segcourse.labs import check_at_least\n"
+        "check_at_least('mIoU', 0.1, 0.8)\nprint('size', PROFILE.pick(cpu=64, gpu=64))",
+        "print('profile', PROFILE.name)",
+        "print('same')")
+    nb = read_notebook(path)
+    stored = ["mIoU ≥ 0.8: ok\nsize 64\n", "profile cpu\n", "same\n"]
+    for cell, text in zip(nb.cells[1:], stored, strict=True):
+        cell.metadata["tags"] = [CHECK_TAG]
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        cell.execution_count = 1
+    nbformat.write(nb, path)
+    report = dry.dry_run_notebook(path, timeout=120)
+    assert [(where.split(" (")[0], name) for where, name, _ in report.errors] == [
+        ("code cell 3", "CheckOutputDiffers")]
+    assert "'profile gpu' where the stored output says 'profile cpu'" in report.errors[0][2]
+
+
+def test_a_threshold_not_judged_reads_as_its_ok_line():
+    assert dry.as_judged(f"Pets: mIoU: {NOT_JUDGED} (0.4375 against 0.6)") == "Pets: mIoU ≥ 0.6: ok"
+    assert dry.first_difference(["a: ok", "b ≥ 0.5: ok"],
+                                ["a: ok", f"b: {NOT_JUDGED} (0.1 against 0.5)"]) is None
+    assert "line 2" in dry.first_difference(["a: ok", "b: ok"], ["a: ok"])
