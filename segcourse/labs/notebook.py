@@ -25,6 +25,10 @@ ROLES = ("setup", "solution", "check", "hidden")
 SEGCOURSE_KEYS = frozenset({"id", "role", "points", "check", "skip_when_grading"})
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
+# A markdown cell's discussion of an exercise's answer ("What you found ..."): invisible markers
+# (HTML comments), and the student version holds a line saying where the discussion is instead.
+BEGIN_ANSWER = "<!-- BEGIN ANSWER -->"
+END_ANSWER = "<!-- END ANSWER -->"
 
 
 def setup_source() -> str:
@@ -143,6 +147,9 @@ def reference_problems(nb, stem: str | None = None) -> list[str]:
         for key in sorted(set(cell.get("metadata", {})) & SEGCOURSE_KEYS):
             problems.append(f"{where}: {key!r} is in the cell's metadata, where nothing reads "
                             f"it; put it in metadata.segcourse")
+        if cell.get("cell_type") == "markdown" and (
+                _source(cell).count(BEGIN_ANSWER) != _source(cell).count(END_ANSWER)):
+            problems.append(f"{where}: unbalanced {BEGIN_ANSWER} / {END_ANSWER} markers")
         if not set(info) - {"skip_when_grading"}:
             continue  # a plain cell (the grader may leave it out: see segcourse.grading.plan)
         if cell.get("cell_type") != "code":

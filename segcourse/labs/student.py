@@ -1,10 +1,14 @@
 """Build the student version of a reference lab (docs/design.md §7).
 
 Every span between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
-``raise NotImplementedError()`` at the marker's indentation; the hidden check counterparts
-(role ``hidden``) are left out; every output and execution count is cleared (students produce
-their own); the ``segcourse`` cell metadata stays, so the grader can match each cell of a
-submission to the reference by its id.
+``raise NotImplementedError()`` at the marker's indentation (or the line that a
+``### BEGIN SOLUTION; student version: guess = None`` names: an ungraded prediction must not
+stop a student's Run All); every discussion of an answer in a markdown cell (between
+``<!-- BEGIN ANSWER -->`` and ``<!-- END ANSWER -->``) becomes a line saying that the reference
+version holds it (a student who scrolls one cell down would otherwise read the answer they are
+asked to find); the hidden check counterparts (role ``hidden``) are left out; every output
+and execution count is cleared (students produce their own); the ``segcourse`` cell metadata
+stays, so the grader can match each cell of a submission to the reference by its id.
 """
 
 from __future__ import annotations
@@ -13,12 +17,26 @@ import copy
 import re
 from pathlib import Path
 
-from segcourse.labs.notebook import BEGIN_SOLUTION, END_SOLUTION, cell_info
+from segcourse.labs.notebook import (
+    BEGIN_ANSWER,
+    BEGIN_SOLUTION,
+    END_ANSWER,
+    END_SOLUTION,
+    cell_info,
+)
 
 _SPAN = re.compile(
-    rf"^(?P<indent>[ \t]*){re.escape(BEGIN_SOLUTION)}[^\n]*\n.*?^[ \t]*{re.escape(END_SOLUTION)}"
-    r"[^\n]*$", re.MULTILINE | re.DOTALL)
-STUB = "# YOUR CODE HERE\n{indent}raise NotImplementedError()"
+    rf"^(?P<indent>[ \t]*){re.escape(BEGIN_SOLUTION)}(?P<rest>[^\n]*)\n.*?"
+    rf"^[ \t]*{re.escape(END_SOLUTION)}[^\n]*$", re.MULTILINE | re.DOTALL)
+STUB = "# YOUR CODE HERE\n{indent}{code}"
+RAISE = "raise NotImplementedError()"
+# `### BEGIN SOLUTION; student version: guess = None` gives that line instead of the raise: for
+# an ungraded prediction, so that a student's Run All does not stop at it
+STUDENT_VERSION = "; student version:"
+_ANSWER = re.compile(rf"{re.escape(BEGIN_ANSWER)}.*?{re.escape(END_ANSWER)}", re.DOTALL)
+ANSWER_WITHHELD = ("*What you found: the discussion of this exercise's answer is in the "
+                   "reference version of the lab, which your instructor hands out after the "
+                   "deadline.*")
 
 
 def strip_solutions(source: str) -> str:
@@ -27,7 +45,23 @@ def strip_solutions(source: str) -> str:
         raise ValueError(
             f"unbalanced solution markers: {source.count(BEGIN_SOLUTION)} × {BEGIN_SOLUTION} and "
             f"{source.count(END_SOLUTION)} × {END_SOLUTION} in:\n{source}")
-    return _SPAN.sub(lambda m: m["indent"] + STUB.format(indent=m["indent"]), source)
+
+    def stub(m):
+        rest = m["rest"].strip()
+        code = (rest.removeprefix(STUDENT_VERSION.strip()).strip()
+                if rest.startswith(STUDENT_VERSION.strip()) else RAISE)
+        return m["indent"] + STUB.format(indent=m["indent"], code=code)
+
+    return _SPAN.sub(stub, source)
+
+
+def withhold_answers(source: str) -> str:
+    """Replace each answer discussion of a markdown cell's source with :data:`ANSWER_WITHHELD`."""
+    if source.count(BEGIN_ANSWER) != source.count(END_ANSWER):
+        raise ValueError(
+            f"unbalanced answer markers: {source.count(BEGIN_ANSWER)} × {BEGIN_ANSWER} and "
+            f"{source.count(END_ANSWER)} × {END_ANSWER} in:\n{source}")
+    return _ANSWER.sub(ANSWER_WITHHELD, source)
 
 
 def student_notebook(reference):
@@ -35,6 +69,8 @@ def student_notebook(reference):
     nb = copy.deepcopy(reference)
     nb.cells = [cell for cell in nb.cells if cell_info(cell).get("role") != "hidden"]
     for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = withhold_answers(cell.source)
         if cell.cell_type != "code":
             continue
         cell.source = strip_solutions(cell.source)
