@@ -1,9 +1,13 @@
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from segcourse.bench import report
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = ("## Machine ceiling", "## Training", "## Inference", "## Input pipeline",
             "Is training input-bound?", "## Where the time goes, layer by layer",
@@ -150,8 +154,9 @@ def test_the_grading_report_grades_a_made_class_side_by_side(tmp_path):
     text = grading_report(count=10, jobs=(1, 2), out=tmp_path / "grading.md")
     figures = json.loads((tmp_path / "grading.json").read_text())
     assert figures["class"] == {"solved": 6, "half solved": 2, "untouched": 1, "unreadable": 1}
-    # 6 × 7 points, and the half-solved ones earn exercise 1 only (exercise 3 needs exercise 2)
-    assert [run["points"] for run in figures["runs"]] == [46, 46]
+    # 6 × 7 points, and the half-solved ones earn exercises 1 and 3 (2 + 1 points: exercise 3
+    # counts with segcourse.metrics, so the missing exercise 2 costs it nothing)
+    assert [run["points"] for run in figures["runs"]] == [48, 48]
     assert "GFLOP/s" in text and "| 2 | 10 |" in text
 
 
@@ -159,13 +164,15 @@ def test_the_grading_report_grades_a_made_class_side_by_side(tmp_path):
     (["--architectures"], {"report": "speed.md", "architecture_report": "architectures.md"}),
     (["--grading"], {"grading_report": "grading.md"}),
     (["--labs"], {"lab_times_report": "labs.md"}),
+    (["--lab-grades"], {"lab_grades_report": "lab_grades.md"}),
 ])
 def test_every_report_goes_where_out_says(flags, written, tmp_path, monkeypatch, capsys):
     import segcourse.bench
     from segcourse.cli import main
 
     seen = {}
-    for name in ("report", "architecture_report", "grading_report", "lab_times_report"):
+    for name in ("report", "architecture_report", "grading_report", "lab_times_report",
+                 "lab_grades_report"):
         def fake(*args, out=None, name=name, **kwargs):
             seen[name] = Path(out if out is not None else args[-1])
             return name
@@ -188,6 +195,21 @@ def test_the_command_passes_its_options_on(monkeypatch, capsys):
     with pytest.raises(SystemExit) as usage:
         main(["bench", "--skip", "nothing"])
     assert usage.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_the_lab_grades_report_grades_a_reference_in_full_and_its_student_version_at_zero(
+        tmp_path):
+    from segcourse.bench import lab_grades_report
+
+    if not (sys.platform == "linux" and os.geteuid() == 0):
+        pytest.skip("the grader sandboxes submissions only as root on Linux")
+    text = lab_grades_report([ROOT / "notebooks" / "00_welcome.ipynb"],
+                             out=tmp_path / "lab_grades.md")
+    row, = json.loads((tmp_path / "lab_grades.json").read_text())["labs"]
+    assert (row["max_points"], row["reference"], row["untouched"]) == (5, 5, 0)
+    assert "Every reference earns all its points" in text
+    with pytest.raises(ValueError, match="no notebook at .*missing.ipynb"):
+        lab_grades_report([tmp_path / "missing.ipynb"], out=tmp_path / "x.md")
 
 
 def test_the_lab_times_report_runs_each_notebook_under_nbval(tmp_path):

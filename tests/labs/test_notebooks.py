@@ -1,6 +1,7 @@
 """The reference labs follow the conventions, and nbval really compares their check cells."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,41 @@ def test_reference_notebook_follows_the_conventions(lab):
     assert reference_problems(nb) == []
     checks = [c for c in nb.cells if cell_info(c).get("role") == "check"]
     assert checks and sum(cell_info(c).get("points", 0) for c in checks) > 0
+
+
+@pytest.mark.parametrize("lab", AVAILABLE, ids=lambda lab: lab.slug)
+def test_each_graded_check_is_named_after_the_exercise_it_checks(lab):
+    """The grader's feedback names a check by its id ("check-ex3: wrong values"): the id must
+    send the student to the exercise the text numbers 3, whose heading says what it is worth."""
+    nb = nbformat.read(ROOT / lab.notebook, as_version=4)
+    exercise, stated = None, {}
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for number, points in re.findall(r"(?:\*\*|### )Exercise (\d+) \((\d+) points?\)",
+                                             cell.source):
+                exercise, stated[number] = number, int(points)
+        info = cell_info(cell)
+        if info.get("role") == "check" and info.get("points", 0):
+            assert info["id"] == f"check-ex{exercise}", (info["id"], f"Exercise {exercise}")
+            # and the heading states the points the check gives
+            assert stated[exercise] == info["points"], (info["id"], stated[exercise])
+
+
+# TensorFlow's start-up lines: C++ log lines (I1201 10:00:00...), absl's, oneDNN's, CUDA's
+TENSORFLOW_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|oneDNN custom "
+                            r"operations|This TensorFlow binary is optimized|Unable to register "
+                            r"cu(DNN|FFT|BLAS)", re.MULTILINE)
+
+
+@pytest.mark.parametrize("lab", AVAILABLE, ids=lambda lab: lab.slug)
+def test_no_stored_output_holds_tensorflows_start_up_log(lab):
+    """A student compares their run with the reference's outputs; TensorFlow's log lines there
+    are noise (and differ by machine)."""
+    nb = nbformat.read(ROOT / lab.notebook, as_version=4)
+    logged = [cell.get("id") for cell in nb.cells for out in cell.get("outputs", [])
+              if out.get("output_type") == "stream"
+              and TENSORFLOW_LOG.search("".join(out.get("text", "")))]
+    assert not logged, f"{lab.notebook}: cells {logged} store TensorFlow's log"
 
 
 def test_the_validator_finds_broken_conventions():

@@ -1,7 +1,7 @@
 import pytest
 
 from segcourse.labs import detect_profile
-from segcourse.labs.environment import environment_report, format_report
+from segcourse.labs.environment import accelerators, environment_report, format_report
 
 
 @pytest.mark.parametrize("value, name", [("cpu", "cpu"), ("GPU", "gpu"), (" gpu ", "gpu")])
@@ -16,9 +16,15 @@ def test_a_wrong_profile_name_is_refused():
         detect_profile({"SEGCOURSE_PROFILE": "tpu"})
 
 
-def test_this_cpu_machine_gets_the_cpu_profile():
+def test_the_machine_gets_the_profile_of_what_the_backend_sees():
+    """The CPU profile on a CPU machine (CI); the GPU profile, naming the devices, on the GPU
+    runner (.ci/gpu runs these tests too)."""
+    found = accelerators()
     profile = detect_profile({})
-    assert (profile.name, profile.reason) == ("cpu", "no GPU found")
+    if found:
+        assert (profile.name, profile.reason) == ("gpu", f"found {', '.join(found)}")
+    else:
+        assert (profile.name, profile.reason) == ("cpu", "no GPU found")
 
 
 def test_environment_report_names_backend_and_devices():
@@ -26,7 +32,8 @@ def test_environment_report_names_backend_and_devices():
     assert report["backend"].startswith("tensorflow 2.")
     assert report["keras"].startswith("3.")
     text = format_report(report)
-    assert "accelerators  none (CPU only)" in text
+    found = accelerators()
+    assert f"accelerators  {', '.join(found) if found else 'none (CPU only)'}" in text
 
 
 def test_the_labs_compute_float32_without_tf32():
