@@ -62,7 +62,8 @@ def validate_labels(labels, num_classes: int, ignore_index: int | None = IGNORE_
         allowed = f"0..{num_classes - 1}" + ("" if ignore_index is None
                                              else f" or {ignore_index}, ignore label")
         raise ValueError(
-            f"{what} hold values {values[:8].tolist()} outside the {num_classes} classes "
+            f"{what} {'hold' if what.endswith('s') else 'holds'} values {values[:8].tolist()} "
+            f"outside the {num_classes} classes "
             f"({allowed}) in {pixel_count(int(bad.sum()))}. "
             + (hint or "Check num_classes, or map those labels to a class or to the ignore "
                        "label."))

@@ -358,7 +358,12 @@ def _focal_alpha(alpha):
                 f"gets 1 - alpha), so it must lie in [0, 1]; got {alpha}. For other weights pass "
                 "one per class.")
         return alpha
-    weights = [float(w) for w in alpha]
+    try:
+        weights = [float(w) for w in alpha]
+    except (TypeError, ValueError):
+        raise ValueError(f"FocalLoss: alpha is None, a float in [0, 1] (the weight of the "
+                         f"non-background classes) or one weight per class; got {alpha!r}."
+                         ) from None
     if not weights or not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
         raise ValueError(f"FocalLoss: per-class alpha weights must be finite, >= 0 and not all "
                          f"zero; got {weights}.")

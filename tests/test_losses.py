@@ -131,7 +131,7 @@ ALL_LOSSES = [MaskedCrossEntropy(), SoftIoULoss(), DiceLoss(), SoftIoULoss(per_c
 @pytest.mark.parametrize("loss", ALL_LOSSES, ids=lambda loss: loss.name)
 def test_labels_outside_the_classes_are_refused_eagerly_with_their_values(loss, rng):
     logits = rng.normal(size=(1, 2, 3, 3)).astype("float32")
-    with pytest.raises(ValueError, match=r"y_true hold values \[7\] outside the 3 classes "
+    with pytest.raises(ValueError, match=r"y_true holds values \[7\] outside the 3 classes "
                                          r"\(0..2 or 255.* 1 pixel\. y_pred has 3 classes"):
         loss(np.array([[[0, 7, 1], [2, 255, 0]]]), logits)
     with pytest.raises(ValueError, match=r"values \[-1, 3\] outside .* in 2 pixels"):
@@ -360,6 +360,8 @@ def test_focal_loss_settings_are_checked():
         FocalLoss(alpha=1.5)
     with pytest.raises(ValueError, match=r"finite, >= 0 and not all zero; got \[1.0, -2.0\]"):
         FocalLoss(alpha=[1.0, -2.0])
+    with pytest.raises(ValueError, match=r"or one weight per class; got 'x'"):
+        FocalLoss(alpha="x")
     with pytest.raises(ValueError, match="2 alpha weights for scores with 3 classes"):
         FocalLoss(alpha=[1.0, 2.0])(np.zeros((1, 2, 2), int), np.zeros((1, 2, 2, 3), "float32"))
 

@@ -107,6 +107,7 @@ def test_coverage_is_about_the_confidence():
     ({"num_resamples": 0}, "num_resamples is how many bootstrap resamples"),
     ({"confidence": 95}, r"strictly between 0 and 1 \(0.95 for a 95% interval\); got 95"),
     ({"confidence": 1.0}, "strictly between 0 and 1"),
+    ({"seed": "a"}, "seed is a whole number .*got 'a'"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

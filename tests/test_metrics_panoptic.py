@@ -141,7 +141,7 @@ def test_bad_input_is_refused():
     classes, ids = np.zeros((3, 3), int), np.zeros((3, 3), int)
     with pytest.raises(ValueError, match=r"true_segments is a pair \(class map, instance-id map"):
         panoptic_quality(classes, (classes, ids), 2)
-    with pytest.raises(ValueError, match=r"pred_segments: the class map hold values \[4\]"):
+    with pytest.raises(ValueError, match=r"pred_segments: the class map holds values \[4\]"):
         panoptic_quality((classes, ids), (classes + 4, ids), 2)
     with pytest.raises(ValueError, match=r"one shape, \(H, W\) or \(N, H, W\); got shapes "
                                          r"\(3, 3\) and \(3, 2\)"):

@@ -106,8 +106,9 @@ def median_frequency_weights(data, num_classes: int | None = None,
     if absent.size:
         raise ValueError(
             f"median_frequency_weights: class{'es' if absent.size > 1 else ''} "
-            f"{absent.tolist()} appear in none of the {counted.num_images} images, so "
-            "they have no frequency and no weight (a weight of 0 would stop the loss from ever "
+            f"{absent.tolist()} appear{'' if absent.size > 1 else 's'} in none of the "
+            f"{counted.num_images} images, so {'they have' if absent.size > 1 else 'it has'} "
+            "no frequency and no weight (a weight of 0 would stop the loss from ever "
             "asking for them). Count over the training split, where every class should "
             "appear; or give the model only the classes the data has.")
     frequency = counted.frequency

@@ -82,5 +82,5 @@ def test_a_mask_with_a_stray_label_stops_the_pipeline_with_its_name(tmp_path):
     write_palette_png(tmp_path / "SegmentationClass" / "2007_000033.png",
                       np.full((20, 24), 42))
     data = folders.dataset(folders.voc_split(tmp_path, "train"), size=8, batch_size=2)
-    with pytest.raises(Exception, match=r"2007_000033.png hold values \[42\]"):
+    with pytest.raises(Exception, match=r"2007_000033.png holds values \[42\]"):
         list(data)

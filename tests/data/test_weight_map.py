@@ -143,6 +143,8 @@ def test_bad_inputs_are_refused():
         weight_map(np.full((4, 4), -1))
     with pytest.raises(ValueError, match="sigma a positive one"):
         border_weight(two_cells(1), sigma=0)
+    with pytest.raises(ValueError, match="got w0=10, sigma='5'"):
+        weight_map(two_cells(1), w0=10, sigma="5")
     with pytest.raises(ValueError, match="two non-negative numbers"):
         weight_map(two_cells(1), class_weights=(1.0, 2.0, 3.0))
     with pytest.raises(ValueError, match="binary mask"):
