@@ -555,6 +555,72 @@ def grading_report(reference="notebooks/06_metrics_losses.ipynb", count=100, job
     return text
 
 
+def _lab_paths(notebooks, command: str) -> list[Path]:
+    """The notebooks named, or every available lab of the catalog; refused when one is missing."""
+    from segcourse.labs.catalog import LABS
+
+    paths = [Path(p) for p in notebooks] if notebooks else [
+        Path(lab.notebook) for lab in LABS if lab.available]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ValueError(f"no notebook at {', '.join(missing)}: run segcourse bench {command} "
+                         "from the repository's folder, or name the notebooks.")
+    return paths
+
+
+def lab_grades_report(notebooks=None, out="benchmarks/lab_grades.md", jobs: int = 2) -> str:
+    """What ``segcourse grade`` gives each reference lab's own solutions (all its points are
+    expected) and its untouched student version (none are), sandboxed, one run per lab;
+    ``notebooks`` defaults to every available lab. Writes ``out`` and its ``.json``; returns the
+    Markdown."""
+    import tempfile
+
+    import nbformat
+    from tqdm.auto import tqdm
+
+    from segcourse.grading.batch import Options, grade
+    from segcourse.labs.notebook import read_notebook
+    from segcourse.labs.student import student_notebook
+
+    paths = _lab_paths(notebooks, "--lab-grades")
+    rows = []
+    for path in tqdm(paths, desc="labs graded", unit="lab"):
+        with tempfile.TemporaryDirectory() as work:
+            submissions = Path(work) / "submissions"
+            submissions.mkdir()
+            reference = read_notebook(path)
+            nbformat.write(reference, submissions / "reference.ipynb")
+            nbformat.write(student_notebook(reference), submissions / "untouched.ipynb")
+            started = time.perf_counter()
+            records = grade(path, [submissions], Path(work) / "out",
+                            Options(jobs=jobs, progress=False))
+            seconds = round(time.perf_counter() - started, 1)
+        solved, untouched = records["reference"], records["untouched"]
+        rows.append({"notebook": path.as_posix(), "max_points": solved.max_points,
+                     "reference": solved.points, "untouched": untouched.points,
+                     "flags": sorted(set(solved.flags) | set(untouched.flags)),
+                     "seconds": seconds})
+    figures = {"platform": platform.platform(terse=True), "cores": os.cpu_count(),
+               "date": time.strftime("%Y-%m-%d %H:%M"), "labs": rows}
+    wrong = [r["notebook"] for r in rows if r["reference"] != r["max_points"] or r["untouched"]]
+    text = "\n".join([
+        "# Each lab graded: its reference and its untouched student version", "",
+        f"{figures['platform']}, {figures['cores']} cores, {figures['date']}. Each lab: "
+        f"`segcourse grade <reference> <folder> -j {jobs}` (sandboxed) on two submissions, the "
+        "reference notebook itself and its student version as `segcourse lab student` builds "
+        "it; seconds include the reference's own run.", "",
+        *_table(("lab", "points", "reference's solutions", "untouched student version",
+                 "flags", "seconds"),
+                [(r["notebook"], str(r["max_points"]), str(r["reference"]), str(r["untouched"]),
+                  ", ".join(r["flags"]) or "none", f"{r['seconds']:.1f}") for r in rows]),
+        "", ("Every reference earns all its points and every untouched student version none."
+             if not wrong else f"NOT AS EXPECTED: {', '.join(wrong)}."), ""])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    Path(out).with_suffix(".json").write_text(json.dumps(figures, indent=1) + "\n")
+    return text
+
+
 def lab_times_report(notebooks=None, out="benchmarks/labs.md") -> str:
     """Each reference lab's wall time under nbval, as CI runs it (``pytest --nbval-lax`` with
     the repository's settings, from the current folder, one fresh process per lab), the machine's
@@ -565,14 +631,7 @@ def lab_times_report(notebooks=None, out="benchmarks/labs.md") -> str:
 
     from tqdm.auto import tqdm
 
-    from segcourse.labs.catalog import LABS
-
-    paths = [Path(p) for p in notebooks] if notebooks else [
-        Path(lab.notebook) for lab in LABS if lab.available]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise ValueError(f"no notebook at {', '.join(missing)}: run segcourse bench --labs from "
-                         "the repository's folder, or name the notebooks.")
+    paths = _lab_paths(notebooks, "--labs")
     ceiling_start, load_start = matmul_gflops(), _load_average()
     rows = []
     for path in tqdm(paths, desc="labs under nbval", unit="lab"):

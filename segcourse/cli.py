@@ -261,6 +261,11 @@ def _bench(args) -> int:
 
         print(lab_times_report(out=beside / "labs.md"))
         return 0
+    if args.lab_grades:
+        from segcourse.bench import lab_grades_report
+
+        print(lab_grades_report(out=beside / "lab_grades.md"))
+        return 0
     if args.time_to_accuracy:
         from segcourse import time_to_accuracy
 
@@ -579,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--labs", action="store_true",
                        help="only each reference lab's wall time under nbval, as CI runs it "
                             "(labs.md beside --out); run from the repository's folder")
+    bench.add_argument("--lab-grades", action="store_true",
+                       help="only what segcourse grade gives each reference lab's solutions (all "
+                            "its points) and its untouched student version (none): "
+                            "lab_grades.md beside --out; run from the repository's folder")
     bench.add_argument("--time-to-accuracy", action="store_true",
                        help="only the time to validation mIoU 0.85 and 0.90 on shapes of the "
                             "course's recipe, the keras-io U-Net-like example's and that model "

@@ -197,16 +197,21 @@ def test_the_command_passes_its_options_on(monkeypatch, capsys):
     assert usage.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
-def test_the_lab_grades_report_grades_a_reference_in_full_and_its_student_version_at_zero(
-        tmp_path):
+@pytest.mark.slow  # about 2 minutes: every lab's reference run, sandboxed
+def test_every_reference_earns_all_its_points_and_its_untouched_student_version_none(tmp_path):
+    """What segcourse grade gives each lab (the audits asked for the evidence): the reference's
+    own solutions all the points its checks give, the student version as built none."""
     from segcourse.bench import lab_grades_report
+    from segcourse.labs.catalog import LABS
 
     if not (sys.platform == "linux" and os.geteuid() == 0):
         pytest.skip("the grader sandboxes submissions only as root on Linux")
-    text = lab_grades_report([ROOT / "notebooks" / "00_welcome.ipynb"],
-                             out=tmp_path / "lab_grades.md")
-    row, = json.loads((tmp_path / "lab_grades.json").read_text())["labs"]
-    assert (row["max_points"], row["reference"], row["untouched"]) == (5, 5, 0)
+    notebooks = [ROOT / lab.notebook for lab in LABS if lab.available]
+    text = lab_grades_report(notebooks, out=tmp_path / "lab_grades.md")
+    rows = json.loads((tmp_path / "lab_grades.json").read_text())["labs"]
+    assert len(rows) == 15 and all(row["max_points"] >= 5 for row in rows)
+    assert [(row["reference"], row["untouched"]) for row in rows] == [
+        (row["max_points"], 0) for row in rows]
     assert "Every reference earns all its points" in text
     with pytest.raises(ValueError, match="no notebook at .*missing.ipynb"):
         lab_grades_report([tmp_path / "missing.ipynb"], out=tmp_path / "x.md")
