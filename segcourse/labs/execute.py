@@ -27,7 +27,7 @@ def current_env_kernel_manager():
     """A kernel manager that starts ``sys.executable -m ipykernel_launcher``, whatever
     kernelspecs the machine has (the same idea as nbval's ``--nbval-current-env``), with
     IPython's history off: a reference run must not leave its solutions in a history file."""
-    from jupyter_client import KernelManager
+    from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
     class CurrentEnvironment(KernelSpecManager):
@@ -36,8 +36,10 @@ def current_env_kernel_manager():
                                     "{connection_file}", "--HistoryManager.enabled=False"],
                               display_name="Python (segcourse environment)", language="python")
 
-    return KernelManager(kernel_name="segcourse-current-env",
-                         kernel_spec_manager=CurrentEnvironment())
+    # asynchronous: with a blocking KernelManager, nbclient never times a cell out (a cell that
+    # slept 20 s under timeout=5 ran to its end)
+    return AsyncKernelManager(kernel_name="segcourse-current-env",
+                              kernel_spec_manager=CurrentEnvironment())
 
 
 #: What absl writes before its first message when nothing initialized its logging.
@@ -107,6 +109,7 @@ def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
     with this process's environment changed by ``environ`` (a value of ``None`` removes the
     variable), and shut the kernel down afterwards, whatever happened (nbclient leaves a kernel
     it did not start running: a run of fifteen labs would keep fifteen)."""
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
 
     saved = {name: os.environ.get(name) for name in environ}
@@ -120,7 +123,7 @@ def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
                        resources={"metadata": {"path": str(directory)}}).execute()
     finally:
         if km.has_kernel:
-            km.shutdown_kernel(now=True)
+            run_sync(km.shutdown_kernel)(now=True)
         _set_environment(saved)
 
 

@@ -1,6 +1,7 @@
 """`segcourse lab run` stores what a lab prints, without TensorFlow's C++ log."""
 
 import json
+import time
 from pathlib import Path
 
 import nbformat
@@ -80,6 +81,8 @@ def test_lab_run_stores_no_tensorflow_log(tmp_path):
 def test_the_kernel_is_shut_down_after_the_run_even_when_a_cell_fails(tmp_path, monkeypatch):
     """nbclient leaves a kernel it was handed running: lab run over fifteen labs kept fifteen
     (3-6 GB each). Its process must be gone when run_notebook returns, or raises."""
+    from jupyter_core.utils import run_sync
+
     import segcourse.labs.execute as execute
 
     managers = []
@@ -95,7 +98,21 @@ def test_the_kernel_is_shut_down_after_the_run_even_when_a_cell_fails(tmp_path, 
         else:
             run_notebook(path, profile="cpu", timeout=120, write=False)
         kernel = managers[-1]
-        assert not kernel.has_kernel and not kernel.is_alive()
+        assert not kernel.has_kernel and not run_sync(kernel.is_alive)()
+
+
+def test_a_cell_past_the_timeout_is_stopped(tmp_path):
+    """The timeout of lab run and lab dry-run is per cell (nbclient ignored it with a blocking
+    kernel manager: a cell that slept 20 s under timeout=5 ran to its end)."""
+    from nbclient.exceptions import CellTimeoutError
+
+    path = tmp_path / "lab.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import time\ntime.sleep(60)")]), path)
+    started = time.monotonic()
+    with pytest.raises(CellTimeoutError):
+        run_notebook(path, profile="cpu", timeout=3, write=False)
+    assert time.monotonic() - started < 40
 
 
 def test_no_reference_lab_stores_the_log():
