@@ -102,9 +102,13 @@ def _dependencies(checks: list[GradedCheck], steps: list[Step]) -> None:
     for check in checks:
         if check.hidden_step < 0:
             continue
+        hidden_uses = used_names(steps[check.hidden_step].source)
+        # its own exercise cells that the hidden check reads: an ungraded prediction before the
+        # exercise (lab 03's guesses) is not part of what it grades
+        used = [i for i in check.solutions if defines[i] & hidden_uses]
+        check.solutions = used or check.solutions
         needed = set(check.solutions)
-        frontier = used_names(steps[check.hidden_step].source).union(
-            *(used_names(solutions[i]) for i in needed))
+        frontier = hidden_uses.union(*(used_names(solutions[i]) for i in needed))
         while frontier:
             found = {i for i, names in defines.items() if names & frontier} - needed
             needed |= found

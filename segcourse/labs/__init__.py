@@ -9,6 +9,7 @@ from segcourse.labs.checks import (
     check_cases,
     check_close,
     check_equal,
+    check_prediction,
     check_shape,
 )
 from segcourse.labs.profiles import Profile, detect_profile, dry_run_profile
@@ -46,6 +47,7 @@ __all__ = [
     "check_cases",
     "check_close",
     "check_equal",
+    "check_prediction",
     "check_shape",
     "detect_profile",
     "dry_run_profile",

@@ -105,6 +105,22 @@ def check_close(what: str, got, expected, atol: float = 1e-6, rtol: float = 1e-5
     _passed(what)
 
 
+def check_prediction(what: str, got, expected, atol: float = 1e-6, hint: str = "") -> None:
+    """A graded prediction against the right answer, which a failure does not show (the hidden
+    check grades the same value: shown, it could be copied in). Numbers compare within
+    ``atol``, anything else (tuples, lists of pairs, booleans) exactly."""
+    try:
+        got_array, expected_array = (np.asarray(v, dtype=float) for v in (got, expected))
+        right = got_array.shape == expected_array.shape and bool(
+            np.allclose(got_array, expected_array, atol=atol, rtol=0))
+    except (TypeError, ValueError):
+        right = bool(got == expected)
+    if not right:
+        raise CheckFailed(f"{what}: not what it is. Your prediction is graded, so the check does "
+                          f"not show the answer: work it out again. {hint}".strip())
+    _passed(what)
+
+
 def check_at_least(what: str, value: float, threshold: float, hint: str = "") -> None:
     """``value >= threshold``; prints the threshold, never the value (it varies by run)."""
     if not value >= threshold and dry_run:

@@ -147,9 +147,9 @@ def reference_problems(nb, stem: str | None = None) -> list[str]:
         for key in sorted(set(cell.get("metadata", {})) & SEGCOURSE_KEYS):
             problems.append(f"{where}: {key!r} is in the cell's metadata, where nothing reads "
                             f"it; put it in metadata.segcourse")
-        if cell.get("cell_type") == "markdown" and (
-                _source(cell).count(BEGIN_ANSWER) != _source(cell).count(END_ANSWER)):
-            problems.append(f"{where}: unbalanced {BEGIN_ANSWER} / {END_ANSWER} markers")
+        problem = _marker_problem(cell)
+        if problem:
+            problems.append(f"{where}: {problem}")
         if not set(info) - {"skip_when_grading"}:
             continue  # a plain cell (the grader may leave it out: see segcourse.grading.plan)
         if cell.get("cell_type") != "code":
@@ -188,6 +188,19 @@ def reference_problems(nb, stem: str | None = None) -> list[str]:
                                 f"{END_SOLUTION} markers")
     problems += _hidden_counterpart_problems(cells)
     return problems
+
+
+def _marker_problem(cell) -> str | None:
+    """What the student version's builder would refuse in this cell's solution or answer
+    markers (unbalanced, misplaced, a malformed ``; student version:``), or ``None``."""
+    from segcourse.labs.student import strip_solutions, withhold_answers
+
+    build = withhold_answers if cell.get("cell_type") == "markdown" else strip_solutions
+    try:
+        build(_source(cell))
+    except ValueError as error:
+        return str(error).splitlines()[0]
+    return None
 
 
 def _hidden_counterpart_problems(cells) -> list[str]:

@@ -48,11 +48,20 @@ def strip_solutions(source: str) -> str:
 
     def stub(m):
         rest = m["rest"].strip()
-        code = (rest.removeprefix(STUDENT_VERSION.strip()).strip()
-                if rest.startswith(STUDENT_VERSION.strip()) else RAISE)
+        if not rest:
+            return m["indent"] + STUB.format(indent=m["indent"], code=RAISE)
+        code = rest.removeprefix(STUDENT_VERSION.strip()).strip()
+        if not rest.startswith(STUDENT_VERSION.strip()) or not code:
+            raise ValueError(f"{BEGIN_SOLUTION}{m['rest']}: after the marker only "
+                             f"'{STUDENT_VERSION} <the student's line>' may follow (for an "
+                             f"ungraded prediction, e.g. '{STUDENT_VERSION} guess = None').")
         return m["indent"] + STUB.format(indent=m["indent"], code=code)
 
-    return _SPAN.sub(stub, source)
+    stripped = _SPAN.sub(stub, source)
+    if BEGIN_SOLUTION in stripped or END_SOLUTION in stripped:
+        raise ValueError(f"misplaced solution markers (an {END_SOLUTION} before its "
+                         f"{BEGIN_SOLUTION}, or one inside another) in:\n{source}")
+    return stripped
 
 
 def withhold_answers(source: str) -> str:
@@ -61,7 +70,11 @@ def withhold_answers(source: str) -> str:
         raise ValueError(
             f"unbalanced answer markers: {source.count(BEGIN_ANSWER)} × {BEGIN_ANSWER} and "
             f"{source.count(END_ANSWER)} × {END_ANSWER} in:\n{source}")
-    return _ANSWER.sub(ANSWER_WITHHELD, source)
+    withheld = _ANSWER.sub(ANSWER_WITHHELD, source)
+    if BEGIN_ANSWER in withheld or END_ANSWER in withheld:
+        raise ValueError(f"misplaced answer markers (an {END_ANSWER} before its {BEGIN_ANSWER}, "
+                         f"or one inside another) in:\n{source}")
+    return withheld
 
 
 def student_notebook(reference):

@@ -66,3 +66,14 @@ def test_an_ungraded_exercise_is_not_counted_against_the_next_graded_check():
     by_id = {c.check_id: c for c in plan.checks}
     assert by_id["check-ex4"].solutions == ["ex4"]
     assert "guess" not in by_id["check-ex4"].depends_on
+
+
+def test_an_ungraded_prediction_before_an_exercise_is_not_part_of_its_check():
+    # lab 03's guesses sit before exercises 3 and 4; the hidden checks never read them, so a
+    # guess left at None must not be blamed when the exercise fails
+    by_id = {c.check_id: c for c in plans.build(reference("03_receptive_fields")).checks}
+    assert by_id["check-ex3"].solutions == by_id["check-ex3"].depends_on == ["ex3"]
+    assert by_id["check-ex4"].solutions == by_id["check-ex4"].depends_on == ["ex4"]
+    # a graded prediction (lab 05's bins) stays part of its check
+    by_id = {c.check_id: c for c in plans.build(reference("05_context")).checks}
+    assert by_id["check-ex3"].solutions == ["ex3-predict", "ex3"]

@@ -98,3 +98,16 @@ def test_check_close_says_when_the_answer_is_not_numbers_at_all():
     with pytest.raises(CheckFailed, match=r"expected numbers \(shape \(\)\), got 'abc'"):
         check_close("std", "abc", 1.63)
     check_close("absent class", None, np.nan)  # None reads as NaN, as before: it matches NaN
+
+
+def test_a_graded_prediction_that_is_wrong_is_not_shown_its_answer(capsys):
+    from segcourse.labs import check_prediction
+
+    check_prediction("bins", [(0, 3), (2, 5), (4, 7)], [(0, 3), (2, 5), (4, 7)])
+    check_prediction("loss at one half", 0.6931472, np.log(2))
+    assert capsys.readouterr().out == "bins: ok\nloss at one half: ok\n"
+    for wrong, expected in [([(0, 2), (2, 5), (5, 7)], [(0, 3), (2, 5), (4, 7)]),
+                            (0.5, np.log(2)), (None, 1.0), (3.0, [3.0, 3.0]), (True, False)]:
+        with pytest.raises(CheckFailed, match="does not show the answer") as failed:
+            check_prediction("p", wrong, expected)
+        assert "0.693" not in str(failed.value) and "(0, 3)" not in str(failed.value)

@@ -48,6 +48,19 @@ def test_each_graded_check_is_named_after_the_exercise_it_checks(lab):
             assert stated[exercise] == info["points"], (info["id"], stated[exercise])
 
 
+@pytest.mark.parametrize("lab", AVAILABLE, ids=lambda lab: lab.slug)
+def test_a_graded_prediction_is_checked_without_showing_its_answer(lab):
+    """check_equal and check_close print the expected value on a miss; for a prediction the
+    hidden check grades, that would hand over the answer (labs 05, 12, 13)."""
+    from segcourse.grading import plan
+
+    nb = nbformat.read(ROOT / lab.notebook, as_version=4)
+    sources = {cell_info(c).get("id"): c.source for c in nb.cells if cell_info(c)}
+    for check in plan.build(nb).checks:
+        if any("predict" in solution for solution in check.solutions):
+            assert "check_prediction(" in sources[check.check_id], check.check_id
+
+
 # TensorFlow's start-up lines: C++ log lines (I1201 10:00:00...), absl's, oneDNN's, CUDA's
 TENSORFLOW_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|oneDNN custom "
                             r"operations|This TensorFlow binary is optimized|Unable to register "

@@ -60,8 +60,21 @@ def test_an_answer_discussion_is_withheld_and_the_text_around_it_kept():
         withhold_answers("<!-- BEGIN ANSWER -->\nIt is 7.")
     cell = nbformat.v4.new_markdown_cell("<!-- BEGIN ANSWER -->\nIt is 7.")
     notebook = nbformat.v4.new_notebook(cells=[cell])
-    assert any("unbalanced <!-- BEGIN ANSWER -->" in problem
-               for problem in reference_problems(notebook))
+    assert any("unbalanced answer markers" in problem for problem in reference_problems(notebook))
+    with pytest.raises(ValueError, match="misplaced answer markers"):
+        withhold_answers("<!-- END ANSWER -->\nIt is 7.\n<!-- BEGIN ANSWER -->")
+
+
+def test_a_malformed_student_version_line_or_misplaced_markers_are_refused():
+    for rest in ("; student version:", "; Student version: guess = None", " a note"):
+        with pytest.raises(ValueError, match="only '; student version: <the student's line>'"):
+            strip_solutions(f"### BEGIN SOLUTION{rest}\nguess = 3\n### END SOLUTION")
+    with pytest.raises(ValueError, match="misplaced solution markers"):
+        strip_solutions("### END SOLUTION\nx = 1\n### BEGIN SOLUTION")
+    cell = nbformat.v4.new_code_cell("### BEGIN SOLUTION; student version:\nx = 1\n"
+                                     "### END SOLUTION")
+    assert any("may follow" in problem for problem in reference_problems(
+        nbformat.v4.new_notebook(cells=[cell])))
 
 
 def test_every_what_you_found_discussion_is_withheld_from_the_student_versions():
