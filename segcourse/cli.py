@@ -264,8 +264,9 @@ def _bench(args) -> int:
     if args.lab_grades:
         from segcourse.bench import lab_grades_report
 
-        print(lab_grades_report(out=beside / "lab_grades.md"))
-        return 0
+        text = lab_grades_report(out=beside / "lab_grades.md")
+        print(text)
+        return 1 if "NOT AS EXPECTED" in text else 0
     if args.time_to_accuracy:
         from segcourse import time_to_accuracy
 

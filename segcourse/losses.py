@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Mapping
 
 import keras
 import numpy as np
@@ -359,6 +360,8 @@ def _focal_alpha(alpha):
                 "one per class.")
         return alpha
     try:
+        if isinstance(alpha, str | bytes | Mapping):
+            raise TypeError("not a sequence of weights")
         weights = [float(w) for w in alpha]
     except (TypeError, ValueError):
         raise ValueError(f"FocalLoss: alpha is None, a float in [0, 1] (the weight of the "

@@ -360,8 +360,9 @@ def test_focal_loss_settings_are_checked():
         FocalLoss(alpha=1.5)
     with pytest.raises(ValueError, match=r"finite, >= 0 and not all zero; got \[1.0, -2.0\]"):
         FocalLoss(alpha=[1.0, -2.0])
-    with pytest.raises(ValueError, match=r"or one weight per class; got 'x'"):
-        FocalLoss(alpha="x")
+    for alpha in ("x", "25", {0: 1.0}):  # a string's digits or a dict's keys are no weights
+        with pytest.raises(ValueError, match=r"or one weight per class; got"):
+            FocalLoss(alpha=alpha)
     with pytest.raises(ValueError, match="2 alpha weights for scores with 3 classes"):
         FocalLoss(alpha=[1.0, 2.0])(np.zeros((1, 2, 2), int), np.zeros((1, 2, 2, 3), "float32"))
 

@@ -108,7 +108,8 @@ def class_balance(mask, class_weights=None) -> np.ndarray:
 
 def border_weight(instances, w0: float = W0, sigma: float = SIGMA) -> np.ndarray:
     """The border term ``w0 · exp(−(d1 + d2)² / (2σ²))`` at background pixels, 0 in cells."""
-    numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (w0, sigma))
+    numeric = all(not isinstance(v, bool | str | bytes) and np.ndim(v) == 0
+                  and np.isrealobj(v) and np.asarray(v).dtype.kind in "iuf" for v in (w0, sigma))
     if not numeric or not (np.isfinite(w0) and w0 >= 0) or not (np.isfinite(sigma) and sigma > 0):
         raise ValueError(f"w0 must be a non-negative number and sigma a positive one (the "
                          f"paper: w0 = 10, sigma ≈ 5 pixels); got w0={w0!r}, sigma={sigma!r}.")

@@ -58,8 +58,9 @@ def bootstrap_miou(confusions, num_resamples: int = 1000, confidence: float = 0.
             0 < confidence < 1):
         raise ValueError(f"confidence is the interval's coverage, strictly between 0 and 1 "
                          f"(0.95 for a 95% interval); got {confidence!r}.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise ValueError(f"seed is a whole number (or None for fresh draws each call); got "
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise ValueError(f"seed is a whole number ≥ 0 (or None for fresh draws each call); got "
                          f"{seed!r}.")
     counts = counts[counts.sum(axis=(1, 2)) > 0]
     if not len(counts):
