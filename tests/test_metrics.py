@@ -289,10 +289,10 @@ def test_scores_refuse_what_is_not_a_matrix_of_counts():
 
 def test_the_keras_metric_refuses_bad_labels_eagerly_and_counts_nothing():
     metric = ConfusionMatrixMetric(3)
-    with pytest.raises(ValueError, match=r"'miou': y_true hold values \[7\] outside the 3 classes "
+    with pytest.raises(ValueError, match=r"'miou': y_true holds values \[7\] outside the 3 classes "
                                          r"\(0..2 or 255, ignore label\) in 1 pixel\."):
         metric.update_state(np.array([[0, 7, 1]]), np.array([[0, 1, 1]]))
-    with pytest.raises(ValueError, match=r"y_pred \(labels\) hold values \[5\] outside the 3 "
+    with pytest.raises(ValueError, match=r"y_pred \(labels\) holds values \[5\] outside the 3 "
                                          r"classes \(0..2\) in 1 pixel\..*3 output channels"):
         metric.update_state(np.array([[0, 2, 1]]), np.array([[0, 5, 1]]))
     with pytest.raises(ValueError, match="fractional values such as 1.5"):
@@ -366,7 +366,7 @@ def test_run_eagerly_names_the_bad_values(rng):
     model = keras.Model(inp, keras.layers.Conv2D(3, 1)(inp))
     model.compile("sgd", lambda y_true, y_pred: keras.ops.mean(y_pred * 0.0),
                   metrics=[ConfusionMatrixMetric(3)], run_eagerly=True)
-    with pytest.raises(ValueError, match=r"y_true hold values \[4\] outside the 3 classes"):
+    with pytest.raises(ValueError, match=r"y_true holds values \[4\] outside the 3 classes"):
         model.evaluate(images, masks, verbose=0)
 
 
