@@ -256,6 +256,18 @@ def test_the_two_classes_dry_run_every_lab():
     assert len(LABS) == 15
 
 
+def store_check_outputs(path, texts):
+    """Make each cell of the notebook at ``path`` a check cell with ``texts[i]`` as its stored
+    output (``None``: left a plain cell)."""
+    nb = read_notebook(path)
+    for cell, text in zip(nb.cells, texts, strict=True):
+        if text is not None:
+            cell.metadata["tags"] = [CHECK_TAG]
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+            cell.execution_count = 1
+    nbformat.write(nb, path)
+
+
 def test_a_check_that_prints_otherwise_in_the_gpu_profile_is_an_error(tmp_path):
     path = write_notebook(
         tmp_path / "lab.ipynb",
@@ -264,13 +276,7 @@ def test_a_check_that_prints_otherwise_in_the_gpu_profile_is_an_error(tmp_path):
         "check_at_least('mIoU', 0.1, 0.8)\nprint('size', PROFILE.pick(cpu=64, gpu=64))",
         "print('profile', PROFILE.name)",
         "print('same')")
-    nb = read_notebook(path)
-    stored = ["mIoU ≥ 0.8: ok\nsize 64\n", "profile cpu\n", "same\n"]
-    for cell, text in zip(nb.cells[1:], stored, strict=True):
-        cell.metadata["tags"] = [CHECK_TAG]
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
-        cell.execution_count = 1
-    nbformat.write(nb, path)
+    store_check_outputs(path, [None, "mIoU ≥ 0.8: ok\nsize 64\n", "profile cpu\n", "same\n"])
     report = dry.dry_run_notebook(path, timeout=120)
     assert [(where.split(" (")[0], name) for where, name, _ in report.errors] == [
         ("code cell 3", "CheckOutputDiffers")]
@@ -281,12 +287,7 @@ def test_a_check_cut_off_by_the_timeout_is_reported_as_the_timeout_only(tmp_path
     path = write_notebook(tmp_path / "lab.ipynb", "print('before')",
                           "print('a', flush=True)\nimport time\ntime.sleep(60)\nprint('b')",
                           "print('never run')")
-    nb = read_notebook(path)
-    for cell, text in zip(nb.cells, ["before\n", "a\nb\n", "never run\n"], strict=True):
-        cell.metadata["tags"] = [CHECK_TAG]
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
-        cell.execution_count = 1
-    nbformat.write(nb, path)
+    store_check_outputs(path, ["before\n", "a\nb\n", "never run\n"])
     report = dry.dry_run_notebook(path, timeout=5)
     assert [(where.split(" (")[0], name) for where, name, _ in report.errors] == [
         ("at or after code cell 2", "CellTimeoutError")]
