@@ -85,6 +85,20 @@ def _check_output(output, model, size, classes_seen) -> np.ndarray:
     return output
 
 
+def _predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's outputs for ``images``, ``batch_size`` at a time, each batch a plain call.
+
+    Not ``model.predict``: on TensorFlow it traces one graph per input size, and the scales of a
+    multi-scale pass are as many sizes, so Keras prints a retracing warning on every call after
+    the fifth (a warning a student cannot act on). A plain call runs eagerly, without tracing.
+    """
+    import keras
+
+    return np.concatenate([keras.ops.convert_to_numpy(model(images[first:first + batch_size],
+                                                            training=False))
+                           for first in range(0, len(images), batch_size)])
+
+
 def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,
                        batch_size: int = 16, from_logits: bool = True) -> np.ndarray:
     """Class probabilities ``(N, H, W, classes)`` for ``images (N, H, W, C)``, averaged over
@@ -120,8 +134,7 @@ def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,
         resized = images if size == (height, width) else np.asarray(resize_images(images, size))
         for flipped in ((False, True) if flip else (False,)):
             batch = resized[:, :, ::-1] if flipped else resized
-            output = _check_output(model.predict(batch, batch_size=batch_size, verbose=0),
-                                   model, size, classes)
+            output = _check_output(_predict(model, batch, batch_size), model, size, classes)
             classes = output.shape[-1]
             if output.shape[1:3] != (height, width):
                 output = np.asarray(resize_images(output, (height, width)))

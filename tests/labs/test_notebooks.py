@@ -61,10 +61,11 @@ def test_a_graded_prediction_is_checked_without_showing_its_answer(lab):
             assert "check_prediction(" in sources[check.check_id], check.check_id
 
 
-# TensorFlow's start-up lines: C++ log lines (I1201 10:00:00...), absl's, oneDNN's, CUDA's
+# TensorFlow's start-up lines: C++ log lines (I1201 10:00:00...), absl's, oneDNN's, CUDA's;
+# and its Python logger's warnings (lab 10 once stored a tf.function retracing warning)
 TENSORFLOW_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|oneDNN custom "
                             r"operations|This TensorFlow binary is optimized|Unable to register "
-                            r"cu(DNN|FFT|BLAS)", re.MULTILINE)
+                            r"cu(DNN|FFT|BLAS)|^WARNING:(tensorflow|absl):", re.MULTILINE)
 
 
 @pytest.mark.parametrize("lab", AVAILABLE, ids=lambda lab: lab.slug)
