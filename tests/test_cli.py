@@ -26,6 +26,21 @@ def test_lab_check_reports_problems_and_fails(tmp_path, capsys):
     assert "the first cell must be the setup cell" in capsys.readouterr().out
 
 
+def test_lab_check_names_a_cell_that_binds_an_exercises_name_again(tmp_path, capsys):
+    from pathlib import Path
+
+    from segcourse.labs.notebook import read_notebook
+
+    nb = read_notebook(Path(__file__).parents[1] / "notebooks" / "04_encoder_decoder.ipynb")
+    context = next(i for i, c in enumerate(nb.cells) if "all_skips_bytes = " in c.source)
+    nb.cells[context].source = nb.cells[context].source.replace("all_skips_bytes",
+                                                                "unet_skip_bytes")
+    path = tmp_path / "04_encoder_decoder.ipynb"
+    nbformat.write(nb, path)
+    assert main(["lab", "check", str(path)]) == 1
+    assert f"cell {context} (context) binds 'unet_skip_bytes' again" in capsys.readouterr().out
+
+
 def test_lab_run_stores_outputs_under_the_requested_profile(tmp_path):
     path = tmp_path / "lab.ipynb"
     cell = nbformat.v4.new_code_cell("import os; print(os.environ['SEGCOURSE_PROFILE'])")

@@ -115,3 +115,29 @@ def _dependencies(checks: list[GradedCheck], steps: list[Step]) -> None:
             frontier = set().union(*(used_names(solutions[i]) for i in found)) if found else set()
         order = list(solutions)
         check.depends_on = sorted(needed, key=order.index)
+
+
+def rebound_names(reference) -> list[str]:
+    """What a hidden check would read wrongly: a name an exercise cell defines, that a hidden
+    check reads, and that a later cell the grader runs binds again. The grader runs the hidden
+    checks after every other cell (§8.2), so they would read the later value (lab 04's
+    ``unet_skip_bytes``, a function, was once rebound to a number two cells on)."""
+    plan = build(reference)
+    read_by_hidden = set().union(*(used_names(plan.steps[c.hidden_step].source)
+                                   for c in plan.checks))
+    defined_by: dict[str, str] = {}
+    problems = []
+    for index, cell in enumerate(reference.cells):
+        info = cell_info(cell)
+        if (cell.cell_type != "code" or info.get("skip_when_grading")
+                or info.get("role") == "hidden"):
+            continue
+        names = defined_names(cell.source) & read_by_hidden
+        if info.get("role") == "solution":
+            defined_by.update(dict.fromkeys(names, info["id"]))
+            continue
+        for name in sorted(names & set(defined_by)):
+            problems.append(f"cell {index} ({info.get('id', 'context')}) binds {name!r} again, "
+                            f"which exercise {defined_by[name]} defines and a hidden check "
+                            "reads after every other cell: rename one of them")
+    return problems

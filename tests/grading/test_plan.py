@@ -77,3 +77,25 @@ def test_an_ungraded_prediction_before_an_exercise_is_not_part_of_its_check():
     # a graded prediction (lab 05's bins) stays part of its check
     by_id = {c.check_id: c for c in plans.build(reference("05_context")).checks}
     assert by_id["check-ex3"].solutions == ["ex3-predict", "ex3"]
+
+
+def test_a_later_cell_that_binds_an_exercises_name_again_is_named():
+    # the hidden checks run after every other cell: lab 04's exercise 4 defines a function
+    # that a context cell two cells on once rebound to a number, so the grader called an int
+    nb = reference("04_encoder_decoder")
+    assert plans.rebound_names(nb) == []
+    context = next(i for i, c in enumerate(nb.cells) if "all_skips_bytes" in c.source)
+    nb.cells[context].source = nb.cells[context].source.replace("all_skips_bytes",
+                                                                "unet_skip_bytes")
+    problems = plans.rebound_names(nb)
+    assert len(problems) == 1
+    assert f"cell {context} (context) binds 'unet_skip_bytes' again" in problems[0]
+    assert "exercise ex4 defines" in problems[0]
+    # a cell the grader leaves out binds nothing it runs
+    nb.cells[context].metadata["segcourse"] = {"skip_when_grading": True}
+    assert plans.rebound_names(nb) == []
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_no_reference_lab_binds_an_exercises_name_again(name):
+    assert plans.rebound_names(reference(name)) == []
