@@ -150,3 +150,29 @@ def test_bad_inputs_are_refused(rng):
         elastic_deform(image, rng=rng, image_mode="wrap")
     with pytest.raises(ValueError, match=r"must be \(H, W, 2\)"):
         warp_image(image, np.zeros((8, 8)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_non_uniform_warp_samples_where_scipy_samples(seed):
+    """A second implementation: scipy.ndimage.map_coordinates at the same source coordinates,
+    bilinear (order 1) for the image, nearest (order 0) for the labels. Its 'mirror' mode is the
+    mirror through the edge pixel, its 'grid-constant' the zeros (or the fill) outside."""
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(seed)
+    height, width = (int(n) for n in rng.integers(9, 40, size=2))
+    image = rng.random((height, width, 2))
+    labels = rng.integers(0, 5, (height, width)).astype(np.int32)
+    field = random_displacement((height, width), rng, sigma=6.0)  # some sources off the picture
+    rows, cols = np.indices((height, width), dtype=np.float64)
+    source = [rows + field[..., 0], cols + field[..., 1]]
+    outside = ((source[0] < -0.5) | (source[0] > height - 0.5) | (source[1] < -0.5)
+               | (source[1] > width - 0.5))
+    assert 0 < outside.mean() < 0.5  # the test reaches both branches
+    for mode, scipy_mode in (("reflect", "mirror"), ("constant", "grid-constant")):
+        expected = np.stack([map_coordinates(image[..., k], source, order=1, mode=scipy_mode,
+                                             cval=0.0) for k in range(2)], axis=-1)
+        np.testing.assert_allclose(warp_image(image, field, mode), expected, atol=1e-12)
+    np.testing.assert_array_equal(
+        warp_labels(labels, field), map_coordinates(labels, source, order=0,
+                                                    mode="grid-constant", cval=255))
