@@ -4,7 +4,8 @@ One run measures the machine's ceilings (a float32 matmul and a 3×3 convolution
 training and inference of the timed models (pictures/s, GFLOP/s and the fractions of both
 ceilings) with XLA and op determinism on and off, the training input pipeline alone, where a
 network's time goes layer by layer (:mod:`segcourse.layer_times`), and the update cost of
-two mIoU metrics. Medians over repeats; every absolute figure is printed beside
+two mIoU metrics, and the dense CRF's mean-field inference per picture (:mod:`segcourse.crf`).
+Medians over repeats; every absolute figure is printed beside
 the ceilings it should be read against: timings vary with the machine, ratios much less.
 """
 
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from segcourse.speed import in_fresh_process, matmul_gflops, median_seconds, training_tflop
 
-SKIPPABLE = ("training", "xla", "determinism", "pipeline", "metrics", "layers")
+SKIPPABLE = ("training", "xla", "determinism", "pipeline", "metrics", "layers", "crf")
+#: The dense CRF's timings: (side, classes) per picture; median of CRF_CALLS calls each.
+CRF_CASES, CRF_CALLS = ((64, 2), (128, 2), (128, 21)), 3
 CONV = {"size": 64, "channels": 64, "batch": 16}  # the convolution ceiling's feature maps
 METRIC_CALLS, METRIC_CLASSES = 20, 6
 
@@ -209,6 +212,28 @@ def metric_costs(size=64, batch=32, classes=METRIC_CLASSES, calls=METRIC_CALLS) 
     return rows
 
 
+def crf_costs(cases=CRF_CASES, calls=CRF_CALLS) -> list[dict]:
+    """Seconds per picture of :func:`segcourse.crf.dense_crf` (its defaults: 5 mean-field
+    iterations, the fast filters) on a made picture of each ``(side, classes)``: the median of
+    ``calls``, after one call that warms up. The target: well under a second at 128 × 128."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from segcourse.crf import dense_crf
+
+    rows = []
+    for side, classes in tqdm(cases, desc="dense CRF", leave=False):
+        rng = np.random.default_rng(0)
+        image = rng.random((side, side, 3))
+        probabilities = rng.dirichlet(np.ones(classes), size=(side, side))
+        dense_crf(image, probabilities)  # warm-up
+        seconds = median_seconds(lambda image=image, scores=probabilities: dense_crf(image, scores),
+                                 calls)
+        rows.append({"side": side, "classes": classes, "calls": calls,
+                     "seconds": round(seconds, 4)})
+    return rows
+
+
 def _with_rates(row, ceiling) -> dict:
     """``row`` with rounded rates, GFLOP/s and fractions of the ceilings (training: 3 forward
     passes per picture, inference: 1; speed.training_tflop's arithmetic)."""
@@ -359,14 +384,26 @@ def markdown(figures) -> str:
                       f"{u['miou']:.6f}", both) for u in metrics["updates"]]), "",
             f"Same mIoU: {'yes' if metrics['same_miou'] else 'NO'} (difference "
             f"{abs(first['miou'] - second['miou']):.1e}).", ""]
+    if figures.get("crf") is not None:
+        lines += [
+            "## Dense CRF", "",
+            "segcourse.crf.dense_crf with its defaults (5 mean-field iterations, the separable "
+            "spatial filter and the bilateral grid) on one made picture per row: seconds per "
+            "picture, median of its calls after a warm-up call (made pictures: the time "
+            "depends on the size and the classes, not on what the picture shows). The target: "
+            "well under a second at 128×128; lab 10 runs it on 64×64 pictures.", "",
+            *_table(("picture", "classes", "seconds per picture", beside),
+                    [(f"{row['side']}×{row['side']}", row["classes"], f"{row['seconds']:.3f}",
+                      both) for row in figures["crf"]]), ""]
     return "\n".join(lines)
 
 
 def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md", *,
-           size=64, batch=32, steps=3, repeats=3, skip=()) -> str:
+           size=64, batch=32, steps=3, repeats=3, skip=(), crf_cases=CRF_CASES) -> str:
     """Measure everything in one run (see the module's docstring), except the ``skip`` phases
     (:data:`SKIPPABLE`: ``xla`` and ``determinism`` keep segcourse train's setting only); write
-    ``out`` (Markdown) and its ``.json`` beside it; return the Markdown."""
+    ``out`` (Markdown) and its ``.json`` beside it; return the Markdown. ``crf_cases``: the
+    dense CRF's ``(side, classes)`` pictures (:func:`crf_costs`)."""
     from segcourse.labs.environment import prepare_tensorflow
     from segcourse.train import TrainConfig
 
@@ -399,6 +436,7 @@ def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md
 
         layers = layer_times.measure("unet" if "unet" in models_to_time else models_to_time[0],
                                      (size, 2 * size), batch)
+    crf = crf_costs(crf_cases) if "crf" not in skip else None
     last = ceilings()  # on a shared machine the load changes: the higher of two is the ceiling
     ceiling = {**{name: max(first[name], last[name]) for name in first},
                "start": first, "end": last, "conv": CONV}
@@ -409,7 +447,7 @@ def report(models_to_time=("unet", "fcn8s", "segnet"), out="benchmarks/report.md
                "settings": {"models": list(models_to_time), "size": size, "batch": batch,
                             "steps": steps, "repeats": repeats, "skip": sorted(skip)},
                "ceiling": ceiling, "training": training, "pipeline": pipeline,
-               "layers": layers, "metrics": metrics}
+               "layers": layers, "metrics": metrics, "crf": crf}
     figures = {key: value for key, value in figures.items() if value is not None}
     text = markdown(figures)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

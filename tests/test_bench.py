@@ -11,14 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = ("## Machine ceiling", "## Training", "## Inference", "## Input pipeline",
             "Is training input-bound?", "## Where the time goes, layer by layer",
-            "## Metric update cost")
+            "## Metric update cost", "## Dense CRF")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """One tiny run of every phase: one small model, 32×32, batch 4, few steps."""
     out = tmp_path_factory.mktemp("bench") / "report.md"
-    text = report(models_to_time=("plain",), out=out, size=32, batch=4, steps=2, repeats=1)
+    text = report(models_to_time=("plain",), out=out, size=32, batch=4, steps=2, repeats=1,
+                  crf_cases=((16, 2), (24, 3)))
     return text, json.loads(out.with_suffix(".json").read_text()), out
 
 
@@ -46,7 +47,7 @@ def test_the_report_has_every_section_and_writes_what_it_returns(tiny):
     for section in SECTIONS:
         assert section in text
     assert {"machine", "settings", "ceiling", "training", "pipeline", "layers",
-            "metrics"} <= set(figures)
+            "metrics", "crf"} <= set(figures)
     assert figures["machine"]["load_average_start"] >= 0 and figures["machine"]["cores"] >= 1
 
 
@@ -57,8 +58,9 @@ def test_every_absolute_figure_has_the_ceilings_beside_it(tiny):
     tables = _tables(text)
     figured = [rows for title, found in tables.items() if title != "Machine ceiling"
                for rows in found]
-    # training, inference, pipeline, input-bound, layers (three tables: batch norm's), metrics
-    assert len(figured) == 8
+    # training, inference, pipeline, input-bound, layers (three tables: batch norm's), metrics,
+    # the dense CRF
+    assert len(figured) == 9
     for rows in figured:
         assert rows and all(row["ceilings conv / matmul"] == both for row in rows)
     # the ceilings are the higher of the two probes of the run
@@ -69,6 +71,11 @@ def test_every_absolute_figure_has_the_ceilings_beside_it(tiny):
 def test_json_and_markdown_agree(tiny):
     text, figures, _ = tiny
     tables = _tables(text)
+    [crf] = tables["Dense CRF"]
+    assert [(row["picture"], int(row["classes"]), float(row["seconds per picture"]))
+            for row in crf] == [(f"{f['side']}×{f['side']}", f["classes"], round(f["seconds"], 3))
+                                for f in figures["crf"]]
+    assert all(f["seconds"] > 0 for f in figures["crf"])
     [probes] = tables["Machine ceiling"]
     assert [float(row["ceiling, GFLOP/s"]) for row in probes] == [
         figures["ceiling"]["matmul_gflops"], figures["ceiling"]["conv_gflops"]]
