@@ -389,8 +389,9 @@ def markdown(figures) -> str:
             "## Dense CRF", "",
             "segcourse.crf.dense_crf with its defaults (5 mean-field iterations, the separable "
             "spatial filter and the bilateral grid) on one made picture per row: seconds per "
-            "picture, median of its calls after a warm-up call (made pictures: the time "
-            "depends on the size and the classes, not on what the picture shows). The target: "
+            "picture, median of its calls after a warm-up call. The pictures are uniform "
+            "noise, whose colours spread over the most cells of the bilateral grid: a real "
+            "picture of the same size and classes takes at most about as long. The target: "
             "well under a second at 128×128; lab 10 runs it on 64×64 pictures.", "",
             *_table(("picture", "classes", "seconds per picture", beside),
                     [(f"{row['side']}×{row['side']}", row["classes"], f"{row['seconds']:.3f}",

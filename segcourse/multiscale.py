@@ -73,8 +73,6 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
 
 
 def _check_output(output, model, size, classes_seen) -> np.ndarray:
-    if isinstance(output, (list, tuple)):
-        output = output[0]  # a model with several outputs is read at its main one
     output = np.asarray(output, dtype=np.float32)
     if output.ndim != 4:
         raise ValueError(f"the model {model.name!r} gave an output of shape {output.shape}; "
@@ -94,9 +92,13 @@ def _predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
     """
     import keras
 
-    return np.concatenate([keras.ops.convert_to_numpy(model(images[first:first + batch_size],
-                                                            training=False))
-                           for first in range(0, len(images), batch_size)])
+    batches = []
+    for first in range(0, len(images), batch_size):
+        output = model(np.ascontiguousarray(images[first:first + batch_size]), training=False)
+        if isinstance(output, (list, tuple)):  # a main head and auxiliary ones: read the main
+            output = output[0]
+        batches.append(keras.ops.convert_to_numpy(output))
+    return np.concatenate(batches)
 
 
 def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,

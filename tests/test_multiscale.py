@@ -133,3 +133,14 @@ def test_a_model_built_for_one_size_is_refused_at_another(images):
     with pytest.raises(ValueError, match=r"'fixed' takes pictures of \(12, 16\).*\(18, 24\)"
                                          r".*set_weights"):
         predict_multiscale(fixed, images, scales=(1.0, 1.5))
+
+
+def test_a_model_with_an_auxiliary_head_is_read_at_its_main_output(images):
+    # PSPNet's deep supervision (aux_head=True) gives [main, aux]: the main one is the prediction
+    inputs = keras.Input((None, None, 3))
+    main = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    aux = keras.layers.Conv2D(4, 1)(inputs)
+    model = keras.Model(inputs, [main, aux])
+    expected = softmax(np.asarray(model.predict(images, verbose=0)[0]))
+    got = predict_multiscale(model, images, scales=(1.0,), flip=False, batch_size=2)
+    np.testing.assert_allclose(got, expected, atol=1e-6)

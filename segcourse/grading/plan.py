@@ -121,7 +121,9 @@ def rebound_names(reference) -> list[str]:
     """What a hidden check would read wrongly: a name an exercise cell defines, that a hidden
     check reads, and that a later cell the grader runs binds again. The grader runs the hidden
     checks after every other cell (§8.2), so they would read the later value (lab 04's
-    ``unet_skip_bytes``, a function, was once rebound to a number two cells on)."""
+    ``unet_skip_bytes``, a function, was once rebound to a number two cells on). It reads
+    top-level bindings only (``grading.cells.defined_names``): a name bound inside a loop or a
+    branch, or by an import, goes unseen."""
     plan = build(reference)
     read_by_hidden = set().union(*(used_names(plan.steps[c.hidden_step].source)
                                    for c in plan.checks))
