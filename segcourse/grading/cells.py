@@ -39,6 +39,35 @@ def defined_names(source: str) -> set[str]:
     return names
 
 
+def bound_names(source: str, imports: bool = True) -> set[str]:
+    """Every name a cell binds in the notebook's namespace: what :func:`defined_names` finds,
+    and also names bound inside top-level loops, branches, ``with`` and ``try`` blocks, loop
+    and ``with`` targets, imports and exception names (not inside functions or classes, whose
+    names are local; a word-level guess at ``def``/``class`` when the cell does not parse).
+    ``imports=False`` leaves imported names out."""
+    tree = parse_cell(source)
+    if tree is None:
+        return set(re.findall(r"^(?:def|class)\s+(\w+)", source, re.MULTILINE))
+    names, pending = set(), list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
+                             ast.GeneratorExp)):
+            continue  # their names are their own
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and imports:
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names
+                         if alias.name != "*")
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        pending.extend(ast.iter_child_nodes(node))
+    return names
+
+
 def used_names(source: str) -> set[str]:
     """Every name a cell mentions (a word-level guess when it does not parse)."""
     tree = parse_cell(source)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from segcourse.grading.cells import defined_names, used_names
+from segcourse.grading.cells import bound_names, defined_names, used_names
 from segcourse.labs.notebook import cell_info, lab_name
 
 
@@ -121,12 +121,13 @@ def rebound_names(reference) -> list[str]:
     """What a hidden check would read wrongly: a name an exercise cell defines, that a hidden
     check reads, and that a later cell the grader runs binds again. The grader runs the hidden
     checks after every other cell (§8.2), so they would read the later value (lab 04's
-    ``unet_skip_bytes``, a function, was once rebound to a number two cells on). It reads
-    top-level bindings only (``grading.cells.defined_names``): a name bound inside a loop or a
-    branch, or by an import, goes unseen."""
+    ``unet_skip_bytes``, a function, was once rebound to a number two cells on). Bindings as
+    :func:`segcourse.grading.cells.bound_names` reads them (inside loops and branches too; an
+    import again is not counted); a name a hidden check binds itself is its own."""
     plan = build(reference)
-    read_by_hidden = set().union(*(used_names(plan.steps[c.hidden_step].source)
-                                   for c in plan.checks))
+    read_by_hidden = set().union(*(used_names(source) - bound_names(source)
+                                   for source in (plan.steps[c.hidden_step].source
+                                                  for c in plan.checks)))
     defined_by: dict[str, str] = {}
     problems = []
     for index, cell in enumerate(reference.cells):
@@ -134,10 +135,12 @@ def rebound_names(reference) -> list[str]:
         if (cell.cell_type != "code" or info.get("skip_when_grading")
                 or info.get("role") == "hidden"):
             continue
-        names = defined_names(cell.source) & read_by_hidden
         if info.get("role") == "solution":
-            defined_by.update(dict.fromkeys(names, info["id"]))
+            defined_by.update(dict.fromkeys(bound_names(cell.source) & read_by_hidden,
+                                            info["id"]))
             continue
+        # an import of the same module again is harmless (and usual): imports are left out
+        names = bound_names(cell.source, imports=False) & read_by_hidden
         for name in sorted(names & set(defined_by)):
             problems.append(f"cell {index} ({info.get('id', 'context')}) binds {name!r} again, "
                             f"which exercise {defined_by[name]} defines and a hidden check "

@@ -99,3 +99,21 @@ def test_a_later_cell_that_binds_an_exercises_name_again_is_named():
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
 def test_no_reference_lab_binds_an_exercises_name_again(name):
     assert plans.rebound_names(reference(name)) == []
+
+
+def test_bound_names_reads_loops_branches_imports_and_not_function_bodies():
+    from segcourse.grading.cells import bound_names
+
+    source = ("for i in range(3):\n    x = i\nwith open('f') as handle:\n    pass\n"
+              "import numpy as np\ndef f():\n    local = 1\n[z for z in range(2)]\n"
+              "try:\n    pass\nexcept ValueError as error:\n    pass\nif True:\n    (w := 2)\n")
+    assert bound_names(source) == {"i", "x", "handle", "np", "f", "error", "w"}
+    assert bound_names(source, imports=False) == {"i", "x", "handle", "f", "error", "w"}
+
+
+def test_a_binding_inside_a_loop_is_seen():
+    nb = reference("04_encoder_decoder")
+    context = next(i for i, c in enumerate(nb.cells) if "all_skips_bytes = " in c.source)
+    nb.cells[context].source += "\nfor unet_skip_bytes in range(2):\n    pass\n"
+    [problem] = plans.rebound_names(nb)
+    assert "binds 'unet_skip_bytes' again" in problem
