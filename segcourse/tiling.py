@@ -150,9 +150,11 @@ def _as_image(image) -> np.ndarray:
 
 
 def _predict(model_or_fn, batch: np.ndarray) -> np.ndarray:
-    if hasattr(model_or_fn, "predict_on_batch"):
-        return np.asarray(model_or_fn.predict_on_batch(batch))
-    return np.asarray(model_or_fn(batch))
+    output = (model_or_fn.predict_on_batch(batch) if hasattr(model_or_fn, "predict_on_batch")
+              else model_or_fn(batch))
+    if isinstance(output, (list, tuple)):  # a main head and auxiliary ones: read the main
+        output = output[0]
+    return np.asarray(output)
 
 
 def predict_tiled(model_or_fn: Callable, image, input_tile, output_tile, batch_size: int = 4,

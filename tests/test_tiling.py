@@ -97,6 +97,15 @@ def test_stitched_tiles_equal_one_pass_over_the_padded_picture(valid_net, size, 
     np.testing.assert_allclose(tiled, whole, rtol=1e-5, atol=1e-5)
 
 
+def test_a_model_with_an_auxiliary_head_is_tiled_at_its_main_output(valid_net, rng):
+    # a [main, aux] model (PSPNet's aux_head=True gives two outputs): the main one is stitched
+    aux = keras.layers.Cropping2D(MARGIN)(valid_net.inputs[0])
+    two_heads = keras.Model(valid_net.inputs, [valid_net.outputs[0], aux])
+    image = rng.normal(size=(10, 12, 2)).astype("float32")
+    np.testing.assert_allclose(predict_tiled(two_heads, image, 14, 8),
+                               predict_tiled(valid_net, image, 14, 8), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("depth, input_tile, output_tile", [(2, 52, 12), (3, 100, 12)])
 def test_a_paper_unet_tiles_seamlessly_when_tiles_step_by_its_total_stride(
         depth, input_tile, output_tile, rng):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import symtable
 
 MAX_SOURCE = 100_000  # characters: a longer cell is read word by word
 
@@ -39,33 +40,58 @@ def defined_names(source: str) -> set[str]:
     return names
 
 
-def bound_names(source: str, imports: bool = True) -> set[str]:
-    """Every name a cell binds in the notebook's namespace: what :func:`defined_names` finds,
-    and also names bound inside top-level loops, branches, ``with`` and ``try`` blocks, loop
-    and ``with`` targets, imports and exception names (not inside functions or classes, whose
-    names are local; a word-level guess at ``def``/``class`` when the cell does not parse).
-    ``imports=False`` leaves imported names out."""
-    tree = parse_cell(source)
-    if tree is None:
-        return set(re.findall(r"^(?:def|class)\s+(\w+)", source, re.MULTILINE))
-    names, pending = set(), list(tree.body)
+def _scopes(source: str):
+    """The cell's symbol table (``symtable``), or None when it does not compile."""
+    if len(source) > MAX_SOURCE:
+        return None
+    try:
+        return symtable.symtable(source, "<cell>", "exec")
+    except Exception:  # syntax errors, and memory or recursion errors on odd input
+        return None
+
+
+def _nested(table):
+    """Every scope inside ``table`` (functions, classes, comprehensions), at any depth."""
+    pending = list(table.get_children())
     while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-            continue
-        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
-                             ast.GeneratorExp)):
-            continue  # their names are their own
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)) and imports:
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names
-                         if alias.name != "*")
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            names.add(node.name)
-        pending.extend(ast.iter_child_nodes(node))
-    return names
+        scope = pending.pop()
+        pending.extend(scope.get_children())
+        yield scope
+
+
+def bound_names(source: str, imports: bool = True) -> set[str]:
+    """Every name a cell binds in the notebook's namespace, as Python's own symbol table reads
+    it: assignments anywhere at the top level (inside loops, branches, ``with``, ``try`` and
+    ``match`` too), definitions, and names a function declares ``global`` or a comprehension
+    binds with ``:=``; imported names unless ``imports=False``. A word-level guess at
+    ``def``/``class`` when the cell does not compile."""
+    table = _scopes(source)
+    if table is None:
+        return set(re.findall(r"^(?:def|class)\s+(\w+)", source, re.MULTILINE))
+    names = {symbol.get_name() for symbol in table.get_symbols()
+             if symbol.is_assigned() or (imports and symbol.is_imported())}
+    return names | {symbol.get_name() for scope in _nested(table)
+                    for symbol in scope.get_symbols()
+                    if symbol.is_declared_global() and symbol.is_assigned()}
+
+
+def imported_names(source: str) -> set[str]:
+    """The names a cell binds by an import only."""
+    return bound_names(source) - bound_names(source, imports=False)
+
+
+def global_reads(source: str) -> set[str]:
+    """The names a cell reads from the notebook's namespace and does not bind itself: at its
+    top level and inside its functions (a function's own locals are its own). Every name it
+    mentions, word by word, when it does not compile."""
+    table = _scopes(source)
+    if table is None:
+        return used_names(source)
+    own = bound_names(source)
+    reads = {symbol.get_name() for symbol in table.get_symbols() if symbol.is_referenced()}
+    reads |= {symbol.get_name() for scope in _nested(table) for symbol in scope.get_symbols()
+              if symbol.is_global() and symbol.is_referenced()}
+    return reads - own
 
 
 def used_names(source: str) -> set[str]:

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from segcourse.grading.cells import bound_names, defined_names, used_names
+from segcourse.grading.cells import (
+    bound_names,
+    defined_names,
+    global_reads,
+    imported_names,
+    used_names,
+)
 from segcourse.labs.notebook import cell_info, lab_name
 
 
@@ -121,26 +127,28 @@ def rebound_names(reference) -> list[str]:
     """What a hidden check would read wrongly: a name an exercise cell defines, that a hidden
     check reads, and that a later cell the grader runs binds again. The grader runs the hidden
     checks after every other cell (§8.2), so they would read the later value (lab 04's
-    ``unet_skip_bytes``, a function, was once rebound to a number two cells on). Bindings as
-    :func:`segcourse.grading.cells.bound_names` reads them (inside loops and branches too; an
-    import again is not counted); a name a hidden check binds itself is its own."""
+    ``unet_skip_bytes``, a function, was once rebound to a number two cells on). Names and
+    reads as Python's symbol table sees them (:func:`segcourse.grading.cells.bound_names`,
+    :func:`~segcourse.grading.cells.global_reads`); importing again a name the exercise
+    imported too is no rebinding."""
     plan = build(reference)
-    read_by_hidden = set().union(*(used_names(source) - bound_names(source)
-                                   for source in (plan.steps[c.hidden_step].source
-                                                  for c in plan.checks)))
+    read_by_hidden = set().union(*(global_reads(plan.steps[c.hidden_step].source)
+                                   for c in plan.checks))
     defined_by: dict[str, str] = {}
+    imported_by_exercise: set[str] = set()
     problems = []
     for index, cell in enumerate(reference.cells):
         info = cell_info(cell)
         if (cell.cell_type != "code" or info.get("skip_when_grading")
                 or info.get("role") == "hidden"):
             continue
+        names = bound_names(cell.source) & read_by_hidden
         if info.get("role") == "solution":
-            defined_by.update(dict.fromkeys(bound_names(cell.source) & read_by_hidden,
-                                            info["id"]))
+            defined_by.update(dict.fromkeys(names, info["id"]))
+            imported_by_exercise = (imported_by_exercise - names) | (
+                imported_names(cell.source) & names)
             continue
-        # an import of the same module again is harmless (and usual): imports are left out
-        names = bound_names(cell.source, imports=False) & read_by_hidden
+        names -= imported_names(cell.source) & imported_by_exercise
         for name in sorted(names & set(defined_by)):
             problems.append(f"cell {index} ({info.get('id', 'context')}) binds {name!r} again, "
                             f"which exercise {defined_by[name]} defines and a hidden check "

@@ -101,19 +101,41 @@ def test_no_reference_lab_binds_an_exercises_name_again(name):
     assert plans.rebound_names(reference(name)) == []
 
 
-def test_bound_names_reads_loops_branches_imports_and_not_function_bodies():
-    from segcourse.grading.cells import bound_names
+def test_bound_names_reads_what_python_binds_in_the_notebooks_namespace():
+    from segcourse.grading.cells import bound_names, global_reads, imported_names
 
     source = ("for i in range(3):\n    x = i\nwith open('f') as handle:\n    pass\n"
-              "import numpy as np\ndef f():\n    local = 1\n[z for z in range(2)]\n"
-              "try:\n    pass\nexcept ValueError as error:\n    pass\nif True:\n    (w := 2)\n")
-    assert bound_names(source) == {"i", "x", "handle", "np", "f", "error", "w"}
-    assert bound_names(source, imports=False) == {"i", "x", "handle", "f", "error", "w"}
+              "import numpy as np\ndef f():\n    global g\n    g = 1\n    local = 1\n"
+              "[z for z in range(2)]\n[(walrus := n) for n in range(2)]\n"
+              "try:\n    pass\nexcept ValueError as error:\n    pass\nif True:\n    (w := 2)\n"
+              "match x:\n    case [first, *rest]:\n        pass\n    case int() as kind:\n"
+              "        pass\n")
+    assert bound_names(source) == {"i", "x", "handle", "np", "f", "g", "walrus", "error", "w",
+                                   "first", "rest", "kind"}
+    assert imported_names(source) == {"np"}
+    # what a hidden check reads from the notebook: not its own function's locals
+    hidden = ("def _hidden():\n    size = 3\n    rng = draw()\n    return skip_bytes(size, rng)\n"
+              "_hidden()\n")
+    assert global_reads(hidden) == {"draw", "skip_bytes"}
 
 
 def test_a_binding_inside_a_loop_is_seen():
     nb = reference("04_encoder_decoder")
     context = next(i for i, c in enumerate(nb.cells) if "all_skips_bytes = " in c.source)
     nb.cells[context].source += "\nfor unet_skip_bytes in range(2):\n    pass\n"
+    [problem] = plans.rebound_names(nb)
+    assert "binds 'unet_skip_bytes' again" in problem
+
+
+def test_importing_again_what_the_exercise_imported_is_no_rebinding_and_another_import_is():
+    nb = reference("04_encoder_decoder")
+    by_id = {cell_info(c).get("id"): c for c in nb.cells}
+    by_id["ex4"].source = "import math\n" + by_id["ex4"].source
+    by_id["hidden-ex4"].source += "\nprint(math.pi)\n"  # the hidden check reads it
+    context = next(i for i, c in enumerate(nb.cells) if "all_skips_bytes = " in c.source)
+    original = nb.cells[context].source
+    nb.cells[context].source = "import math\n" + original
+    assert plans.rebound_names(nb) == []
+    nb.cells[context].source = "from segcourse import models as unet_skip_bytes\n" + original
     [problem] = plans.rebound_names(nb)
     assert "binds 'unet_skip_bytes' again" in problem
