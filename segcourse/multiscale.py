@@ -24,6 +24,8 @@ The model must accept every scaled size: build it on ``keras.Input((None, None, 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import numbers
 
@@ -83,22 +85,26 @@ def _check_output(output, model, size, classes_seen) -> np.ndarray:
     return output
 
 
-def _predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """The model's outputs for ``images``, ``batch_size`` at a time, each batch a plain call.
+@contextlib.contextmanager
+def _retracing_unlogged():
+    """TensorFlow traces ``model.predict`` once per input size and, once most recent calls
+    traced again, logs a warning that retracing is expensive; a multi-scale pass changes the
+    size on purpose (one per scale), so here the warning is noise a student cannot act on. It
+    is silenced for the call only (TensorFlow's Python logger, ``WARNING:tensorflow:``)."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
-    Not ``model.predict``: on TensorFlow it traces one graph per input size, and the scales of a
-    multi-scale pass are as many sizes, so Keras prints a retracing warning on every call after
-    the fifth (a warning a student cannot act on). A plain call runs eagerly, without tracing.
-    """
-    import keras
 
-    batches = []
-    for first in range(0, len(images), batch_size):
-        output = model(np.ascontiguousarray(images[first:first + batch_size]), training=False)
-        if isinstance(output, (list, tuple)):  # a main head and auxiliary ones: read the main
-            output = output[0]
-        batches.append(keras.ops.convert_to_numpy(output))
-    return np.concatenate(batches)
+def _predict(model, images: np.ndarray, batch_size: int):
+    """The model's output for ``images``: its main one when it has auxiliary heads too."""
+    with _retracing_unlogged():
+        output = model.predict(images, batch_size=batch_size, verbose=0)
+    return output[0] if isinstance(output, (list, tuple)) else output
 
 
 def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,

@@ -144,3 +144,30 @@ def test_a_model_with_an_auxiliary_head_is_read_at_its_main_output(images):
     expected = softmax(np.asarray(model.predict(images, verbose=0)[0]))
     got = predict_multiscale(model, images, scales=(1.0,), flip=False, batch_size=2)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_tensorflows_retracing_warning_is_not_passed_on_and_its_logger_is_restored(images):
+    # one traced graph per scale: TensorFlow warns that retracing is expensive (lab 10 once
+    # stored that warning). A layer that logs such a warning while it is traced stands in.
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+
+    def noisy(x):
+        logger.warning("5 out of the last 13 calls triggered tf.function retracing")
+        return x
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(keras.layers.Lambda(noisy)(inputs)))
+    level = logger.level
+    logger.addHandler(handler)
+    try:
+        predict_multiscale(model, images, scales=(0.75, 1.0), flip=False)
+        assert seen == [] and logger.level == level
+        noisy(None)  # outside predict_multiscale the logger speaks as before
+        assert len(seen) == 1
+    finally:
+        logger.removeHandler(handler)
