@@ -31,6 +31,8 @@ import numbers
 
 import numpy as np
 
+from segcourse.outputs import main_output
+
 #: DeepLabV3's evaluation scales (Chen et al. 2017, §4.2).
 DEEPLAB_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
@@ -103,8 +105,7 @@ def _retracing_unlogged():
 def _predict(model, images: np.ndarray, batch_size: int):
     """The model's output for ``images``: its main one when it has auxiliary heads too."""
     with _retracing_unlogged():
-        output = model.predict(images, batch_size=batch_size, verbose=0)
-    return output[0] if isinstance(output, (list, tuple)) else output
+        return main_output(model.predict(images, batch_size=batch_size, verbose=0))
 
 
 def predict_multiscale(model, images, scales=DEEPLAB_SCALES, flip: bool = True,

@@ -15,6 +15,7 @@ import numpy as np
 
 from segcourse.labels import IGNORE_INDEX
 from segcourse.metrics import SegmentationScores, confusion_matrix, scores
+from segcourse.outputs import main_output
 
 
 def class_scores(model, images, batch_size: int = 32, num_classes: int | None = None
@@ -23,9 +24,7 @@ def class_scores(model, images, batch_size: int = 32, num_classes: int | None = 
     several outputs is read at its first, the main one). A model with one output channel (a
     sigmoid's single score, whose argmax is always 0) is refused, and so is one whose channels
     are not ``num_classes``, where given."""
-    outputs = model.predict(images, batch_size=batch_size, verbose=0)
-    if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
+    outputs = main_output(model.predict(images, batch_size=batch_size, verbose=0))
     channels = np.shape(outputs)[-1]
     if channels == 1:
         raise ValueError(

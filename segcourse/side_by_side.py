@@ -21,6 +21,7 @@ import numpy as np
 
 from segcourse.labels import IGNORE_INDEX
 from segcourse.metrics import SegmentationScores, boundary_band, confusion_matrix, scores
+from segcourse.outputs import main_output
 
 
 @dataclass(frozen=True)
@@ -207,10 +208,7 @@ def _confusions(masks, labels, near_edge, num_classes, ignore_index):
 
 def _called_labels(model, images):
     """Labels from one direct call: a few pictures, no ``predict`` function traced for them."""
-    outputs = model(images, training=False)
-    if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    return np.asarray(outputs).argmax(-1)
+    return np.asarray(main_output(model(images, training=False))).argmax(-1)
 
 
 def show_side_by_side(images, masks, contenders: dict, palette=None, rows: int = 4,

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segcourse.outputs import main_output
+
 MODES = ("reflect", "symmetric")
 
 
@@ -152,9 +154,7 @@ def _as_image(image) -> np.ndarray:
 def _predict(model_or_fn, batch: np.ndarray) -> np.ndarray:
     output = (model_or_fn.predict_on_batch(batch) if hasattr(model_or_fn, "predict_on_batch")
               else model_or_fn(batch))
-    if isinstance(output, (list, tuple)):  # a main head and auxiliary ones: read the main
-        output = output[0]
-    return np.asarray(output)
+    return np.asarray(main_output(output))
 
 
 def predict_tiled(model_or_fn: Callable, image, input_tile, output_tile, batch_size: int = 4,

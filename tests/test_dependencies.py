@@ -18,7 +18,8 @@ PACKAGE = Path(segcourse.__file__).parent
 
 # docs/design.md §3, top to bottom: a module may import modules at its own level or above it.
 # A module's level is its first name below segcourse (segcourse.data.folders: "data").
-LEVELS = ("labels", "graph", "layers", "models", "data", "metrics", "losses", "crf", "instances",
+LEVELS = ("labels", "outputs", "graph", "layers", "models", "data", "metrics", "losses", "crf",
+          "instances",
           "tiling", "multiscale", "analysis", "viz", "speed", "pace", "layer_times",
           "runs", "checkpoints", "scoring", "train",
           "side_by_side", "predict", "labs", "grading", "time_to_accuracy", "bench", "cli",

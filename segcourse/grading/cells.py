@@ -75,11 +75,6 @@ def bound_names(source: str, imports: bool = True) -> set[str]:
                     if symbol.is_declared_global() and symbol.is_assigned()}
 
 
-def imported_names(source: str) -> set[str]:
-    """The names a cell binds by an import only."""
-    return bound_names(source) - bound_names(source, imports=False)
-
-
 def global_reads(source: str) -> set[str]:
     """The names a cell reads from the notebook's namespace and does not bind itself: at its
     top level and inside its functions (a function's own locals are its own). Every name it

@@ -16,7 +16,6 @@ from segcourse.grading.cells import (
     bound_names,
     defined_names,
     global_reads,
-    imported_names,
     used_names,
 )
 from segcourse.labs.notebook import cell_info, lab_name
@@ -142,13 +141,14 @@ def rebound_names(reference) -> list[str]:
         if (cell.cell_type != "code" or info.get("skip_when_grading")
                 or info.get("role") == "hidden"):
             continue
-        names = bound_names(cell.source) & read_by_hidden
+        bound = bound_names(cell.source)
+        imported = bound - bound_names(cell.source, imports=False)
+        names = bound & read_by_hidden
         if info.get("role") == "solution":
             defined_by.update(dict.fromkeys(names, info["id"]))
-            imported_by_exercise = (imported_by_exercise - names) | (
-                imported_names(cell.source) & names)
+            imported_by_exercise = (imported_by_exercise - names) | (imported & names)
             continue
-        names -= imported_names(cell.source) & imported_by_exercise
+        names -= imported & imported_by_exercise
         for name in sorted(names & set(defined_by)):
             problems.append(f"cell {index} ({info.get('id', 'context')}) binds {name!r} again, "
                             f"which exercise {defined_by[name]} defines and a hidden check "
