@@ -637,22 +637,31 @@ def lab_grades_report(notebooks=None, out="benchmarks/lab_grades.md", jobs: int 
         solved, untouched = records["reference"], records["untouched"]
         rows.append({"notebook": path.as_posix(), "max_points": solved.max_points,
                      "reference": solved.points, "untouched": untouched.points,
+                     "checks": len(solved.feedback),
+                     "reference_public_ok": sum(f.public_passed for f in solved.feedback),
+                     "untouched_public_ok": sum(f.public_passed for f in untouched.feedback),
                      "flags": sorted(set(solved.flags) | set(untouched.flags)),
                      "seconds": seconds})
     figures = {"platform": platform.platform(terse=True), "cores": os.cpu_count(),
                "date": time.strftime("%Y-%m-%d %H:%M"), "labs": rows}
-    wrong = [r["notebook"] for r in rows if r["reference"] != r["max_points"] or r["untouched"]]
+    wrong = [r["notebook"] for r in rows if r["reference"] != r["max_points"] or r["untouched"]
+             or r["reference_public_ok"] != r["checks"] or r["untouched_public_ok"]]
     text = "\n".join([
         "# Each lab graded: its reference and its untouched student version", "",
         f"{figures['platform']}, {figures['cores']} cores, {figures['date']}. Each lab: "
         f"`segcourse grade <reference> <folder> -j {jobs}` (sandboxed) on two submissions, the "
         "reference notebook itself and its student version as `segcourse lab student` builds "
-        "it; seconds include the reference's own run.", "",
+        "it; seconds include the reference's own run. Public checks passed: of the graded "
+        "checks, how many public check cells (what a student sees) ran without failing in the "
+        "grading notebook.", "",
         *_table(("lab", "points", "reference's solutions", "untouched student version",
-                 "flags", "seconds"),
+                 "public checks passed (reference · untouched)", "flags", "seconds"),
                 [(r["notebook"], str(r["max_points"]), str(r["reference"]), str(r["untouched"]),
+                  f"{r['reference_public_ok']}/{r['checks']} · "
+                  f"{r['untouched_public_ok']}/{r['checks']}",
                   ", ".join(r["flags"]) or "none", f"{r['seconds']:.1f}") for r in rows]),
-        "", ("Every reference earns all its points and every untouched student version none."
+        "", ("Every reference earns all its points and passes every public check; every "
+             "untouched student version earns none and passes no graded public check."
              if not wrong else f"NOT AS EXPECTED: {', '.join(wrong)}."), ""])
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text)

@@ -45,6 +45,7 @@ class Feedback:
     public: str  # the public check's result on the inputs the student has seen
     exercises: list[str] = field(default_factory=list)
     detail: str = ""  # what else the student should know about this check
+    public_passed: bool = False  # the public check ran to its end without failing
 
 
 @dataclass
@@ -244,9 +245,11 @@ def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: di
                               or f.startswith(check.check_id))
         rows.append(Row(submission.student, lab, check.check_id, check.points if passed else 0,
                         check.points, passed, reason, round(spent, 3), row_flags, sandbox))
-        public = _public_text(results[check.public_step] if results else None)
+        public_result = results[check.public_step] if results else None
         detail = _detail(check, submission, plan, results, expected, passed, reason)
         feedback.append(Feedback(check.check_id, check.points if passed else 0, check.points,
-                                 passed, reason, public, list(check.solutions), detail))
+                                 passed, reason, _public_text(public_result),
+                                 list(check.solutions), detail,
+                                 public_result is not None and public_result.status == "ok"))
     return Record(submission.student, str(submission.path), submission.sha256, lab, sandbox,
                   round(seconds, 3), rows, feedback, flags, sorted(set(notes)))

@@ -11,8 +11,8 @@ the lab's ``setup()`` calls :func:`install`):
   :data:`DRY_STEPS` batches and validates on one batch (:func:`cut_fit_arguments`), eagerly
   (tracing a ResNet-50's training step costs more than the few steps it then takes; the same
   library code runs traced under nbval and in the unit tests), and
-  :func:`segcourse.side_by_side.train_side_by_side` takes as many steps in all (the CPU sections'
-  side-by-side runs would otherwise train as long as under nbval);
+  :func:`segcourse.side_by_side.train_side_by_side` takes as many steps in all, eagerly too (the
+  CPU sections' side-by-side runs would otherwise train as long as under nbval);
 - Oxford-IIIT Pet is :data:`FAKE_PETS` generated examples a split, in tfds' feature format
   (:func:`fake_pets_examples`, served by ``tfds.testing.mock_data``): nothing is downloaded;
 - ``weights="imagenet"`` builds the same ``keras.applications`` network with random weights.
@@ -46,7 +46,7 @@ from segcourse.labs.notebook import CHECK_TAG
 from segcourse.labs.profiles import DRY_RUN_VARIABLE, PROFILE_VARIABLE
 
 DRY_EPOCHS = 2  # at most; or validation_freq's epochs, so that a fit still validates once
-DRY_STEPS = 2  # batches an epoch
+DRY_STEPS = 1  # batches an epoch: a second costs as much and proves nothing more
 FAKE_PETS = 8  # examples a split: one batch of every Pets pipeline the labs make
 FAKE_PET_SIDES = (32, 64)  # the least and the most pixels of a fake pet picture's side
 GPU_SECTION = 'PROFILE.name == "gpu"'  # how a lab's cell opens a GPU-only section
@@ -121,8 +121,15 @@ def _cut_side_by_side(train):
     cut ``fit`` takes."""
 
     def dry_run_train_side_by_side(contenders, batches, *args, **kwargs):
+        import tensorflow as tf
+
         first = list(itertools.islice(batches, DRY_EPOCHS * DRY_STEPS))
-        return train(contenders, first, *args, **kwargs)
+        was = tf.config.functions_run_eagerly()
+        tf.config.run_functions_eagerly(True)  # as the cut fit: tracing costs more than 4 steps
+        try:
+            return train(contenders, first, *args, **kwargs)
+        finally:
+            tf.config.run_functions_eagerly(was)
 
     dry_run_train_side_by_side.__doc__ = (f"train_side_by_side, cut to a dry run "
                                           f"({DRY_EPOCHS * DRY_STEPS} batches).")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 from segcourse.labs.profiles import DRY_RUN_VARIABLE, PROFILE_VARIABLE, PROFILES
@@ -37,9 +39,18 @@ def current_env_kernel_manager():
                               display_name="Python (segcourse environment)", language="python")
 
     # asynchronous: with a blocking KernelManager, nbclient never times a cell out (a cell that
-    # slept 20 s under timeout=5 ran to its end)
+    # slept 20 s under timeout=5 ran to its end). Local sockets (ipc) where there are: TCP ports
+    # are picked, released, then bound by the kernel, and two kernels started at once (two test
+    # workers) can be given one port ("ZMQError: Address already in use", a kernel that never
+    # answers); a socket file's name is the kernel's own, an absolute path (the kernel starts in
+    # the notebook's folder), removed at the kernel's shutdown
+    if os.name != "posix":
+        return AsyncKernelManager(kernel_name="segcourse-current-env",
+                                  kernel_spec_manager=CurrentEnvironment())
+    sockets = Path(tempfile.gettempdir()) / f"segcourse-kernel-{uuid.uuid4().hex}"
     return AsyncKernelManager(kernel_name="segcourse-current-env",
-                              kernel_spec_manager=CurrentEnvironment())
+                              kernel_spec_manager=CurrentEnvironment(), transport="ipc",
+                              ip=str(sockets))
 
 
 #: What absl writes before its first message when nothing initialized its logging.

@@ -1,6 +1,7 @@
 """`segcourse lab run` stores what a lab prints, without TensorFlow's C++ log."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -99,6 +100,32 @@ def test_the_kernel_is_shut_down_after_the_run_even_when_a_cell_fails(tmp_path, 
             run_notebook(path, profile="cpu", timeout=120, write=False)
         kernel = managers[-1]
         assert not kernel.has_kernel and not run_sync(kernel.is_alive)()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="local sockets are POSIX's")
+def test_kernels_started_at_once_get_sockets_of_their_own_and_leave_none(tmp_path, monkeypatch):
+    """Two kernels started at once over TCP could be given one port (jupyter_client picks a free
+    port, releases it, the kernel binds it later): 'Address already in use', a kernel that never
+    answers, a test worker's run lost. Each kernel gets its own socket files, removed after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import segcourse.labs.execute as execute
+
+    managers = []
+    original = execute.current_env_kernel_manager
+    monkeypatch.setattr(execute, "current_env_kernel_manager",
+                        lambda: managers.append(original()) or managers[-1])
+    paths = []
+    for name in ("a", "b"):
+        paths.append(tmp_path / f"{name}.ipynb")
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            f"print('{name}')")]), paths[-1])
+    with ThreadPoolExecutor(2) as pool:  # a private event loop each: run_sync makes its own
+        runs = list(pool.map(lambda path: run_notebook(path, timeout=120, write=False), paths))
+    assert [run.cells[0].outputs[0]["text"] for run in runs] == ["a\n", "b\n"]
+    assert [m.transport for m in managers] == ["ipc", "ipc"]
+    assert all(Path(m.ip).is_absolute() for m in managers) and managers[0].ip != managers[1].ip
+    assert not [path for m in managers for path in Path(m.ip).parent.glob(Path(m.ip).name + "*")]
 
 
 def test_a_cell_past_the_timeout_is_stopped(tmp_path):
