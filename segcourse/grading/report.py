@@ -108,12 +108,15 @@ def feedback_markdown(record: Record) -> str:
             lines.append(f"Exercise cell(s): {', '.join(item.exercises)}.")
         if not item.passed:
             lines.append(f"Reason: **{md(item.reason)}**.")
-            if item.reason == "wrong values":
+            if item.reason == "wrong values" and item.public_passed:
+                lines.append("Your code passed the public check below, on the inputs you have, "
+                             "but gave other values than the reference solution on inputs you "
+                             "have not seen (the hidden check): it is right there but not in "
+                             "general (other sizes, classes or edge cases).")
+            elif item.reason == "wrong values":
                 lines.append("Your code gave other values than the reference solution on inputs "
                              "you have not seen (the hidden check). The public check below shows "
-                             "what is expected on the inputs you have; if it says ok, your code "
-                             "is right there but not in general (other sizes, classes or edge "
-                             "cases).")
+                             "what is expected on the inputs you have.")
         if item.detail:
             lines += ["", md(item.detail)]
         lines += ["", "Public check (the inputs in your notebook):", "", "```",
@@ -183,16 +186,22 @@ def summary_markdown(records: dict[str, Record], lab: str, picture: str | None,
     lines.append("")
     if picture:
         lines += [f"![points histogram]({picture})", ""]
-    lines += ["## Checks", "", "| check | points | passed | rate | most common reasons |",
-              "|---|---|---|---|---|"]
+    lines += ["## Checks", "",
+              "Public ok, hidden not: submissions whose public check passed on the notebook's "
+              "own inputs while the hidden check found other values than the reference's (many "
+              "of them: the public check is too easy to pass, or answers were fitted to it).", "",
+              "| check | points | passed | rate | public ok, hidden not | most common reasons |",
+              "|---|---|---|---|---|---|"]
     checks = [row.check for row in ordered[0].rows]
     for check in checks:
         rows = [row for r in ordered for row in r.rows if row.check == check]
         passed = sum(row.passed for row in rows)
+        fitted = sum(item.public_passed and not item.passed
+                     for r in ordered for item in r.feedback if item.check == check)
         reasons = collections.Counter(row.reason for row in rows if not row.passed)
         common = ", ".join(f"{md(reason)} ({n})" for reason, n in reasons.most_common())
         lines.append(f"| {check} | {rows[0].max_points} | {passed} / {len(rows)} | "
-                     f"{passed / len(rows):.0%} | {common} |")
+                     f"{passed / len(rows):.0%} | {fitted} | {common} |")
     lines += ["", "## Slowest submissions", "", "| student | seconds | points |", "|---|---|---|"]
     for record in sorted(ordered, key=lambda r: -r.seconds)[:5]:
         lines.append(f"| {md(record.student)} | {record.seconds:.1f} | {record.points} |")
