@@ -607,11 +607,31 @@ def _lab_paths(notebooks, command: str) -> list[Path]:
     return paths
 
 
+#: Added to each exercise cell of the student version for the run of its stubs: the grader
+#: runs nothing for a notebook of untouched stubs (each check "not attempted"), so this is how
+#: the stubs themselves, and the public checks after them, are seen to run and fail.
+STUBS_RUN_MARK = "\n# (the stub, run as written)"
+
+
+def _stubs_run(student):
+    """``student`` with every exercise cell marked so that the grader runs its stub."""
+    import copy
+
+    from segcourse.labs.notebook import cell_info
+
+    run = copy.deepcopy(student)
+    for cell in run.cells:
+        if cell.cell_type == "code" and cell_info(cell).get("role") == "solution":
+            cell.source += STUBS_RUN_MARK
+    return run
+
+
 def lab_grades_report(notebooks=None, out="benchmarks/lab_grades.md", jobs: int = 2) -> str:
     """What ``segcourse grade`` gives each reference lab's own solutions (all its points are
-    expected) and its untouched student version (none are), sandboxed, one run per lab;
-    ``notebooks`` defaults to every available lab. Writes ``out`` and its ``.json``; returns the
-    Markdown."""
+    expected), its untouched student version (none: not attempted) and that version with its
+    stubs run (none, and no graded public check passed: a student who runs the stubs sees each
+    fail), sandboxed, one run per lab; ``notebooks`` defaults to every available lab. Writes
+    ``out`` and its ``.json``; returns the Markdown."""
     import tempfile
 
     import nbformat
@@ -628,40 +648,49 @@ def lab_grades_report(notebooks=None, out="benchmarks/lab_grades.md", jobs: int 
             submissions = Path(work) / "submissions"
             submissions.mkdir()
             reference = read_notebook(path)
+            student = student_notebook(reference)
             nbformat.write(reference, submissions / "reference.ipynb")
-            nbformat.write(student_notebook(reference), submissions / "untouched.ipynb")
+            nbformat.write(student, submissions / "untouched.ipynb")
+            nbformat.write(_stubs_run(student), submissions / "stubs_run.ipynb")
             started = time.perf_counter()
             records = grade(path, [submissions], Path(work) / "out",
                             Options(jobs=jobs, progress=False))
             seconds = round(time.perf_counter() - started, 1)
-        solved, untouched = records["reference"], records["untouched"]
+        solved, untouched, stubs = (records[name] for name in
+                                    ("reference", "untouched", "stubs_run"))
         rows.append({"notebook": path.as_posix(), "max_points": solved.max_points,
                      "reference": solved.points, "untouched": untouched.points,
-                     "checks": len(solved.feedback),
+                     "stubs_run": stubs.points, "checks": len(solved.feedback),
                      "reference_public_ok": sum(f.public_passed for f in solved.feedback),
-                     "untouched_public_ok": sum(f.public_passed for f in untouched.feedback),
-                     "flags": sorted(set(solved.flags) | set(untouched.flags)),
+                     "stubs_public_ok": sum(f.public_passed for f in stubs.feedback),
+                     "stubs_public_ran": sum(f.public != "not run" for f in stubs.feedback),
+                     "flags": sorted(set(solved.flags) | set(untouched.flags) | set(stubs.flags)),
                      "seconds": seconds})
     figures = {"platform": platform.platform(terse=True), "cores": os.cpu_count(),
                "date": time.strftime("%Y-%m-%d %H:%M"), "labs": rows}
     wrong = [r["notebook"] for r in rows if r["reference"] != r["max_points"] or r["untouched"]
-             or r["reference_public_ok"] != r["checks"] or r["untouched_public_ok"]]
+             or r["stubs_run"] or r["reference_public_ok"] != r["checks"]
+             or r["stubs_public_ok"] or r["stubs_public_ran"] != r["checks"]]
     text = "\n".join([
         "# Each lab graded: its reference and its untouched student version", "",
         f"{figures['platform']}, {figures['cores']} cores, {figures['date']}. Each lab: "
-        f"`segcourse grade <reference> <folder> -j {jobs}` (sandboxed) on two submissions, the "
-        "reference notebook itself and its student version as `segcourse lab student` builds "
-        "it; seconds include the reference's own run. Public checks passed: of the graded "
+        f"`segcourse grade <reference> <folder> -j {jobs}` (sandboxed) on three submissions: "
+        "the reference notebook itself, its student version as `segcourse lab student` builds "
+        "it (untouched: the grader runs nothing and gives each check 'not attempted'), and that "
+        "version with one comment added to each exercise cell, so that the grader runs its "
+        "stubs; seconds include the reference's own run. Public checks passed: of the graded "
         "checks, how many public check cells (what a student sees) ran without failing in the "
         "grading notebook.", "",
         *_table(("lab", "points", "reference's solutions", "untouched student version",
-                 "public checks passed (reference · untouched)", "flags", "seconds"),
+                 "its stubs run", "public checks passed (reference · stubs run)", "flags",
+                 "seconds"),
                 [(r["notebook"], str(r["max_points"]), str(r["reference"]), str(r["untouched"]),
-                  f"{r['reference_public_ok']}/{r['checks']} · "
-                  f"{r['untouched_public_ok']}/{r['checks']}",
+                  str(r["stubs_run"]), f"{r['reference_public_ok']}/{r['checks']} · "
+                  f"{r['stubs_public_ok']}/{r['checks']}",
                   ", ".join(r["flags"]) or "none", f"{r['seconds']:.1f}") for r in rows]),
         "", ("Every reference earns all its points and passes every public check; every "
-             "untouched student version earns none and passes no graded public check."
+             "untouched student version earns none, and with its stubs run none either, every "
+             "graded public check run and failed."
              if not wrong else f"NOT AS EXPECTED: {', '.join(wrong)}."), ""])
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text)

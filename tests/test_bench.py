@@ -202,23 +202,24 @@ def test_the_command_passes_its_options_on(monkeypatch, capsys):
     assert usage.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # about 2 minutes: every lab's reference run, sandboxed
+@pytest.mark.slow  # about 3 minutes: every lab's reference run, sandboxed
 def test_every_reference_earns_all_its_points_and_its_untouched_student_version_none(tmp_path):
     """What segcourse grade gives each lab (the audits asked for the evidence): the reference's
-    own solutions all the points its checks give, the student version as built none."""
+    own solutions all the points its checks give, the student version as built none, and the
+    same with its stubs run none; and the public checks a student sees pass on the first and
+    run and fail on the last (no "ok" for code never written). Sandboxed as root, else in the
+    grader's fallback."""
     from segcourse.bench import lab_grades_report
     from segcourse.labs.catalog import LABS
 
-    notebooks = [ROOT / lab.notebook for lab in LABS if lab.available]  # sandboxed as root
+    notebooks = [ROOT / lab.notebook for lab in LABS if lab.available]
     text = lab_grades_report(notebooks, out=tmp_path / "lab_grades.md")
     rows = json.loads((tmp_path / "lab_grades.json").read_text())["labs"]
     assert len(rows) == 15 and all(row["max_points"] >= 5 for row in rows)
-    assert [(row["reference"], row["untouched"]) for row in rows] == [
-        (row["max_points"], 0) for row in rows]
-    # what a student sees: every public check of a graded exercise passes on the reference's
-    # solutions and fails on the untouched stubs (no "ok" for code never written)
-    assert [(row["reference_public_ok"], row["untouched_public_ok"]) for row in rows] == [
-        (row["checks"], 0) for row in rows]
+    assert [(row["reference"], row["untouched"], row["stubs_run"]) for row in rows] == [
+        (row["max_points"], 0, 0) for row in rows]
+    assert [(row["reference_public_ok"], row["stubs_public_ok"], row["stubs_public_ran"])
+            for row in rows] == [(row["checks"], 0, row["checks"]) for row in rows]
     assert "Every reference earns all its points and passes every public check" in text
     with pytest.raises(ValueError, match="no notebook at .*missing.ipynb"):
         lab_grades_report([tmp_path / "missing.ipynb"], out=tmp_path / "x.md")

@@ -196,7 +196,7 @@ def summary_markdown(records: dict[str, Record], lab: str, picture: str | None,
     for check in checks:
         rows = [row for r in ordered for row in r.rows if row.check == check]
         passed = sum(row.passed for row in rows)
-        fitted = sum(item.public_passed and not item.passed
+        fitted = sum(item.public_passed and item.reason == "wrong values"
                      for r in ordered for item in r.feedback if item.check == check)
         reasons = collections.Counter(row.reason for row in rows if not row.passed)
         common = ", ".join(f"{md(reason)} ({n})" for reason, n in reasons.most_common())

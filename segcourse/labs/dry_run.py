@@ -125,7 +125,7 @@ def _cut_side_by_side(train):
 
         first = list(itertools.islice(batches, DRY_EPOCHS * DRY_STEPS))
         was = tf.config.functions_run_eagerly()
-        tf.config.run_functions_eagerly(True)  # as the cut fit: tracing costs more than 4 steps
+        tf.config.run_functions_eagerly(True)  # as the cut fit: tracing costs more than 2 steps
         try:
             return train(contenders, first, *args, **kwargs)
         finally:

@@ -24,6 +24,10 @@ from pathlib import Path
 
 from segcourse.labs.profiles import DRY_RUN_VARIABLE, PROFILE_VARIABLE, PROFILES
 
+#: The longest socket file path every POSIX system takes (sun_path: 108 bytes on Linux, 104 on
+#: macOS and the BSDs, the terminating NUL included); past it the kernels use TCP.
+SOCKET_PATH_LIMIT = 103
+
 
 def current_env_kernel_manager():
     """A kernel manager that starts ``sys.executable -m ipykernel_launcher``, whatever
@@ -44,13 +48,13 @@ def current_env_kernel_manager():
     # workers) can be given one port ("ZMQError: Address already in use", a kernel that never
     # answers); a socket file's name is the kernel's own, an absolute path (the kernel starts in
     # the notebook's folder), removed at the kernel's shutdown
-    if os.name != "posix":
+    sockets = str(Path(tempfile.gettempdir()) / f"segcourse-kernel-{uuid.uuid4().hex[:16]}")
+    if os.name != "posix" or len(sockets.encode()) + len("-12345") > SOCKET_PATH_LIMIT:
         return AsyncKernelManager(kernel_name="segcourse-current-env",
                                   kernel_spec_manager=CurrentEnvironment())
-    sockets = Path(tempfile.gettempdir()) / f"segcourse-kernel-{uuid.uuid4().hex}"
     return AsyncKernelManager(kernel_name="segcourse-current-env",
                               kernel_spec_manager=CurrentEnvironment(), transport="ipc",
-                              ip=str(sockets))
+                              ip=sockets)
 
 
 #: What absl writes before its first message when nothing initialized its logging.
@@ -105,13 +109,17 @@ def strip_cpp_log(nb):
     return removed
 
 
-def _set_environment(values: dict) -> None:
-    """Set each variable of ``values`` in this process's environment; ``None`` removes it."""
-    for name, value in values.items():
+def _kernel_environment(changes: dict) -> dict:
+    """This process's environment with ``changes`` made (a value of ``None`` removes the
+    variable): what a kernel is started with. This process's own is left as it is, so that two
+    runs in two threads, or a run and the caller, cannot see each other's settings."""
+    environment = dict(os.environ)
+    for name, value in changes.items():
         if value is None:
-            os.environ.pop(name, None)
+            environment.pop(name, None)
         else:
-            os.environ[name] = value
+            environment[name] = value
+    return environment
 
 
 def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
@@ -123,19 +131,17 @@ def execute_in_kernel(nb, directory, environ: dict, timeout: int = 600,
     from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
 
-    saved = {name: os.environ.get(name) for name in environ}
-    _set_environment(environ)  # the kernel inherits this process's environment
     km = current_env_kernel_manager()
     try:
         # coalesce_streams: one output per stream, progress bars' carriage returns applied (a
         # bar is stored as its last state, not as one output per update)
         NotebookClient(nb, km=km, timeout=timeout, allow_errors=allow_errors,
                        coalesce_streams=True,
-                       resources={"metadata": {"path": str(directory)}}).execute()
+                       resources={"metadata": {"path": str(directory)}}).execute(
+            env=_kernel_environment(environ))
     finally:
         if km.has_kernel:
             run_sync(km.shutdown_kernel)(now=True)
-        _set_environment(saved)
 
 
 def run_notebook(path, profile: str = "cpu", timeout: int = 600, write: bool = True):

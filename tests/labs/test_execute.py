@@ -128,6 +128,36 @@ def test_kernels_started_at_once_get_sockets_of_their_own_and_leave_none(tmp_pat
     assert not [path for m in managers for path in Path(m.ip).parent.glob(Path(m.ip).name + "*")]
 
 
+def test_a_socket_path_past_the_systems_limit_falls_back_to_tcp(monkeypatch, tmp_path):
+    """A long TMPDIR (a socket path past sun_path's 104-108 bytes): pyzmq could not bind it and
+    the kernel would never answer; such kernels use TCP instead."""
+    import tempfile
+
+    from segcourse.labs.execute import SOCKET_PATH_LIMIT, current_env_kernel_manager
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("d" * 80)))
+    assert current_env_kernel_manager().transport == "tcp"
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp")
+    manager = current_env_kernel_manager()
+    assert manager.transport == ("ipc" if os.name == "posix" else "tcp")
+    assert len(manager.ip) + len("-12345") <= SOCKET_PATH_LIMIT
+
+
+def test_the_kernel_gets_its_settings_and_this_process_keeps_its_own(tmp_path, monkeypatch):
+    """A run's profile reaches its kernel only: the caller's environment is left as it was
+    (it was once set and restored around the run, which two runs in two threads could leave
+    changed, e.g. SEGCOURSE_PROFILE=cpu on a GPU runner)."""
+    monkeypatch.setenv("SEGCOURSE_PROFILE", "gpu")
+    monkeypatch.setenv("SEGCOURSE_DRY_RUN", "1")
+    path = tmp_path / "lab.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os\nprint(os.environ.get('SEGCOURSE_PROFILE'), "
+        "os.environ.get('SEGCOURSE_DRY_RUN'), os.getcwd())")]), path)
+    run = run_notebook(path, profile="cpu", timeout=120, write=False)
+    assert run.cells[0].outputs[0]["text"] == f"cpu None {tmp_path}\n"
+    assert (os.environ["SEGCOURSE_PROFILE"], os.environ["SEGCOURSE_DRY_RUN"]) == ("gpu", "1")
+
+
 def test_a_cell_past_the_timeout_is_stopped(tmp_path):
     """The timeout of lab run and lab dry-run is per cell (nbclient ignored it with a blocking
     kernel manager: a cell that slept 20 s under timeout=5 ran to its end)."""

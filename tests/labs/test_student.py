@@ -1,6 +1,6 @@
 """Student versions: solutions out, ids in, up to date with the reference. That an untouched one
-is worth 0 points, and fails every graded public check, is proved by grading it: tests/test_bench.py
-(segcourse bench --lab-grades)."""
+is worth 0 points, and that its stubs, run, fail every graded public check, is proved by grading
+it: tests/test_bench.py (segcourse bench --lab-grades)."""
 
 from pathlib import Path
 
