@@ -638,6 +638,7 @@ def lab_grades_report(notebooks=None, out="benchmarks/lab_grades.md", jobs: int 
     from tqdm.auto import tqdm
 
     from segcourse.grading.batch import Options, grade
+    from segcourse.grading.outcome import PUBLIC_NOT_RUN
     from segcourse.labs.notebook import read_notebook
     from segcourse.labs.student import student_notebook
 
@@ -663,7 +664,7 @@ def lab_grades_report(notebooks=None, out="benchmarks/lab_grades.md", jobs: int 
                      "stubs_run": stubs.points, "checks": len(solved.feedback),
                      "reference_public_ok": sum(f.public_passed for f in solved.feedback),
                      "stubs_public_ok": sum(f.public_passed for f in stubs.feedback),
-                     "stubs_public_ran": sum(f.public != "not run" for f in stubs.feedback),
+                     "stubs_public_ran": sum(f.public != PUBLIC_NOT_RUN for f in stubs.feedback),
                      "flags": sorted(set(solved.flags) | set(untouched.flags) | set(stubs.flags)),
                      "seconds": seconds})
     figures = {"platform": platform.platform(terse=True), "cores": os.cpu_count(),

@@ -15,6 +15,9 @@ from segcourse.grading.shortcuts import imported_names, shortcut_flags
 from segcourse.grading.submission import Submission
 from segcourse.grading.values import differing_names, payload_matches
 
+#: A public check's text when it never ran (the submission unreadable, or nothing to run).
+PUBLIC_NOT_RUN = "not run"
+
 COLUMNS = ("student", "lab", "check", "points", "max_points", "passed", "reason", "seconds",
            "flags", "sandbox")
 
@@ -143,7 +146,7 @@ def _hidden_reason(result: StepResult, flags: list[str], check_id: str) -> str:
 
 def _public_text(result: StepResult | None) -> str:
     if result is None or result.status == "skipped":
-        return "not run"
+        return PUBLIC_NOT_RUN
     if result.status == "ok":
         return result.output.strip() or "ok"
     if result.status in ("timeout", "died"):
@@ -189,7 +192,8 @@ def unreadable_record(submission: Submission, plan: Plan, lab: str, sandbox: str
     """Zero points on every check, each with the reason the submission could not be read."""
     rows = [Row(submission.student, lab, c.check_id, 0, c.points, False, submission.problem,
                 0.0, "", sandbox) for c in plan.checks]
-    feedback = [Feedback(c.check_id, 0, c.points, False, submission.problem, "not run")
+    feedback = [Feedback(c.check_id, 0, c.points, False, submission.problem,
+                         PUBLIC_NOT_RUN)
                 for c in plan.checks]
     notes = [f"{submission.problem}: {submission.detail or 'nothing in it could be graded'}"]
     return Record(submission.student, str(submission.path), submission.sha256, lab, sandbox,

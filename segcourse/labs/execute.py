@@ -49,12 +49,10 @@ def current_env_kernel_manager():
     # answers); a socket file's name is the kernel's own, an absolute path (the kernel starts in
     # the notebook's folder), removed at the kernel's shutdown
     sockets = str(Path(tempfile.gettempdir()) / f"segcourse-kernel-{uuid.uuid4().hex[:16]}")
-    if os.name != "posix" or len(sockets.encode()) + len("-12345") > SOCKET_PATH_LIMIT:
-        return AsyncKernelManager(kernel_name="segcourse-current-env",
-                                  kernel_spec_manager=CurrentEnvironment())
+    local = os.name == "posix" and len(sockets.encode()) + len("-12345") <= SOCKET_PATH_LIMIT
     return AsyncKernelManager(kernel_name="segcourse-current-env",
-                              kernel_spec_manager=CurrentEnvironment(), transport="ipc",
-                              ip=sockets)
+                              kernel_spec_manager=CurrentEnvironment(),
+                              **({"transport": "ipc", "ip": sockets} if local else {}))
 
 
 #: What absl writes before its first message when nothing initialized its logging.
