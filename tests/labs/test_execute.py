@@ -147,15 +147,23 @@ def test_the_kernel_gets_its_settings_and_this_process_keeps_its_own(tmp_path, m
     """A run's profile reaches its kernel only: the caller's environment is left as it was
     (it was once set and restored around the run, which two runs in two threads could leave
     changed, e.g. SEGCOURSE_PROFILE=cpu on a GPU runner)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     monkeypatch.setenv("SEGCOURSE_PROFILE", "gpu")
     monkeypatch.setenv("SEGCOURSE_DRY_RUN", "1")
     path = tmp_path / "lab.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import os\nprint(os.environ.get('SEGCOURSE_PROFILE'), "
-        "os.environ.get('SEGCOURSE_DRY_RUN'), os.getcwd())")]), path)
-    run = run_notebook(path, profile="cpu", timeout=120, write=False)
+        "import os, time\nprint(os.environ.get('SEGCOURSE_PROFILE'), "
+        "os.environ.get('SEGCOURSE_DRY_RUN'), os.getcwd())\ntime.sleep(2)")]), path)
+    seen = set()  # what this process's environment says while the kernel runs
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(run_notebook, path, profile="cpu", timeout=120, write=False)
+        while not running.done():
+            seen.add((os.environ.get("SEGCOURSE_PROFILE"), os.environ.get("SEGCOURSE_DRY_RUN")))
+            time.sleep(0.05)
+        run = running.result()
     assert run.cells[0].outputs[0]["text"] == f"cpu None {tmp_path}\n"
-    assert (os.environ["SEGCOURSE_PROFILE"], os.environ["SEGCOURSE_DRY_RUN"]) == ("gpu", "1")
+    assert seen == {("gpu", "1")}
 
 
 def test_a_cell_past_the_timeout_is_stopped(tmp_path):
