@@ -356,14 +356,18 @@ def _shard(text: str) -> tuple[int, int]:
 def _grade(args) -> int:
     import tempfile
 
-    from segcourse.grading.batch import Options
+    from segcourse.grading.batch import GradingError, Options
 
+    try:
+        options = Options(jobs=args.jobs, timeout=args.timeout,
+                          submission_timeout=args.submission_timeout, shard=args.shard,
+                          seed=args.seed, student_id=args.student_id,
+                          sandbox=not args.no_sandbox, progress=not args.quiet)
+    except GradingError as error:
+        print(f"segcourse grade: {error}", file=sys.stderr)
+        return 2
     preview = None if args.out else tempfile.TemporaryDirectory(prefix="segcourse-grade-")
     out = args.out or preview.name
-    options = Options(jobs=args.jobs, timeout=args.timeout,
-                      submission_timeout=args.submission_timeout, shard=args.shard,
-                      seed=args.seed, student_id=args.student_id, sandbox=not args.no_sandbox,
-                      progress=not args.quiet)
     try:
         return _grade_into(args, options, out)
     finally:
@@ -634,8 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
              "Pets faked, to find the cells that fail (nothing is written)",
         description="Run every cell of each notebook in its GPU profile on this machine, to find "
                     "the cells that fail before a class does on Colab. What both profiles run "
-                    "runs at the CPU profile's sizes; every Keras fit trains 2 epochs of 2 "
-                    "batches; Oxford-IIIT Pet is 8 generated examples a split in tfds' format; "
+                    "runs at the CPU profile's sizes; every Keras fit trains 2 epochs of 1 "
+                    "batch; Oxford-IIIT Pet is 8 generated examples a split in tfds' format; "
                     "ImageNet weights are random. Thresholds on trained scores are not judged; "
                     "any other failed check is an error. It proves that the code runs, not what "
                     "it learns, and cannot catch what only a GPU, the GPU profile's sizes or "

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import secrets
@@ -27,7 +28,7 @@ from pathlib import Path
 from segcourse.grading import plan as plans
 from segcourse.grading import report
 from segcourse.grading.executor import StepResult, Zygote, ZygoteFailed, execute
-from segcourse.grading.outcome import Record, judge, unreadable_record
+from segcourse.grading.outcome import Record, judge, printable, unreadable_record
 from segcourse.grading.submission import Submission, file_digest, load
 from segcourse.labs.notebook import NotANotebook, read_notebook
 
@@ -52,6 +53,22 @@ class Options:
     progress: bool = True
     limits: dict = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
+    def __post_init__(self):
+        # a time limit of 0 or below would time every student out: 0 points each, no error
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise GradingError(f"-j/--jobs {self.jobs!r}: give a whole number of at least 1 "
+                               "(one per core is a good choice).")
+        for flag, value in (("--timeout", self.timeout),
+                            ("--submission-timeout", self.submission_timeout)):
+            if value is not None and not (isinstance(value, (int, float))
+                                          and math.isfinite(value) and value > 0):
+                raise GradingError(f"{flag} {value!r}: give a number of seconds above 0, or "
+                                   "leave it out for the default (from the reference's times).")
+        if self.seed is not None and (isinstance(self.seed, bool)
+                                      or not isinstance(self.seed, int) or self.seed < 0):
+            raise GradingError(f"--seed {self.seed!r}: give a whole number of 0 or more, or "
+                               "leave it out to draw one.")
+
 
 def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
     """Every ``.ipynb`` named or inside the named folders (recursively; checkpoints skipped),
@@ -67,10 +84,11 @@ def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
                 if ".ipynb_checkpoints" in path.parts or path.is_dir():
                     continue  # a link is kept: it is graded as "not a regular file"
                 inside = path.relative_to(root).parts
-                found.append((inside[0] if student_id == "folder" and len(inside) > 1
-                              else path.stem, path))
+                found.append((printable(inside[0] if student_id == "folder"
+                                        and len(inside) > 1 else path.stem), path))
         elif root.is_file() or root.is_symlink():
-            found.append((root.parent.name if student_id == "folder" else root.stem, root))
+            found.append((printable(root.parent.name if student_id == "folder" else root.stem),
+                          root))
         else:
             raise GradingError(f"submission {root} does not exist; give .ipynb files or folders.")
     by_student: dict[str, list[Path]] = {}
@@ -119,16 +137,28 @@ def hidden_paths(reference: Path, submissions: list[Path], extra: list[Path], ou
     return sorted(hide)
 
 
+def make_folder(out: Path) -> None:
+    """Make the grading folder ``out``, or refuse with the reason (a file there, no access)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GradingError(f"--out {out}: the grading folder cannot be made there "
+                           f"({error.strerror or error}); give a folder you can write to.") \
+            from None
+
+
 def _digest(path: Path) -> str:
     return file_digest(path)
 
 
 def _timeouts(options: Options, seconds: list[float]) -> tuple[list[float], float]:
-    if options.timeout:
+    if options.timeout is not None:
         per_step = [float(options.timeout)] * len(seconds)
     else:
         per_step = [min(900.0, max(20.0, 5 * s + 10)) for s in seconds]
-    total = options.submission_timeout or max(180.0, 10 * sum(seconds), max(per_step) * 3)
+    total = options.submission_timeout
+    if total is None:
+        total = max(180.0, 10 * sum(seconds), max(per_step) * 3)
     return per_step, total
 
 
@@ -236,7 +266,7 @@ def failed_record(student: str, path: Path, reference_plan: plans.Plan, lab: str
     """A submission the grader itself failed on: no points, flagged, the batch goes on."""
     import traceback
 
-    with open(log, "a", encoding="utf-8") as errors:
+    with open(log, "a", encoding="utf-8", errors="backslashreplace") as errors:
         errors.write(f"== {path}\n{''.join(traceback.format_exception(error))}\n")
     digest = file_digest(path)  # never raises
     submission = Submission(student, path, digest,
@@ -279,7 +309,7 @@ def grade(reference, submissions, out, options: Options | None = None,
     lab = lab_name(reference_nb) or reference.stem
     check_folder(out, reference, lab, options.seed)
     class_ = take_shard(collect(submissions, options.student_id), options.shard)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     records = report.load_records(out)
     todo = [(k, p) for k, p in class_ if k not in records or records[k].sha256 != _digest(p)
             or any(flag.startswith("grader error") for flag in records[k].flags)]
@@ -382,10 +412,18 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
             with lock:
                 if stop.is_set() or record is None:  # interrupted: its grades are not real
                     return
-                records[record.student] = record
-                report.append_record(out, record)
-                report.write_tables(out, {k: v for k, v in records.items() if k in current})
-                report.write_feedback(out, record)
+                try:
+                    report.append_record(out, record)
+                    records[record.student] = record
+                    report.write_tables(out, {k: v for k, v in records.items() if k in current})
+                    report.write_feedback(out, record)
+                except Exception as error:  # the folder cannot be written: stop, and say why
+                    errors.append(GradingError(
+                        f"writing the results of {record.student} into {out} failed: "
+                        f"{type(error).__name__}: {error}. Fix the cause, then run the same "
+                        "command again: what was written is kept."))
+                    stop.set()
+                    return
                 bar.update(1)
                 bar.set_postfix_str(f"{record.student}: {record.points}/{record.max_points}")
                 if on_record:
@@ -419,7 +457,7 @@ def merge(folders, out, warnings: list | None = None) -> dict[str, Record]:
     wrong but can be merged (different seeds, missing shards, a student in two folders) is
     appended to ``warnings``."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     warnings = [] if warnings is None else warnings
     records: dict[str, Record] = {}
     labs, references, seeds, shards = set(), set(), set(), set()

@@ -90,8 +90,15 @@ class Record:
         return cls(**data)
 
 
+def printable(text: str) -> str:
+    """``text`` that can be written as UTF-8: a lone surrogate (an undecodable byte of a file
+    name, as a Latin-1 "Müller" from an old zip gives, or one a student's run printed) becomes
+    its backslash escape, so that one name cannot stop the reports of a whole class."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _short(text: str | None, limit: int = 120) -> str:
-    text = " ".join((text or "").split())
+    text = " ".join(printable(text or "").split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
@@ -145,6 +152,10 @@ def _hidden_reason(result: StepResult, flags: list[str], check_id: str) -> str:
 
 
 def _public_text(result: StepResult | None) -> str:
+    return printable(_public_output(result))
+
+
+def _public_output(result: StepResult | None) -> str:
     if result is None or result.status == "skipped":
         return PUBLIC_NOT_RUN
     if result.status == "ok":
@@ -196,7 +207,8 @@ def unreadable_record(submission: Submission, plan: Plan, lab: str, sandbox: str
                          PUBLIC_NOT_RUN)
                 for c in plan.checks]
     notes = [f"{submission.problem}: {submission.detail or 'nothing in it could be graded'}"]
-    return Record(submission.student, str(submission.path), submission.sha256, lab, sandbox,
+    return Record(submission.student, printable(str(submission.path)), submission.sha256, lab,
+                  sandbox,
                   0.0, rows, feedback, [submission.problem], notes)
 
 
@@ -255,5 +267,6 @@ def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: di
                                  passed, reason, _public_text(public_result),
                                  list(check.solutions), detail,
                                  public_result is not None and public_result.status == "ok"))
-    return Record(submission.student, str(submission.path), submission.sha256, lab, sandbox,
+    return Record(submission.student, printable(str(submission.path)), submission.sha256, lab,
+                  sandbox,
                   round(seconds, 3), rows, feedback, flags, sorted(set(notes)))

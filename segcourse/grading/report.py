@@ -22,8 +22,11 @@ RESULTS = "results.jsonl"
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
+    # the temporary file's name is short, as the final name may already be as long as a file
+    # system allows (255 bytes); a lone surrogate that slipped through is written escaped
+    name = hashlib.sha1(path.name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    temporary = path.with_name(f".{name}.tmp")
+    temporary.write_text(text, encoding="utf-8", errors="backslashreplace")
     os.replace(temporary, path)
 
 
@@ -78,12 +81,14 @@ def write_tables(out: Path, records: dict[str, Record]) -> None:
 
 
 def safe_name(student: str) -> str:
-    """A file name for a student's feedback: the id itself when it is a safe name, else a
-    cleaned id with a short hash (so "a b" and "a_b" never share a file)."""
+    """A file name for a student's feedback: the id itself when it is a safe name of at most
+    120 bytes, else a cleaned, shortened id with a short hash (so "a b" and "a_b" never share
+    a file, and a 255-byte id still leaves room for ".md")."""
     cleaned = re.sub(r"[^\w.-]", "_", student).lstrip(".") or "_"
-    if cleaned == student:
+    if cleaned == student and len(student.encode("utf-8", "backslashreplace")) <= 120:
         return student
-    return f"{cleaned[:80]}-{hashlib.sha1(student.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha1(student.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[:80]}-{digest}"
 
 
 def md(text) -> str:

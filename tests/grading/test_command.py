@@ -157,6 +157,31 @@ def test_wrong_arguments_are_refused_with_the_fix(tmp_path, args, message):
     assert result.returncode == 2 and message in result.stderr
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--timeout", "-5"], "--timeout -5.0: give a number of seconds above 0"),
+    (["--timeout", "0"], "--timeout 0.0: give a number of seconds above 0"),
+    (["--submission-timeout", "-1"], "--submission-timeout -1.0: give a number of seconds"),
+    (["--timeout", "nan"], "--timeout nan: give a number of seconds above 0"),
+    (["-j", "0"], "-j/--jobs 0: give a whole number of at least 1"),
+    (["--seed", "-1"], "--seed -1: give a whole number of 0 or more"),
+])
+def test_limits_that_would_fail_every_student_are_refused(flags, message):
+    # a negative time limit timed every student out: 0 points each, exit status 0
+    result = segcourse("grade", LAB, STUDENT, *flags)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_an_out_folder_that_cannot_be_made_is_refused(tmp_path):
+    taken = tmp_path / "a_file"
+    taken.write_text("")
+    result = segcourse("grade", LAB, STUDENT, "--out", taken, "-q")
+    assert result.returncode == 2, result.stderr
+    assert f"--out {taken}: the grading folder cannot be made there" in result.stderr
+    assert "Traceback" not in result.stderr
+    merged = segcourse("grade", "merge", tmp_path, "--out", taken)
+    assert merged.returncode == 2 and "cannot be made there" in merged.stderr, merged.stderr
+
+
 def test_two_files_of_one_student_are_refused(tmp_path):
     for section in ("a", "b"):
         (tmp_path / section).mkdir()
@@ -241,3 +266,50 @@ def test_swapped_arguments_say_so(tmp_path):
     result = segcourse("grade", tmp_path, LAB, "--out", tmp_path / "out")
     assert result.returncode == 2 and "is a folder; give the reference notebook first" \
         in result.stderr
+
+
+def test_odd_file_names_and_messages_never_stop_the_class(tmp_path):
+    # an LMS export's Latin-1 name (undecodable in UTF-8), a legal 255-byte name, and a run
+    # whose error message holds a lone surrogate: each is graded, and so is everyone after
+    import nbformat
+
+    from segcourse.labs.notebook import cell_info
+    from tests.grading.corpus import _solutions, _with, _write
+
+    reference = nbformat.read(LAB, as_version=4)
+    first = cell_info(_solutions(reference)[0])["id"]
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    latin1 = os.fsdecode(b"M\xfcller.ipynb")
+    long_name = "a" * 249 + ".ipynb"
+    for name in (latin1, long_name, "zz_last.ipynb"):
+        shutil.copy(STUDENT, submissions / name)
+    _write(_with(reference, {first: "raise ValueError('bad \\udcff value')\n"}),
+           submissions / "surrogate_error.ipynb")
+    out = tmp_path / "out"
+    graded = segcourse("grade", LAB, submissions, "--out", out, "-q", "-j", "1")
+    assert graded.returncode == 0, graded.stderr
+    students = set(totals(out))
+    assert students == {"M\\udcfcller", "a" * 249, "surrogate_error", "zz_last"}
+    assert len(list((out / "feedback").glob("*.md"))) == 4
+    reasons = (out / "grades.csv").read_text(encoding="utf-8")
+    assert "bad \\udcff value" in reasons
+    assert not list(out.glob(".*.tmp")) and not list((out / "feedback").glob(".*.tmp"))
+
+
+def test_a_folder_that_cannot_be_written_stops_the_grading_with_the_reason(tmp_path,
+                                                                          monkeypatch):
+    from segcourse.grading import batch, report
+
+    def full_disk(out, record):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "write_feedback", full_disk)
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(STUDENT, submissions / f"{name}.ipynb")
+    options = batch.Options(jobs=1, progress=False)
+    with pytest.raises(batch.GradingError, match="writing the results of a into .* failed: "
+                       "OSError: .*No space left on device"):
+        batch.grade(LAB, [submissions], tmp_path / "out", options)
