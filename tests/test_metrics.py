@@ -543,3 +543,10 @@ def test_an_ignore_index_that_is_one_of_the_classes_is_refused():
     with pytest.raises(ValueError, match="ignore_index 2 is one of the 3 classes"):
         ConfusionMatrixMetric(3, ignore_index=2)
     assert confusion_matrix(truth, predicted, 3, ignore_index=None).sum() == 6
+
+
+def test_an_empty_confusion_matrix_scores_nan_not_zero():
+    # 0 correct of 0 pixels is no accuracy at all, not "every pixel wrong"
+    empty = scores(np.zeros((3, 3), np.int64))
+    assert np.isnan(empty.pixel_accuracy) and np.isnan(empty.frequency_weighted_iou)
+    assert np.isnan(empty.miou) and np.isnan(empty.mean_class_accuracy)

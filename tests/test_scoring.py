@@ -273,3 +273,15 @@ def test_pictures_reach_the_model_as_the_training_pipeline_resizes_them(rng):
                                  progress=False)
     told = evaluate_at_own_size(any_size, [(picture, mask)], 2, progress=False, size=(16, 16))
     np.testing.assert_array_equal(told.confusion, fixed.confusion)
+
+
+def test_pictures_with_no_labelled_pixel_are_refused_not_scored_zero():
+    # every mask pixel ignored: pixel accuracy would read 0.000 ("every pixel wrong")
+    image = np.zeros((8, 8, 3), np.float32)
+    ignored = np.full((8, 8), 255, np.uint8)
+    model = always(1, 2, (8, 8))
+    with pytest.raises(ValueError, match="no labelled pixel to score: .* ignore label 255"):
+        evaluate_at_own_size(model, [(image, ignored)] * 2, 2, progress=False)
+    from segcourse.scoring import evaluate
+    with pytest.raises(ValueError, match="no labelled pixel to score"):
+        evaluate(model, [(image[None], ignored[None])], 2, progress=False)

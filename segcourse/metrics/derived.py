@@ -77,8 +77,10 @@ class SegmentationScores:
 
     @property
     def pixel_accuracy(self) -> float:
-        """Correct pixels over all scored pixels (one of the four metrics of Long et al. 2015)."""
-        return float(np.trace(self.confusion) / max(self.confusion.sum(), 1))
+        """Correct pixels over all scored pixels (one of the four metrics of Long et al. 2015);
+        ``nan`` when no pixel was scored (0 would read as "every pixel wrong")."""
+        total = self.confusion.sum()
+        return float(np.trace(self.confusion) / total) if total else np.nan
 
     @property
     def class_accuracy(self):
@@ -104,8 +106,11 @@ class SegmentationScores:
 
     @property
     def frequency_weighted_iou(self) -> float:
-        """IoU weighted by each class's share of the true pixels (Long et al. 2015)."""
-        frequency = self.true_counts / max(self.true_counts.sum(), 1)
+        """IoU weighted by each class's share of the true pixels (Long et al. 2015); ``nan``
+        when no pixel was scored."""
+        if not self.true_counts.sum():
+            return np.nan
+        frequency = self.true_counts / self.true_counts.sum()
         return float(np.nansum(frequency * self.iou))
 
     @property
