@@ -5,7 +5,10 @@ refused with a short reason (``empty file``, ``unreadable notebook``, ``not a no
 ``wrong lab``) when it cannot be graded. Its exercise cells are matched to the reference's
 solution cells, in this order (the method is recorded for each cell):
 
-1. ``id``: the ``metadata.segcourse.id`` of the reference cell (the last one if duplicated);
+1. ``id``: the ``metadata.segcourse.id`` of the reference cell. Several cells with one id (a
+   JupyterLab split copies the metadata to both halves; a copied cell keeps it) run as one, in
+   notebook order, as Run All would run them; untouched copies of the stub are left out when
+   another copy holds an answer;
 2. ``position``: the k-th cell whose role is ``solution`` (ids renamed, roles kept), when the
    submission has as many of them as the reference;
 3. ``names``: the last code cell that defines every name the reference cell defines
@@ -121,6 +124,13 @@ def is_stub(source: str, reference_source: str) -> bool:
     return _normal(source) == _normal(strip_solutions(reference_source))
 
 
+def _one_cell(sources: list[str], reference_source: str) -> str:
+    """The cells that carry one exercise's id as one source, in notebook order; untouched
+    copies of the stub left out unless nothing else is there."""
+    answered = [source for source in sources if not is_stub(source, reference_source)]
+    return "\n\n".join(answered or sources[-1:])
+
+
 def solution_cells(notebook) -> list:
     """The cells tagged as solutions, in order."""
     return [c for c in notebook.cells if cell_info(c).get("role") == "solution"]
@@ -130,11 +140,11 @@ def match_solutions(reference, notebook) -> dict[str, Match]:
     """For each reference solution cell id, the submitted source that stands for it."""
     ours = solution_cells(reference)
     code = [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
-    by_id: dict[str, str] = {}
+    by_id: dict[str, list[str]] = {}
     for cell in code:
         identifier = cell_info(cell).get("id")
         if isinstance(identifier, str):
-            by_id[identifier] = cell.get("source", "")
+            by_id.setdefault(identifier, []).append(cell.get("source", ""))
     theirs = [c for c in code if cell_info(c).get("role") == "solution"]
     reference_code = [c for c in reference.cells
                       if c.cell_type == "code" and cell_info(c).get("role") != "hidden"]
@@ -143,7 +153,7 @@ def match_solutions(reference, notebook) -> dict[str, Match]:
         identifier = cell_info(cell)["id"]
         names = defined_names(cell.source)
         if identifier in by_id:
-            match = Match(by_id[identifier], "id")
+            match = Match(_one_cell(by_id[identifier], cell.source), "id")
         elif len(theirs) == len(ours):
             match = Match(theirs[index].get("source", ""), "position")
         elif names and (found := [c for c in code if names <= defined_names(c.get("source", ""))]):

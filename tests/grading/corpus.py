@@ -234,6 +234,14 @@ def cases(reference, probe: str, port: int, reference_path: str, submissions: st
     renamed.metadata["kernelspec"] = {"name": "julia-1.9", "display_name": "Julia",
                                       "language": "julia"}
     yield "renamed_ids_other_kernel", renamed, _points(reference, every), None
+    split = copy.deepcopy(full)  # JupyterLab's split cell: the metadata is in both halves
+    index, cell = next((i, c) for i, c in enumerate(split.cells)
+                       if cell_info(c).get("id") == ids[0])
+    lines = cell.source.splitlines()
+    first, second = copy.deepcopy(cell), copy.deepcopy(cell)
+    first.source, second.source = "\n".join(lines[:2]), "\n".join(lines[2:])
+    split.cells[index:index + 1] = [first, second]
+    yield "split_cell", split, _points(reference, every), None
 
     # broken files
     yield "invalid_json", b'{"cells": [', none, "unreadable notebook (not JSON)"

@@ -83,6 +83,25 @@ def test_a_duplicated_cell_counts_as_its_last_copy(tmp_path):
     assert "return 0.5" in match.source and not match.stub
 
 
+def test_a_split_cell_runs_whole_and_a_stub_copied_below_an_answer_is_left_out(tmp_path):
+    # JupyterLab's split keeps the metadata in both halves: the first half was lost (0 points)
+    reference_cell = next(c for c in REFERENCE.cells if cell_info(c).get("id") == "ex4")
+    lines = [line for line in reference_cell.source.splitlines() if "### " not in line]
+    head, tail = "\n".join(lines[:3]), "\n".join(lines[3:])  # split inside the function
+    student = student_notebook(REFERENCE)
+    index, cell = next((i, c) for i, c in enumerate(student.cells)
+                       if cell_info(c).get("id") == "ex4")
+    first, second = copy.deepcopy(cell), copy.deepcopy(cell)
+    first.source, second.source = head, tail
+    student.cells[index:index + 1] = [first, second]
+    student.cells.append(copy.deepcopy(cell))  # an untouched copy of the stub, at the end
+    match = load(write(tmp_path, "split", student), REFERENCE).matches["ex4"]
+    assert match.source == head + "\n\n" + tail and not match.stub
+    namespace = {}
+    exec(compile(match.source, "ex4", "exec"), namespace)  # the halves make one definition
+    assert "soft_iou_loss" in namespace
+
+
 def test_a_notebook_of_another_lab_is_refused(tmp_path):
     other = nbformat.read(ROOT / "notebooks" / "student" / "02_upsampling.ipynb", as_version=4)
     assert load(write(tmp_path, "other", other), REFERENCE).problem == "wrong lab"
