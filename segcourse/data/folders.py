@@ -739,6 +739,21 @@ def _decide_classes(root, scanned, names, mapping, source, problems, advice):
         if high in seen and seen <= {0, high}:
             problems.insert(0, _binary_problem(root, high))
             return names or ("class 0",)
+    objects = sorted(v for v in seen if 0 < v < IGNORE_INDEX)
+    unlabelled_objects = [name for name, values in readable if set(values) == {0, IGNORE_INDEX}]
+    if objects and unlabelled_objects:
+        # a 0/1 dataset with some masks saved as 0/255: their objects would score as ignored
+        for name in unlabelled_objects:
+            problems.append(
+                f"{name}: holds only 0 and {IGNORE_INDEX}, where other masks hold the classes "
+                f"{_list(objects)}: were its objects saved as {IGNORE_INDEX} (as a 0/255 "
+                f"binary mask is)? {IGNORE_INDEX} is the ignore label, so they would be left "
+                "out of the loss and the scores")
+        advice.append(
+            f"Save those masks with the class numbers the others use. If {IGNORE_INDEX} really "
+            f"is unlabelled there, say which value is which class in {root / 'classes.txt'} "
+            f"with 'name: value' lines (e.g. 'background: 0', 'object: 1'); {IGNORE_INDEX} "
+            "then stays the ignore label.")
     if names is None:
         labels = sorted(v for v in seen if 0 <= v < IGNORE_INDEX)
         count = 0

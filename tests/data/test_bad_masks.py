@@ -92,6 +92,21 @@ def test_binary_masks_read_right_with_values_in_classes_txt(tmp_path, kind, high
     assert mask_values(data.val) == {0, 1}
 
 
+def test_a_mask_saved_as_0_255_among_0_1_masks_is_named(tmp_path):
+    # its object would be the ignore label: class 1 scored with 0 pixels, mIoU 0.499 where
+    # the right masks gave 0.959 (a new user's folder)
+    for split in ("train", "val"):
+        pair(tmp_path, split, "a", two_region_mask(0, 1))
+    pair(tmp_path, "val", "b", two_region_mask(0, 255))
+    with pytest.raises(ValueError, match="b.png: holds only 0 and 255, where other masks hold "
+                                         r"the classes \[1\]") as refusal:
+        open_folder(tmp_path)
+    assert "'background: 0', 'object: 1'" in str(refusal.value)
+    (tmp_path / "classes.txt").write_text("background: 0\nobject: 1\n")  # 255 = unlabelled
+    data = open_folder(tmp_path)
+    assert data.num_classes == 2 and mask_values(data.val) == {0, 1, 255}
+
+
 def test_binary_masks_read_right_with_mask_values(tmp_path):
     for split in ("train", "val"):
         pair(tmp_path, split, "a", two_region_mask(0, 255))
