@@ -149,6 +149,13 @@ def match_solutions(reference, notebook) -> dict[str, Match]:
     reference_code = [c for c in reference.cells
                       if c.cell_type == "code" and cell_info(c).get("role") != "hidden"]
     matches = {}
+    names_in: dict[int, set[str]] = {}  # each submitted cell parsed once, and only if needed
+
+    def names_of(position: int) -> set[str]:
+        if position not in names_in:
+            names_in[position] = defined_names(code[position].get("source", ""))
+        return names_in[position]
+
     for index, cell in enumerate(ours):
         identifier = cell_info(cell)["id"]
         names = defined_names(cell.source)
@@ -156,8 +163,8 @@ def match_solutions(reference, notebook) -> dict[str, Match]:
             match = Match(_one_cell(by_id[identifier], cell.source), "id")
         elif len(theirs) == len(ours):
             match = Match(theirs[index].get("source", ""), "position")
-        elif names and (found := [c for c in code if names <= defined_names(c.get("source", ""))]):
-            match = Match(found[-1].get("source", ""), "names")
+        elif names and (found := [i for i in range(len(code)) if names <= names_of(i)]):
+            match = Match(code[found[-1]].get("source", ""), "names")
         elif len(code) == len(reference_code):
             match = Match(code[reference_code.index(cell)].get("source", ""), "code position")
         else:
