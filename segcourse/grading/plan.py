@@ -27,6 +27,8 @@ class Step:
     kind: str  # setup, context, solution, check, hidden
     cell_id: str | None
     source: str
+    before: str = ""  # grader code run in the same cell, before and after ``source``
+    after: str = ""
 
 
 @dataclass
@@ -51,7 +53,7 @@ class Plan:
 
     def sources(self) -> list[dict]:
         """The steps' sources as the executor takes them."""
-        return [{"source": step.source} for step in self.steps]
+        return [{"source": step.before + step.source + step.after} for step in self.steps]
 
 
 def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
@@ -92,6 +94,7 @@ def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
             by_check[step.cell_id].hidden_step = len(steps)
             steps.append(step)
     _dependencies(checks, steps)
+    _keep_exercise_names(reference, checks, steps)
     missing = [check.check_id for check in checks if check.hidden_step < 0]
     if missing:
         raise ValueError(f"the reference has no hidden counterpart for {', '.join(missing)}: "
@@ -120,6 +123,42 @@ def _dependencies(checks: list[GradedCheck], steps: list[Step]) -> None:
             frontier = set().union(*(used_names(solutions[i]) for i in found)) if found else set()
         order = list(solutions)
         check.depends_on = sorted(needed, key=order.index)
+
+
+KEPT = "_segcourse_kept"  # {exercise id: {name: value}} in the grading kernel
+
+
+def _keep_exercise_names(reference, checks: list[GradedCheck], steps: list[Step]) -> None:
+    """A hidden check sees each exercise's top-level names as its cell left them. The hidden
+    checks run after every other cell, so a student's helper named like a variable a later
+    check cell binds (``semantic``, ``frequencies``) was that variable by then: the public
+    check passed and the hidden one failed. Each exercise cell keeps what it defined; each
+    hidden cell first restores it, except the names it reads that are the lab's own (a
+    student's name never hides the lab's data from a hidden check). The values are compared
+    with the reference run's, so what is restored can only be the student's own work."""
+    own = {cell_info(c)["id"]: defined_names(c.source) for c in reference.cells
+           if c.cell_type == "code" and cell_info(c).get("role") == "solution"}
+    kept: dict[str, list[str]] = {}
+    for step in steps:
+        if step.kind == "solution" and step.source:
+            names = sorted(defined_names(step.source))
+            if names:
+                kept[step.cell_id] = names
+                step.after = (f"\n{KEPT} = globals().get({KEPT!r}) or {{}}; "
+                              f"{KEPT}[{step.cell_id!r}] = {{_n: globals()[_n] for _n in "
+                              f"{names!r} if _n in globals()}}\n")
+    for check in checks:
+        if check.hidden_step < 0:
+            continue
+        hidden = steps[check.hidden_step]
+        lab_data = global_reads(hidden.source)
+        restore = {i: sorted(set(kept[i]) - (lab_data - own.get(i, set())))
+                   for i in check.depends_on if i in kept}
+        restore = {i: names for i, names in restore.items() if names}
+        if restore:
+            hidden.before = (f"globals().update({{_n: _v for _i, _names in {restore!r}.items() "
+                             f"for _n, _v in (globals().get({KEPT!r}) or {{}}).get(_i, {{}})"
+                             f".items() if _n in _names}})\n")
 
 
 def rebound_names(reference) -> list[str]:

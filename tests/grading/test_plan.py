@@ -144,3 +144,51 @@ def test_importing_again_what_the_exercise_imported_is_no_rebinding_and_another_
     nb.cells[context].source = "from segcourse import models as unet_skip_bytes\n" + original
     [problem] = plans.rebound_names(nb)
     assert "binds 'unet_skip_bytes' again" in problem
+
+
+def made_lab(*cells):
+    """A reference notebook of ``(role, id, points, source)`` code cells."""
+    nb = nbformat.v4.new_notebook()
+    for role, identifier, points, source in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        info = {"role": role}
+        if identifier:
+            info["id" if role != "hidden" else "check"] = identifier
+        if points:
+            info["points"] = points
+        cell.metadata["segcourse"] = info
+        nb.cells.append(cell)
+    return nb
+
+
+def run_in_one_namespace(plan):
+    namespace = {}
+    for source in plan.sources():
+        exec(compile(source["source"], "cell", "exec"), namespace)
+    return namespace
+
+
+def test_a_hidden_check_sees_the_exercises_helpers_as_its_cell_left_them():
+    # a student's helper named like a variable a later check cell binds: the public check
+    # passed, the hidden one called an array (lab 00: helpers `semantic`, `frequencies`)
+    nb = made_lab(
+        ("context", None, 0, "data = [1, 2]"),
+        ("solution", "ex1", 0, "def answer():\n    return 1"),
+        ("check", "check-ex1", 1, "helper = 5\ndata = [1, 2, 3]"),
+        ("hidden", "check-ex1", 0, "got = (answer(), data)"))
+    student = "def helper():\n    return 10\n\ndata = 'mine'\n\ndef answer():\n    return helper()"
+    namespace = run_in_one_namespace(plans.build(nb, {"ex1": student}))
+    # the helper is the student's again; the lab's data the hidden cell reads stays the lab's
+    assert namespace["got"] == (10, [1, 2, 3])
+    assert run_in_one_namespace(plans.build(nb))["got"] == (1, [1, 2, 3])
+    # an exercise that raised keeps nothing, and nothing is restored: the hidden cell meets
+    # the later binding, as in the student's own notebook
+    broken = "def helper():\n    return 10\n\ndef answer():\n    return helper()\n\n1 / 0"
+    raised = []
+    namespace = {}
+    for source in plans.build(nb, {"ex1": broken}).sources():
+        try:
+            exec(compile(source["source"], "cell", "exec"), namespace)
+        except Exception as error:
+            raised.append(type(error).__name__)
+    assert raised == ["ZeroDivisionError", "TypeError"] and "_segcourse_kept" not in namespace
