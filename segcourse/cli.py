@@ -320,7 +320,12 @@ def _lab_check(args) -> int:
     for path in args.notebooks:  # every file is checked, whatever the ones before it held
         try:
             nb = read_notebook(path)
-            problems = reference_problems(nb, Path(path).stem)
+            if nb.metadata.get("segcourse", {}).get("version") == "student":
+                problems = [f"a student version (built by `segcourse lab student`, without "
+                            f"solutions and hidden checks): check its reference instead, e.g. "
+                            f"notebooks/{Path(path).name}, and build this one again from it"]
+            else:
+                problems = reference_problems(nb, Path(path).stem)
             if not problems:  # a sound notebook: what the grader would read wrongly in it
                 problems = rebound_names(nb)
         except (NotANotebook, OSError) as error:

@@ -26,6 +26,17 @@ def test_lab_check_reports_problems_and_fails(tmp_path, capsys):
     assert "the first cell must be the setup cell" in capsys.readouterr().out
 
 
+def test_lab_check_on_a_student_version_says_what_it_is(capsys):
+    # it listed fourteen problems and said to run `segcourse lab run`
+    from pathlib import Path
+
+    student = Path(__file__).parents[1] / "notebooks" / "student" / "00_welcome.ipynb"
+    assert main(["lab", "check", str(student)]) == 1
+    out = capsys.readouterr().out
+    assert "1 problem(s)" in out and "a student version" in out
+    assert "notebooks/00_welcome.ipynb" in out
+
+
 def test_lab_check_names_a_cell_that_binds_an_exercises_name_again(tmp_path, capsys):
     from pathlib import Path
 
