@@ -515,7 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "finished epoch, with its own configuration (flags that differ from "
                             "it are refused); it ends as the uninterrupted run would have")
     train.add_argument("--dataset",
-                       help="shapes, pets, pets:CLASS or folder:PATH (default: shapes)")
+                       help="shapes, pets (the trimap border ignored), pets:class (the "
+                            "border as a third class) or folder:PATH (default: shapes)")
     train.add_argument("--profile", choices=PROFILES,
                        help=f"the sizes to train with; default: {PROFILE_RULE}")
     train.add_argument("--epochs", type=int, help=f"passes over the data; default: "

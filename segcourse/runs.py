@@ -347,12 +347,38 @@ def read_config(run_dir) -> dict:
     return config
 
 
+def check_segmenter(model, where) -> None:
+    """A ``ValueError`` unless ``model`` takes RGB pictures ``(batch, H, W, 3)`` and gives class
+    scores per pixel ``(batch, h, w, K)``: what evaluate and predict feed it and read back
+    (another model failed deep inside Keras, with its call arguments dumped)."""
+    inputs = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
+    outputs = model.output_shape[0] if isinstance(model.output_shape, list) \
+        else model.output_shape
+    if len(inputs) != 4 or inputs[-1] not in (3, None):
+        raise ValueError(f"{where}: the model takes inputs of shape {tuple(inputs)}, but "
+                         "segcourse reads every picture as RGB, (batch, height, width, 3): "
+                         "give a segmentation model trained on colour pictures (a greyscale "
+                         "model needs its pictures given as RGB, e.g. built with 3 input "
+                         "channels).")
+    if len(outputs) != 4:
+        raise ValueError(f"{where}: the model gives outputs of shape {tuple(outputs)}, not "
+                         "class scores per pixel, (batch, height, width, classes): it is not a "
+                         "segmentation model (a classifier? lab 01 shows how to make one "
+                         "fully convolutional).")
+
+
 def open_run(path, unfinished: bool = True) -> LoadedRun:
     """The model of a run folder or a ``.keras`` file, with the run's configuration. A
     finished run gives its ``model.keras``; an unfinished one (interrupted, killed) its best
     checkpoint so far, with a ``note`` that says so and which epoch it is from (or a
-    ``ValueError`` where ``unfinished`` is false)."""
-    path = Path(path)
+    ``ValueError`` where ``unfinished`` is false). A model that is not a segmentation model of
+    RGB pictures is refused (:func:`check_segmenter`)."""
+    run = _open_run(Path(path), unfinished)
+    check_segmenter(run.model, run.source)
+    return run
+
+
+def _open_run(path: Path, unfinished: bool) -> LoadedRun:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ValueError(f"{not_a_run(path)} Give a run folder of `segcourse train` or a "

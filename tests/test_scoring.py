@@ -285,3 +285,25 @@ def test_pictures_with_no_labelled_pixel_are_refused_not_scored_zero():
     from segcourse.scoring import evaluate
     with pytest.raises(ValueError, match="no labelled pixel to score"):
         evaluate(model, [(image[None], ignored[None])], 2, progress=False)
+
+
+@pytest.mark.parametrize(("inputs", "layers", "message"), [
+    ((8, 8, 1), [keras.layers.Conv2D(2, 1)], r"takes inputs of shape \(None, 8, 8, 1\), but "
+                                             "segcourse reads every picture as RGB"),
+    ((8, 8, 3), [keras.layers.Flatten(), keras.layers.Dense(10)],
+     r"gives outputs of shape \(None, 10\), not class scores per pixel"),
+])
+def test_a_model_that_is_not_an_rgb_segmenter_is_refused_by_name(tmp_path, inputs, layers,
+                                                                  message):
+    # a greyscale model met an RGB photo deep inside Keras (its call arguments dumped); a
+    # classifier failed with "not enough values to unpack"
+    model = keras.Sequential([keras.Input(inputs), *layers])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    with pytest.raises(ValueError, match=message):
+        predict_files(path, [image], tmp_path / "out")
+    from segcourse.runs import open_run
+    with pytest.raises(ValueError, match=f"{path}: the model"):
+        open_run(path)
