@@ -741,7 +741,7 @@ def _decide_classes(root, scanned, names, mapping, source, problems, advice):
             return names or ("class 0",)
     objects = sorted(v for v in seen if 0 < v < IGNORE_INDEX)
     unlabelled_objects = [name for name, values in readable if set(values) == {0, IGNORE_INDEX}]
-    if objects and unlabelled_objects:
+    if objects and unlabelled_objects and names is None:
         # a 0/1 dataset with some masks saved as 0/255: their objects would score as ignored
         for name in unlabelled_objects:
             problems.append(
@@ -751,9 +751,9 @@ def _decide_classes(root, scanned, names, mapping, source, problems, advice):
                 "out of the loss and the scores")
         advice.append(
             f"Save those masks with the class numbers the others use. If {IGNORE_INDEX} really "
-            f"is unlabelled there, say which value is which class in {root / 'classes.txt'} "
-            f"with 'name: value' lines (e.g. 'background: 0', 'object: 1'); {IGNORE_INDEX} "
-            "then stays the ignore label.")
+            f"is unlabelled there (a picture whose only object is void, a no-data border), "
+            f"list the classes in {root / 'classes.txt'} (one name per line, line k is class "
+            f"k, or 'name: value' lines); {IGNORE_INDEX} then stays the ignore label.")
     if names is None:
         labels = sorted(v for v in seen if 0 <= v < IGNORE_INDEX)
         count = 0

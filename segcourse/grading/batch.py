@@ -413,10 +413,12 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
                 if stop.is_set() or record is None:  # interrupted: its grades are not real
                     return
                 try:
-                    report.append_record(out, record)
+                    # the record last: a student whose feedback could not be written has
+                    # no record yet, so the next run grades them again
                     records[record.student] = record
-                    report.write_tables(out, {k: v for k, v in records.items() if k in current})
                     report.write_feedback(out, record)
+                    report.write_tables(out, {k: v for k, v in records.items() if k in current})
+                    report.append_record(out, record)
                 except Exception as error:  # the folder cannot be written: stop, and say why
                     errors.append(GradingError(
                         f"writing the results of {record.student} into {out} failed: "

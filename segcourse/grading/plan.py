@@ -129,36 +129,38 @@ KEPT = "_segcourse_kept"  # {exercise id: {name: value}} in the grading kernel
 
 
 def _keep_exercise_names(reference, checks: list[GradedCheck], steps: list[Step]) -> None:
-    """A hidden check sees each exercise's top-level names as its cell left them. The hidden
-    checks run after every other cell, so a student's helper named like a variable a later
-    check cell binds (``semantic``, ``frequencies``) was that variable by then: the public
-    check passed and the hidden one failed. Each exercise cell keeps what it defined; each
-    hidden cell first restores it, except the names it reads that are the lab's own (a
-    student's name never hides the lab's data from a hidden check). The values are compared
-    with the reference run's, so what is restored can only be the student's own work."""
+    """A student's helper named like a variable that a later *check* cell binds (lab 00:
+    helpers ``semantic``, ``frequencies``) was that variable when the hidden checks ran, after
+    every other cell: the public check passed and the hidden one failed. Each exercise cell
+    keeps the names it binds that a later check cell binds again and no later context cell
+    does; each hidden cell first restores those of the exercises it depends on. Never restored:
+    a name any hidden cell reads that the reference's exercise does not define (the lab's
+    data), and what a context cell binds (the lab's code may read it). The values are compared
+    with the reference run's, so restoring can only give back the student's own work."""
     own = {cell_info(c)["id"]: defined_names(c.source) for c in reference.cells
            if c.cell_type == "code" and cell_info(c).get("role") == "solution"}
+    hidden_reads = set().union(*(global_reads(s.source) for s in steps if s.kind == "hidden"))
     kept: dict[str, list[str]] = {}
-    for step in steps:
-        if step.kind == "solution" and step.source:
-            names = sorted(defined_names(step.source))
-            if names:
-                kept[step.cell_id] = names
-                step.after = (f"\n{KEPT} = globals().get({KEPT!r}) or {{}}; "
-                              f"{KEPT}[{step.cell_id!r}] = {{_n: globals()[_n] for _n in "
-                              f"{names!r} if _n in globals()}}\n")
-    for check in checks:
-        if check.hidden_step < 0:
+    for position, step in enumerate(steps):
+        if step.kind != "solution" or not step.source:
             continue
-        hidden = steps[check.hidden_step]
-        lab_data = global_reads(hidden.source)
-        restore = {i: sorted(set(kept[i]) - (lab_data - own.get(i, set())))
-                   for i in check.depends_on if i in kept}
-        restore = {i: names for i, names in restore.items() if names}
-        if restore:
-            hidden.before = (f"globals().update({{_n: _v for _i, _names in {restore!r}.items() "
-                             f"for _n, _v in (globals().get({KEPT!r}) or {{}}).get(_i, {{}})"
-                             f".items() if _n in _names}})\n")
+        later = steps[position + 1:]
+        by_checks = set().union(*(bound_names(s.source) for s in later if s.kind == "check"))
+        by_context = set().union(*(bound_names(s.source) for s in later
+                                   if s.kind in ("context", "setup")))
+        lab_data = hidden_reads - own.get(step.cell_id, set())
+        names = sorted((bound_names(step.source) & by_checks) - by_context - lab_data)
+        if names:
+            kept[step.cell_id] = names
+            step.after = (f"\n{KEPT} = globals().get({KEPT!r}) or {{}}; "
+                          f"{KEPT}[{step.cell_id!r}] = {{_n: globals()[_n] for _n in "
+                          f"{names!r} if _n in globals()}}\n")
+    for check in checks:
+        restore = {i: kept[i] for i in check.depends_on if i in kept}
+        if check.hidden_step >= 0 and restore:
+            steps[check.hidden_step].before = (
+                f"globals().update({{_n: _v for _i, _names in {restore!r}.items() for _n, _v "
+                f"in (globals().get({KEPT!r}) or {{}}).get(_i, {{}}).items() if _n in _names}})\n")
 
 
 def rebound_names(reference) -> list[str]:

@@ -6,9 +6,9 @@ refused with a short reason (``empty file``, ``unreadable notebook``, ``not a no
 solution cells, in this order (the method is recorded for each cell):
 
 1. ``id``: the ``metadata.segcourse.id`` of the reference cell. Several cells with one id (a
-   JupyterLab split copies the metadata to both halves; a copied cell keeps it) run as one, in
-   notebook order, as Run All would run them; untouched copies of the stub are left out when
-   another copy holds an answer;
+   copied cell keeps the metadata; JupyterLab's split copies it to both halves) run joined, in
+   notebook order, untouched copies of the stub left out; where the joined text does not
+   parse, the last copy that parses and defines what the reference cell defines;
 2. ``position``: the k-th cell whose role is ``solution`` (ids renamed, roles kept), when the
    submission has as many of them as the reference;
 3. ``names``: the last code cell that defines every name the reference cell defines
@@ -29,7 +29,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segcourse.grading.cells import defined_names
+from segcourse.grading.cells import defined_names, parse_cell
 from segcourse.labs.notebook import cell_info, lab_name
 from segcourse.labs.student import strip_solutions
 
@@ -125,10 +125,21 @@ def is_stub(source: str, reference_source: str) -> bool:
 
 
 def _one_cell(sources: list[str], reference_source: str) -> str:
-    """The cells that carry one exercise's id as one source, in notebook order; untouched
-    copies of the stub left out unless nothing else is there."""
+    """The cells that carry one exercise's id as one source. Untouched copies of the stub are
+    left out unless nothing else is there; the rest run joined, in notebook order, as Run All
+    runs them (the halves of a split cell make one again; of two whole copies, the later
+    definitions win). Where the joined text does not parse (an unfinished attempt kept above
+    the answer), the last copy that parses and defines what the reference cell defines."""
     answered = [source for source in sources if not is_stub(source, reference_source)]
-    return "\n\n".join(answered or sources[-1:])
+    if len(answered) <= 1:
+        return (answered or sources[-1:])[0]
+    joined = "\n\n".join(answered)
+    if parse_cell(joined) is not None:
+        return joined
+    needed = defined_names(reference_source)
+    whole = [source for source in answered
+             if parse_cell(source) is not None and needed <= defined_names(source)]
+    return (whole or answered)[-1]
 
 
 def solution_cells(notebook) -> list:

@@ -101,10 +101,11 @@ def test_a_mask_saved_as_0_255_among_0_1_masks_is_named(tmp_path):
     with pytest.raises(ValueError, match="b.png: holds only 0 and 255, where other masks hold "
                                          r"the classes \[1\]") as refusal:
         open_folder(tmp_path)
-    assert "'background: 0', 'object: 1'" in str(refusal.value)
-    (tmp_path / "classes.txt").write_text("background: 0\nobject: 1\n")  # 255 = unlabelled
-    data = open_folder(tmp_path)
-    assert data.num_classes == 2 and mask_values(data.val) == {0, 1, 255}
+    assert "one name per line" in str(refusal.value)
+    for listing in ("background: 0\nobject: 1\n", "background\nobject\n"):  # 255 unlabelled
+        (tmp_path / "classes.txt").write_text(listing)
+        data = open_folder(tmp_path)
+        assert data.num_classes == 2 and mask_values(data.val) == {0, 1, 255}
 
 
 def test_binary_masks_read_right_with_mask_values(tmp_path):

@@ -250,6 +250,8 @@ def test_lms_exports_name_students_by_folder_and_totals_are_per_student(tmp_path
     assert {p.name for p in (out / "feedback").glob("*.md")} == {
         f"{safe_name(name)}.md" for name in ("Ada Lovelace_101", "Alan Turing_102")}
     assert safe_name("a b") != safe_name("a_b")  # never one feedback file for two students
+    wide = "\U00020000" * 62  # a legal 248-byte name: its feedback name must fit 255 bytes
+    assert len((safe_name(wide) + ".md").encode()) <= 255 and safe_name(wide) != wide
 
 
 def test_a_folder_of_one_lab_refuses_another_lab_even_with_nothing_left_to_grade(tmp_path):

@@ -181,6 +181,12 @@ def test_a_hidden_check_sees_the_exercises_helpers_as_its_cell_left_them():
     # the helper is the student's again; the lab's data the hidden cell reads stays the lab's
     assert namespace["got"] == (10, [1, 2, 3])
     assert run_in_one_namespace(plans.build(nb))["got"] == (1, [1, 2, 3])
+    # what a later context cell binds is the lab's: never restored (the lab's code may read it)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("helper = 7"))
+    nb.cells[3].metadata["segcourse"] = {"role": "context"}
+    with pytest.raises(TypeError):
+        run_in_one_namespace(plans.build(nb, {"ex1": student}))
+    del nb.cells[3]
     # an exercise that raised keeps nothing, and nothing is restored: the hidden cell meets
     # the later binding, as in the student's own notebook
     broken = "def helper():\n    return 10\n\ndef answer():\n    return helper()\n\n1 / 0"

@@ -102,6 +102,29 @@ def test_a_split_cell_runs_whole_and_a_stub_copied_below_an_answer_is_left_out(t
     assert "soft_iou_loss" in namespace
 
 
+def test_an_old_attempt_above_the_answer_is_not_run(tmp_path):
+    # a copy of the cell kept above the answer: unfinished, or whole but wrong
+    student = student_notebook(REFERENCE)
+    reference_cell = next(c for c in REFERENCE.cells if cell_info(c).get("id") == "ex4")
+    answer = "\n".join(line for line in reference_cell.source.splitlines() if "### " not in line)
+    index, cell = next((i, c) for i, c in enumerate(student.cells)
+                       if cell_info(c).get("id") == "ex4")
+    for old, expected in (("inter = (", answer),  # unfinished: left out
+                          ("def soft_iou_loss(labels, probabilities):\n    return 0.5",
+                           None)):  # whole but wrong: runs first, the answer's def wins
+        attempt, final = copy.deepcopy(cell), copy.deepcopy(cell)
+        attempt.source, final.source = old, answer
+        notebook = copy.deepcopy(student)
+        notebook.cells[index:index + 1] = [attempt, final]
+        source = load(write(tmp_path, "old", notebook), REFERENCE).matches["ex4"].source
+        assert source == (expected or old + "\n\n" + answer)
+        namespace = {"np": __import__("numpy")}
+        exec(compile(source, "ex4", "exec"), namespace)
+        labels, probabilities = [[0, 1]], [[[1.0, 0.0], [0.0, 1.0]]]
+        assert namespace["soft_iou_loss"](__import__("numpy").array(labels),
+                                          __import__("numpy").array(probabilities)) == 0
+
+
 def test_a_notebook_of_another_lab_is_refused(tmp_path):
     other = nbformat.read(ROOT / "notebooks" / "student" / "02_upsampling.ipynb", as_version=4)
     assert load(write(tmp_path, "other", other), REFERENCE).problem == "wrong lab"
