@@ -65,7 +65,7 @@ def evaluate(model, data, num_classes: int, class_names=None,
                               leave=False):
         predictions = predict_labels(model, np.asarray(images), num_classes=num_classes)
         total += confusion_matrix(np.asarray(masks), predictions, num_classes, ignore_index)
-    return scores(_scored(total, ignore_index), class_names)
+    return scores(_refuse_empty(total, ignore_index), class_names)
 
 
 def resize_to_input(model, image, size=None) -> np.ndarray:
@@ -153,10 +153,10 @@ def evaluate_at_own_size(model, pictures, num_classes: int, class_names=None,
             for mask, labels in zip(masks, maps, strict=True):
                 total += confusion_matrix(mask, labels, num_classes, ignore_index)
             bar.update(len(masks))  # once scored, not once read
-    return scores(_scored(total, ignore_index), class_names)
+    return scores(_refuse_empty(total, ignore_index), class_names)
 
 
-def _scored(confusion: np.ndarray, ignore_index: int) -> np.ndarray:
+def _refuse_empty(confusion: np.ndarray, ignore_index: int) -> np.ndarray:
     """``confusion``, refused when it counts no pixel: every score of it would be 0/0."""
     if not confusion.sum():
         raise ValueError(

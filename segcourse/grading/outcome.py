@@ -152,10 +152,6 @@ def _hidden_reason(result: StepResult, flags: list[str], check_id: str) -> str:
 
 
 def _public_text(result: StepResult | None) -> str:
-    return printable(_public_output(result))
-
-
-def _public_output(result: StepResult | None) -> str:
     if result is None or result.status == "skipped":
         return PUBLIC_NOT_RUN
     if result.status == "ok":
@@ -266,7 +262,7 @@ def judge(submission: Submission, plan: Plan, reference_plan: Plan, expected: di
         public_result = results[check.public_step] if results else None
         detail = _detail(check, submission, plan, results, expected, passed, reason)
         feedback.append(Feedback(check.check_id, check.points if passed else 0, check.points,
-                                 passed, reason, _public_text(public_result),
+                                 passed, reason, printable(_public_text(public_result)),
                                  list(check.solutions), detail,
                                  public_result is not None and public_result.status == "ok"))
     return Record(submission.student, printable(str(submission.path)), submission.sha256, lab,

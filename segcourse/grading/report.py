@@ -84,11 +84,12 @@ def safe_name(student: str) -> str:
     """A file name for a student's feedback: the id itself when it is a safe name of at most
     120 bytes, else a cleaned id cut to 100 bytes, with a short hash (so "a b" and "a_b" never share
     a file, and a 255-byte id still leaves room for ".md")."""
+    # "surrogatepass": an id read back from an older results.jsonl may hold a lone surrogate
     cleaned = re.sub(r"[^\w.-]", "_", student).lstrip(".") or "_"
-    if cleaned == student and len(student.encode("utf-8", "backslashreplace")) <= 120:
+    if cleaned == student and len(student.encode("utf-8", "surrogatepass")) <= 120:
         return student
     digest = hashlib.sha1(student.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    short = cleaned.encode("utf-8", "backslashreplace")[:100].decode("utf-8", "ignore")
+    short = cleaned.encode("utf-8", "surrogatepass")[:100].decode("utf-8", "ignore")
     return f"{short}-{digest}"
 
 
