@@ -75,6 +75,9 @@ INTERPOLATION_HINT = (
     "as PNG.")
 
 
+RARE_CLASS_MIN_MASKS = 10  # with fewer masks, a class held by one of them is no surprise
+
+
 class DatasetProblems(ValueError):
     """A dataset refused when opened; ``problems`` lists each problem (one file's, or the set's)."""
 
@@ -509,6 +512,7 @@ def open_folders(root, mask_values: dict | None = None, val_fraction: float = 0.
     scanned = _scan(root, pairs, progress, problems)
     advice = []
     names = _decide_classes(root, scanned, names, mapping, source, problems, advice)
+    _unlabelled_splits(root, splits, dict(scanned), problems)
     if problems:
         header = (f"{root}: {_count(len(problems), 'problem')} in its {len(pairs)} image/mask "
                   "pairs; nothing was trained. Fix them and open the dataset again:")
@@ -771,6 +775,7 @@ def _decide_classes(root, scanned, names, mapping, source, problems, advice):
             problems.insert(0, f"the masks hold only the value 0 (and {IGNORE_INDEX} = ignore): "
                                "one class, nothing to segment; check the masks")
         names = tuple(f"class {k}" for k in range(count))
+        _rare_inferred_classes(root, readable, count, problems, advice)
     count = len(names)
     flag(lambda v: v > IGNORE_INDEX, lambda bad, pixels: (
         f"{_values(bad)} above 255 in {_count(pixels, 'pixel')}; 16-bit mask values are read as "
@@ -784,6 +789,38 @@ def _decide_classes(root, scanned, names, mapping, source, problems, advice):
         advice.append(f"Fix those masks, or if the values are classes, list every class in "
                       f"{root / 'classes.txt'}. {INTERPOLATION_HINT}")
     return names
+
+
+def _unlabelled_splits(root, splits, values_by_mask, problems):
+    """A split whose masks (all readable) hold only the ignore label has nothing to train on or
+    to score: refused now, not after a training run ends with an evaluation that cannot be."""
+    for split, (_, masks) in splits.items():
+        held = [values_by_mask.get(_relative(root, mask)) for mask in masks]
+        if held and None not in held and all(set(v) <= {IGNORE_INDEX} for v in held):
+            problems.append(f"the {split} split: its {_count(len(held), 'mask')} hold only the "
+                            f"ignore label {IGNORE_INDEX}, no labelled pixel to "
+                            f"{'train on' if split == 'train' else 'score'}")
+
+
+def _rare_inferred_classes(root, readable, count, problems, advice):
+    """Refuse an inferred class that a single mask of many holds: more likely a slip of the
+    annotation tool (a stray 3 in a 0/1/2 dataset) than a class, and taken as one it adds a
+    class that scores near 0 and lowers the mIoU. classes.txt confirms a real one."""
+    if len(readable) < RARE_CLASS_MIN_MASKS:
+        return
+    holders = {k: [(name, values[k]) for name, values in readable if values.get(k)]
+               for k in range(1, count)}
+    rare = {k: found[0] for k, found in holders.items() if len(found) == 1}
+    for k, (name, pixels) in rare.items():
+        problems.append(f"{name}: the only one of the {len(readable)} masks that holds the "
+                        f"value {k} ({_count(pixels, 'pixel')}), which would make it a class of "
+                        "its own")
+    if rare:
+        advice.append(
+            f"Classes are inferred from the mask values; a value that one mask alone holds is "
+            f"more often an annotation slip than a class. Fix that mask, or if the value is a "
+            f"class, list every class in {root / 'classes.txt'} (one name per line, line k is "
+            f"class k).")
 
 
 def _binary_problem(root, high):

@@ -236,6 +236,47 @@ def test_the_class_count_comes_from_all_splits(tmp_path):
     assert data.num_classes == 3 and data.class_names == ("class 0", "class 1", "class 2")
 
 
+def test_a_value_one_mask_of_many_holds_is_refused_as_a_class_until_classes_txt_says_so(
+        tmp_path):
+    # a 0/1/2 dataset where one mask has 9 pixels of 3: taken as a fourth class, it scored near 0
+    # and pulled the mIoU down (0.53 -> 0.40), silently
+    for k in range(12):
+        pair(tmp_path, "train" if k < 8 else "val", f"p{k}", two_region_mask(0, 1 + k % 2), value=k)
+    slip = two_region_mask(0, 2)
+    slip[:3, :3] = 3
+    pair(tmp_path, "val", "slip", slip, value=20)
+    with pytest.raises(folders.DatasetProblems) as refusal:
+        open_folder(tmp_path)
+    message = str(refusal.value)
+    assert ("val/masks/slip.png: the only one of the 13 masks that holds the value 3 (9 pixels)"
+            in message)
+    assert "classes.txt" in message and len(refusal.value.problems) == 1
+    (tmp_path / "classes.txt").write_text("ground\nsquare\ndisc\nslip\n")  # it is a class
+    assert open_folder(tmp_path).num_classes == 4
+    (tmp_path / "classes.txt").write_text("ground\nsquare\ndisc\n")  # it is not
+    with pytest.raises(folders.DatasetProblems, match="slip.png: value 3 in 9 pixels is not"):
+        open_folder(tmp_path)
+
+
+def test_a_split_without_a_labelled_pixel_is_refused_when_the_data_is_opened(tmp_path):
+    # it used to fail `segcourse train` at its end, when the test split was scored
+    pair(tmp_path, "train", "a", two_region_mask(0, 1))
+    pair(tmp_path, "val", "a", two_region_mask(0, 1))
+    pair(tmp_path, "test", "a", np.full(SIZE, 255))
+    pair(tmp_path, "test", "b", np.full(SIZE, 255), value=9)
+    with pytest.raises(folders.DatasetProblems,
+                       match="the test split: its 2 masks hold only the ignore label 255, no "
+                             "labelled pixel to score"):
+        open_folder(tmp_path)
+
+
+def test_a_class_in_one_mask_of_a_few_is_a_class(tmp_path):
+    pair(tmp_path, "train", "a", two_region_mask(0, 1))
+    pair(tmp_path, "train", "b", two_region_mask(0, 1))
+    pair(tmp_path, "val", "a", two_region_mask(0, 2))
+    assert open_folder(tmp_path).num_classes == 3
+
+
 def test_a_gap_in_the_labels_is_refused_with_the_fix(tmp_path):
     pair(tmp_path, "train", "a", two_region_mask(0, 2))
     pair(tmp_path, "val", "a", two_region_mask(0, 3))
