@@ -60,6 +60,14 @@ def remove_states(checkpoints: Path, keep: int | None = None) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+class EpochLog(keras.callbacks.CSVLogger):
+    """``log.csv``, one row per epoch, with epochs counted from 1 as the progress bar, the
+    status file and the best-epoch notes count them (Keras' ``CSVLogger`` counts from 0)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the model whenever ``monitor`` beats its best so far (higher is better). Unlike
     ``ModelCheckpoint``: a NaN is never a best (Keras keeps a NaN first epoch as the best for

@@ -163,21 +163,14 @@ def _analyze(args) -> int:
     from segcourse.analysis import field_table, summarize
 
     if args.model.endswith(".keras"):
-        if args.option:
-            raise ValueError(f"--option sets an option of a registered model; {args.model} is "
-                             "a saved model, built already: leave out --option "
-                             f"{' --option '.join(args.option)}.")
-        from segcourse.runs import load_keras_file
-
-        model = load_keras_file(args.model, compile=False,
-                                what="a .keras model file (or a registered model's name)")
+        model = _saved_model_to_analyze(args)
     else:
         from segcourse import models
 
+        size = 224 if args.image_size is None else args.image_size
         options = models.parse_options(args.model, args.option)
-        model = models.build(args.model, args.num_classes,
-                             (args.image_size, args.image_size, 3), model_size=args.model_size,
-                             **options)
+        model = models.build(args.model, 21 if args.num_classes is None else args.num_classes,
+                             (size, size, 3), model_size=args.model_size or "paper", **options)
     if not args.summary_only:
         print(f"receptive fields of {model.name} (rows; in input pixels)\n")
         print(field_table(model))
@@ -187,6 +180,36 @@ def _analyze(args) -> int:
         print(summary.table())
         print(f"\n{summary}")
     return 0
+
+
+def _saved_model_to_analyze(args):
+    """The .keras model ``analyze`` reads, at ``--image-size`` where its input size is free;
+    flags that only a registered model takes are refused (they used to be ignored)."""
+    import keras
+
+    from segcourse.runs import load_keras_file
+
+    fixed = [f"{flag} {value}" for flag, value in (
+        ("--num-classes", args.num_classes), ("--model-size", args.model_size),
+        *(("--option", option) for option in args.option)) if value is not None]
+    if fixed:
+        raise ValueError(f"{' and '.join(fixed)} {'sets' if len(fixed) == 1 else 'set'} how a "
+                         f"registered model is built; {args.model} is a saved model, built "
+                         f"already: leave out {' '.join(fixed)}.")
+    model = load_keras_file(args.model, compile=False,
+                            what="a .keras model file (or a registered model's name)")
+    height, width = tuple(model.inputs[0].shape)[1:3]
+    if args.image_size is None:
+        if (height is None or width is None) and not args.fields_only:
+            raise ValueError(f"{args.model} takes pictures of any size; the per-layer summary "
+                             "needs one: give it with --image-size, e.g. --image-size 224.")
+        return model
+    if (height, width) in ((args.image_size, args.image_size), (None, None)):
+        channels = model.inputs[0].shape[-1]
+        return keras.models.clone_model(  # the same layers on a fixed-size input
+            model, input_tensors=keras.Input((args.image_size, args.image_size, channels)))
+    raise ValueError(f"{args.model} takes {height} × {width} pictures only, not --image-size "
+                     f"{args.image_size}: leave out --image-size.")
 
 
 def _evaluate(args) -> int:
@@ -615,12 +638,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="receptive fields and per-layer summary",
                                   parents=[common])
     analyze.add_argument("model", help="a registered model or a .keras file")
-    analyze.add_argument("--image-size", type=int, default=224,
-                         help="side of the square input, in pixels (a registered model)")
-    analyze.add_argument("--num-classes", type=int, default=21,
-                         help="classes of the built model (a registered model)")
-    analyze.add_argument("--model-size", choices=("paper", "small"), default="paper",
-                         help="paper: the paper's widths; small: the model's small configuration")
+    analyze.add_argument("--image-size", type=int,
+                         help="side of the square input, in pixels (default 224; a .keras "
+                              "model: its own size, or this one if it takes any size)")
+    analyze.add_argument("--num-classes", type=int,
+                         help="classes of the built model (a registered model; default 21)")
+    analyze.add_argument("--model-size", choices=("paper", "small"),
+                         help="paper (default): the paper's widths; small: the model's small "
+                              "configuration (a registered model)")
     analyze.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                          help="a model option, e.g. --option depth=3 (repeatable)")
     only = analyze.add_mutually_exclusive_group()

@@ -10,7 +10,7 @@ and loading a model from it.
         checkpoints/     best.keras, written during training; state-epoch-<k>/, the training
                          state after the last finished epoch (weights, optimizer, random
                          state), kept until the run finishes so that ``resume`` can continue
-        log.csv          one row per epoch (loss, mIoU, validation loss and mIoU)
+        log.csv          one row per epoch, from 1 (loss, mIoU, validation loss and mIoU)
         metrics.json     test scores: pixel accuracy, mIoU, per-class IoU and Dice, confusion
         *.png            learning curves, predictions, confusion matrix, per-class IoU
 
@@ -59,6 +59,25 @@ def finite_number(value) -> bool:
     """A real number that is neither a bool, ``nan`` nor infinite."""
     return (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and math.isfinite(value))
+
+
+def check_out_dir(out_dir) -> None:
+    """Refuse, before any work, a folder that cannot hold run folders (read-only, a file, no
+    permission): it used to fail only once the data and the model were ready. Writes a
+    probe folder in ``out_dir``, or in its nearest existing parent, and removes it."""
+    import tempfile
+
+    existing = Path(out_dir).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(0, f"{existing} is a file, not a folder")
+        tempfile.TemporaryDirectory(dir=existing, prefix=".segcourse-probe-").cleanup()
+    except OSError as error:
+        raise ValueError(f"cannot make a run folder in {out_dir} "
+                         f"({error.strerror or type(error).__name__}): choose a folder you can "
+                         "write to (--out, or out_dir in Python).") from None
 
 
 def new_run_dir(config: TrainConfig) -> Path:

@@ -374,11 +374,12 @@ def _build(config, data, strategy):
 
 def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks) -> RunResult:
     """One training session: a new run (``run_dir`` None) or the rest of an unfinished one."""
-    import keras
 
     from segcourse import checkpoints, scoring
     from segcourse.data.sources import open_dataset
 
+    if run_dir is None:
+        runs.check_out_dir(config.out_dir)
     seed_everything(config.seed)
     started = time.time()
     data = open_dataset(config)
@@ -440,7 +441,7 @@ def _session(config: TrainConfig, run_dir: Path | None, verbose, extra_callbacks
     checkpoint = checkpoints.BestCheckpoint(run_dir / "checkpoints" / "best.keras", monitor,
                                             status, best, best_epoch)
     callbacks = [*extra_callbacks, checkpoint,
-                 keras.callbacks.CSVLogger(str(run_dir / "log.csv"), append=resumed),
+                 checkpoints.EpochLog(str(run_dir / "log.csv"), append=resumed),
                  checkpoints.TrainingState(run_dir / "checkpoints", status)]
     try:
         model.fit(data.train.repeat().skip(done * steps), validation_data=data.val,

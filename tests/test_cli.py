@@ -159,6 +159,29 @@ def test_analyze_refuses_options_for_a_saved_model(tmp_path, capsys):
     assert "leave out --option depth=2" in capsys.readouterr().err
 
 
+def test_analyze_sizes_a_saved_model_by_image_size_and_refuses_what_it_cannot_honour(
+        tmp_path, capsys):
+    # --image-size, --num-classes and --model-size used to be ignored for a .keras file
+    from segcourse import models
+
+    free, fixed = tmp_path / "free.keras", tmp_path / "fixed.keras"
+    models.build("plain", 3, (None, None, 3), depth=1, filters=2).save(free)
+    models.build("plain", 3, (32, 32, 3), depth=1, filters=2).save(fixed)
+    assert main(["analyze", str(free), "--image-size", "48", "--summary-only"]) == 0
+    out = capsys.readouterr().out
+    activations = 48 * 48 * (3 + 3 * 2 + 3)  # input; 2-filter conv, its BN, ReLU; 3 scores
+    macs = 48 * 48 * (3 * 3 * 3 * 2 + 2 * 3)  # the 3x3 conv and the 1x1 score layer
+    assert f"{activations:,} activations per picture" in out
+    assert out.splitlines()[-3].split()[-1] == f"{macs:,}"  # the table's total
+    assert main(["analyze", str(free), "--summary-only"]) == 2
+    assert "takes pictures of any size" in capsys.readouterr().err
+    assert main(["analyze", str(fixed), "--image-size", "48"]) == 2
+    assert "takes 32 × 32 pictures only, not --image-size 48" in capsys.readouterr().err
+    assert main(["analyze", str(fixed), "--num-classes", "5", "--model-size", "small"]) == 2
+    assert ("leave out --num-classes 5 --model-size small"
+            in capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("flags, said", [
     (["--train-count", "0"], "train_count must be a whole number of at least 1; got 0"),
     (["--epochs", "0"], "epochs must be a whole number of at least 1; got 0"),

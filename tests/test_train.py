@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -28,6 +29,7 @@ def test_the_run_folder_holds_model_log_metrics_and_figures(run):
             "learning_curves.png", "predictions.png", "confusion.png", "class_iou.png"} <= names
     rows = list(csv.DictReader((run.run_dir / "log.csv").open()))
     assert len(rows) == 2 and {"loss", "miou", "val_loss", "val_miou"} <= set(rows[0])
+    assert [row["epoch"] for row in rows] == ["1", "2"]  # as "Epoch 1/2" and status.json count
     metrics = json.loads((run.run_dir / "metrics.json").read_text())
     assert metrics["miou"] == pytest.approx(run.scores.miou)
     assert np.sum(metrics["confusion"]) == 16 * 32 * 32  # every test pixel, once
@@ -123,6 +125,25 @@ def test_a_failed_start_leaves_no_run_folder(change, said, tmp_path):
     with pytest.raises(ValueError, match=re.escape(said)):
         train(TrainConfig(**{**TINY, **change}, out_dir=str(tmp_path / "runs")), verbose=0)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_that_cannot_hold_runs_is_refused_before_the_data_is_opened(tmp_path,
+                                                                               monkeypatch):
+    # `train --out /proc/x` used to fail with a bare OS error once data and model were ready
+    import segcourse.data.sources
+
+    def never(config):
+        raise AssertionError("the data was opened")
+
+    monkeypatch.setattr(segcourse.data.sources, "open_dataset", never)
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(ValueError, match=r"cannot make a run folder in .*notes.txt/runs \(.*"
+                                         r"notes.txt is a file, not a folder\): choose a folder"):
+        train(TrainConfig(**TINY, out_dir=str(tmp_path / "notes.txt" / "runs")), verbose=0)
+    if Path("/proc/self").exists():
+        with pytest.raises(ValueError, match="cannot make a run folder in /proc/x"):
+            train(TrainConfig(**TINY, out_dir="/proc/x"), verbose=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # no probe left
 
 
 MIRRORED = """
