@@ -28,7 +28,13 @@ from pathlib import Path
 from segcourse.grading import plan as plans
 from segcourse.grading import report
 from segcourse.grading.executor import StepResult, Zygote, ZygoteFailed, execute
-from segcourse.grading.outcome import Record, judge, printable, unreadable_record
+from segcourse.grading.outcome import (
+    GRADER_VERSION,
+    Record,
+    judge,
+    printable,
+    unreadable_record,
+)
 from segcourse.grading.submission import Submission, file_digest, load
 from segcourse.labs.notebook import NotANotebook, read_notebook
 
@@ -257,7 +263,7 @@ def grade_one(student: str, path: Path, reference_nb, reference_plan: plans.Plan
             sandbox += " (no cgroup limits: processes and memory unbounded)"
         record = judge(submission, plan, reference_plan, run.expected, results, lab, sandbox,
                        time.monotonic() - started)
-    record.reference = run.sha256
+    record.reference, record.grader = run.sha256, GRADER_VERSION
     return record
 
 
@@ -272,7 +278,7 @@ def failed_record(student: str, path: Path, reference_plan: plans.Plan, lab: str
     submission = Submission(student, path, digest,
                             problem=f"grader error ({type(error).__name__}; see {log.name})")
     record = unreadable_record(submission, reference_plan, lab, run.sandbox)
-    record.reference = run.sha256
+    record.reference, record.grader = run.sha256, GRADER_VERSION
     return record
 
 
@@ -312,6 +318,7 @@ def grade(reference, submissions, out, options: Options | None = None,
     make_folder(out)
     records = report.load_records(out)
     todo = [(k, p) for k, p in class_ if k not in records or records[k].sha256 != _digest(p)
+            or records[k].grader != GRADER_VERSION
             or any(flag.startswith("grader error") for flag in records[k].flags)]
     current = {k for k, _ in class_}
     hide = hidden_paths(reference, [p for _, p in class_], [Path(s) for s in submissions], out)

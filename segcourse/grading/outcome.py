@@ -51,6 +51,12 @@ class Feedback:
     public_passed: bool = False  # the public check ran to its end without failing
 
 
+#: Raised whenever a change to the grader can change a student's points; a resumed folder grades
+#: again every record an older grader made. 1: hidden checks in place of their public check,
+#: in a namespace put back after them (December 2026).
+GRADER_VERSION = 1
+
+
 @dataclass
 class Record:
     """Everything about one graded submission (one line of results.jsonl)."""
@@ -66,6 +72,7 @@ class Record:
     flags: list[str]
     notes: list[str]
     reference: str = ""  # the reference notebook's sha256
+    grader: int = 0  # GRADER_VERSION that graded it (0: before versions were recorded)
 
     @property
     def points(self) -> int:

@@ -2,8 +2,8 @@
 
 Built from the *reference* (docs/design.md §8), in its order: its setup and context cells, the
 submission's matched exercise cells in place of the solutions, the reference's public check
-cells (run for the student's feedback only), and, after everything else, the hidden
-counterparts (:mod:`segcourse.labs.hidden`), whose submitted values are the grade. The same plan
+cells (run for the student's feedback only), each graded one preceded by its hidden counterpart
+(:mod:`segcourse.labs.hidden`), whose submitted values are the grade. The same plan
 with the reference's own solutions gives the expected values. Cells whose metadata says
 ``"skip_when_grading": true`` (costly illustrations no graded check needs) are left out.
 """
@@ -29,6 +29,7 @@ class Step:
     source: str
     before: str = ""  # grader code run in the same cell, before and after ``source``
     after: str = ""
+    isolated: bool = False  # the kernel's namespace is put back as it was after the cell
 
 
 @dataclass
@@ -53,28 +54,42 @@ class Plan:
 
     def sources(self) -> list[dict]:
         """The steps' sources as the executor takes them."""
-        return [{"source": step.before + step.source + step.after} for step in self.steps]
+        return [{"source": step.before + (_in_a_copy(step.source) if step.isolated
+                                          else step.source) + step.after,
+                 "isolated": step.isolated} for step in self.steps]
+
+
+def _in_a_copy(source: str) -> str:
+    """``source`` run in a copy of the kernel's namespace: what it imports or binds (lab 12's
+    hidden cells import ``cells``) never replaces, while it runs, a student's helper of that
+    name that the student's code calls through its own namespace."""
+    return f"exec(compile({source!r}, 'hidden check', 'exec'), dict(globals()))\n"
 
 
 def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
     """The grading plan of ``reference`` with ``solutions`` (id -> source; ``None``: missing)
-    in place of its own; without ``solutions``, the reference's own (the expected run)."""
+    in place of its own; without ``solutions``, the reference's own (the expected run). Each
+    graded check's hidden cell runs just before its public check cell, in a namespace it
+    leaves as it found it (:attr:`Step.isolated`): it sees what the exercise and the cells
+    above it made, never what the public check or a later cell computes (an exercise that
+    handed the hidden cells an object reading such a value at call time got points for no
+    work when they ran after every other cell)."""
+    code = [(cell, cell_info(cell)) for cell in reference.cells if cell.cell_type == "code"]
+    hidden = {}
+    for cell, info in code:
+        if info.get("role") == "hidden" and not info.get("skip_when_grading"):
+            hidden.setdefault(info.get("check"), cell.source)
     steps: list[Step] = []
-    hidden: list[Step] = []
     checks: list[GradedCheck] = []
     solution_steps: dict[str, int] = {}
     pending: list[str] = []
-    for cell in reference.cells:
-        if cell.cell_type != "code":
-            continue
-        info = cell_info(cell)
+    for cell, info in code:
         role = info.get("role", "context")
         if info.get("skip_when_grading"):
             if role == "check":  # an ungraded check owns the exercise cells before it
                 pending = []
             continue
         if role == "hidden":
-            hidden.append(Step("hidden", info.get("check"), cell.source))
             continue
         source = cell.source
         if role == "solution":
@@ -82,17 +97,16 @@ def build(reference, solutions: dict[str, str | None] | None = None) -> Plan:
                 source = solutions.get(info["id"]) or ""
             solution_steps[info["id"]] = len(steps)
             pending.append(info["id"])
-        steps.append(Step(role, info.get("id"), source))
         if role == "check" and info.get("points", 0) > 0:
-            checks.append(GradedCheck(info["id"], int(info["points"]), len(steps) - 1, -1,
+            hidden_step = -1
+            if info["id"] in hidden:
+                hidden_step = len(steps)
+                steps.append(Step("hidden", info["id"], hidden[info["id"]], isolated=True))
+            checks.append(GradedCheck(info["id"], int(info["points"]), len(steps), hidden_step,
                                       list(pending)))
+        steps.append(Step(role, info.get("id"), source))
         if role == "check":  # graded or not, the exercise cells before it are its own
             pending = []
-    by_check = {check.check_id: check for check in checks}
-    for step in hidden:
-        if step.cell_id in by_check:
-            by_check[step.cell_id].hidden_step = len(steps)
-            steps.append(step)
     _dependencies(checks, steps)
     _keep_exercise_names(reference, checks, steps)
     missing = [check.check_id for check in checks if check.hidden_step < 0]
@@ -164,10 +178,11 @@ def _keep_exercise_names(reference, checks: list[GradedCheck], steps: list[Step]
 
 
 def rebound_names(reference) -> list[str]:
-    """What a hidden check would read wrongly: a name an exercise cell defines, that a hidden
-    check reads, and that a later cell the grader runs binds again. The grader runs the hidden
-    checks after every other cell (§8.2), so they would read the later value (lab 04's
-    ``unet_skip_bytes``, a function, was once rebound to a number two cells on). Names and
+    """What a hidden check could read wrongly: a name an exercise cell defines, that a hidden
+    check reads, and that a later cell the grader runs binds again. A hidden check runs where
+    its public check stands (§8.2), so a later exercise's check that reads the name would meet
+    the later value (lab 04's ``unet_skip_bytes``, a function, was once rebound to a number two
+    cells on, when the hidden checks ran after every other cell). Names and
     reads as Python's symbol table sees them (:func:`segcourse.grading.cells.bound_names`,
     :func:`~segcourse.grading.cells.global_reads`); importing again a name the exercise
     imported too is no rebinding."""
@@ -193,5 +208,5 @@ def rebound_names(reference) -> list[str]:
         for name in sorted(names & set(defined_by)):
             problems.append(f"cell {index} ({info.get('id', 'context')}) binds {name!r} again, "
                             f"which exercise {defined_by[name]} defines and a hidden check "
-                            "reads after every other cell: rename one of them")
+                            "reads (a later check would read the new value): rename one of them")
     return problems

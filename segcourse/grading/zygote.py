@@ -95,7 +95,9 @@ def _describe(error) -> str | None:
 
 
 def run_job(shell, job: dict, report) -> None:
-    """Execute the job's steps in order (skipping ``job["skip"]``), reporting each."""
+    """Execute the job's steps in order (skipping ``job["skip"]``), reporting each. After an
+    ``isolated`` step the namespace holds again the names and values it held before (what
+    the step bound or deleted is undone; objects it changed in place stay changed)."""
     from segcourse.labs import hidden
 
     current = {"step": None}
@@ -111,6 +113,7 @@ def run_job(shell, job: dict, report) -> None:
         captured = _Bounded(OUTPUT_LIMIT)
         sys.stdout = sys.stderr = captured
         started = time.perf_counter()
+        namespace = dict(shell.user_ns) if step.get("isolated") else None
         try:
             result = shell.run_cell(step["source"], store_history=False)
             error = result.error_before_exec or result.error_in_exec
@@ -118,6 +121,9 @@ def run_job(shell, job: dict, report) -> None:
             error = exc
         finally:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+            if namespace is not None:  # the same dict: functions keep it as their globals
+                shell.user_ns.clear()
+                shell.user_ns.update(namespace)
         report({"event": "end", "step": index, "ok": error is None, "error": _describe(error),
                 "error_type": type(error).__name__ if error is not None else None,
                 "output": captured.text(), "seconds": time.perf_counter() - started})

@@ -224,6 +224,18 @@ def test_a_resumed_folder_keeps_its_seed_and_refuses_another_reference(corpus, t
     assert segcourse("grade", LAB, single, "--out", out, "-q").returncode == 0
     assert json.loads((out / "reference.json").read_text())["seed"] == saved["seed"]
     assert totals(out) == {"reference_solution": 7, "untouched": 0}
+    # a record an older grader made is graded again (its points may differ today)
+    from segcourse.grading.outcome import GRADER_VERSION
+
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert {line["grader"] for line in lines} == {GRADER_VERSION}
+    for line in lines:
+        if line["student"] == "reference_solution":
+            del line["grader"]  # as results.jsonl lines written before versions were
+    (out / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    again = segcourse("grade", LAB, single, "--out", out, "-q")
+    assert "1 submission(s) graded now, 1 already" in again.stdout, again.stderr
+    assert totals(out) == {"reference_solution": 7, "untouched": 0}
     edited = tmp_path / "06_metrics_losses.ipynb"
     edited.write_text(LAB.read_text().replace("Lab 06", "Lab 06 (edited)"))
     shutil.copy(STUDENT, single / "late.ipynb")

@@ -1,4 +1,5 @@
-"""The grading plan: the reference's cells, the submission's exercises, hidden cells last."""
+"""The grading plan: the reference's cells, the submission's exercises, each hidden cell just
+before its public check."""
 
 from pathlib import Path
 
@@ -15,12 +16,13 @@ def reference(name="06_metrics_losses"):
     return nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
 
 
-def test_hidden_cells_come_last_and_each_check_knows_its_cells():
+def test_each_hidden_cell_runs_just_before_its_check_and_each_check_knows_its_cells():
     nb = reference()
     plan = plans.build(nb)
-    kinds = [step.kind for step in plan.steps]
-    first_hidden = kinds.index("hidden")
-    assert set(kinds[first_hidden:]) == {"hidden"}
+    hidden = [i for i, step in enumerate(plan.steps) if step.kind == "hidden"]
+    assert hidden == [check.public_step - 1 for check in plan.checks]
+    assert all(plan.steps[i].isolated for i in hidden)
+    assert not any(step.isolated for step in plan.steps if step.kind != "hidden")
     assert [c.check_id for c in plan.checks] == ["check-ex1", "check-ex2", "check-ex3",
                                                  "check-ex4"]
     assert [c.points for c in plan.checks] == [2, 2, 1, 2]
@@ -85,7 +87,7 @@ def skips_context_cell(nb):
 
 
 def test_a_later_cell_that_binds_an_exercises_name_again_is_named():
-    # the hidden checks run after every other cell: lab 04's exercise 4 defines a function
+    # a later check's hidden cell reads the later binding: lab 04's exercise 4 defines a function
     # that a context cell two cells on once rebound to a number, so the grader called an int
     nb = reference("04_encoder_decoder")
     assert plans.rebound_names(nb) == []
@@ -162,39 +164,85 @@ def made_lab(*cells):
 
 
 def run_in_one_namespace(plan):
-    namespace = {}
+    """The plan's cells in one namespace, as the grading kernel runs them (an isolated step's
+    bindings undone after it); ``(namespace, names of the errors raised)``."""
+    namespace, raised = {}, []
     for source in plan.sources():
-        exec(compile(source["source"], "cell", "exec"), namespace)
-    return namespace
-
-
-def test_a_hidden_check_sees_the_exercises_helpers_as_its_cell_left_them():
-    # a student's helper named like a variable a later check cell binds: the public check
-    # passed, the hidden one called an array (lab 00: helpers `semantic`, `frequencies`)
-    nb = made_lab(
-        ("context", None, 0, "data = [1, 2]"),
-        ("solution", "ex1", 0, "def answer():\n    return 1"),
-        ("check", "check-ex1", 1, "helper = 5\ndata = [1, 2, 3]"),
-        ("hidden", "check-ex1", 0, "got = (answer(), data)"))
-    student = "def helper():\n    return 10\n\ndata = 'mine'\n\ndef answer():\n    return helper()"
-    namespace = run_in_one_namespace(plans.build(nb, {"ex1": student}))
-    # the helper is the student's again; the lab's data the hidden cell reads stays the lab's
-    assert namespace["got"] == (10, [1, 2, 3])
-    assert run_in_one_namespace(plans.build(nb))["got"] == (1, [1, 2, 3])
-    # what a later context cell binds is the lab's: never restored (the lab's code may read it)
-    nb.cells.insert(3, nbformat.v4.new_code_cell("helper = 7"))
-    nb.cells[3].metadata["segcourse"] = {"role": "context"}
-    with pytest.raises(TypeError):
-        run_in_one_namespace(plans.build(nb, {"ex1": student}))
-    del nb.cells[3]
-    # an exercise that raised keeps nothing, and nothing is restored: the hidden cell meets
-    # the later binding, as in the student's own notebook
-    broken = "def helper():\n    return 10\n\ndef answer():\n    return helper()\n\n1 / 0"
-    raised = []
-    namespace = {}
-    for source in plans.build(nb, {"ex1": broken}).sources():
+        before = dict(namespace) if source["isolated"] else None
         try:
             exec(compile(source["source"], "cell", "exec"), namespace)
         except Exception as error:
             raised.append(type(error).__name__)
-    assert raised == ["ZeroDivisionError", "TypeError"] and "_segcourse_kept" not in namespace
+        finally:
+            if before is not None:
+                namespace.clear()
+                namespace.update(before)
+    return namespace, raised
+
+
+def test_each_hidden_check_runs_before_its_public_check_and_leaves_no_names():
+    nb = made_lab(
+        ("context", None, 0, "seen = []"),
+        ("solution", "ex1", 0, "answer = 6 * 7"),
+        ("check", "check-ex1", 1, "expected = 42\nprint(answer == expected)"),
+        ("hidden", "check-ex1", 0, "value = int(answer)\nseen.append(value)"),
+        ("context", None, 0, "later = expected"))
+    plan = plans.build(nb)
+    assert [step.kind for step in plan.steps] == ["context", "solution", "hidden", "check",
+                                                  "context"]
+    [check] = plan.checks
+    assert (check.hidden_step, check.public_step) == (2, 3)
+    namespace, raised = run_in_one_namespace(plan)
+    assert namespace["seen"] == [42] and raised == [] and "value" not in namespace
+    # late binding: an answer that reads, when the hidden check uses it, what the public
+    # check computed got the points when the hidden checks ran after every other cell
+    late = ("class Late:\n    def __int__(self):\n        return globals()['expected']\n\n"
+            "answer = Late()")
+    namespace, raised = run_in_one_namespace(plans.build(nb, {"ex1": late}))
+    assert namespace["seen"] == [] and raised == ["KeyError"]
+
+
+def test_what_a_hidden_cell_imports_never_replaces_a_students_helper_of_that_name():
+    # lab 12's hidden cells import `cells`, lab 10's `crf`: a student's helper of that name
+    # was replaced by the import while the hidden cell called the student's code
+    nb = made_lab(
+        ("context", None, 0, "seen = []"),
+        ("solution", "ex1", 0, "def answer():\n    return 1"),
+        ("check", "check-ex1", 1, "print(answer())"),
+        ("hidden", "check-ex1", 0, "from math import floor as helper\nseen.append(answer())"))
+    student = {"ex1": "def helper():\n    return 10\n\ndef answer():\n    return helper()"}
+    namespace, raised = run_in_one_namespace(plans.build(nb, student))
+    assert namespace["seen"] == [10] and raised == []
+
+
+def test_a_hidden_check_sees_the_exercises_helpers_as_its_cell_left_them():
+    # a student's helper named like a variable a later check cell binds: the public check
+    # passed, a later exercise's hidden check called an int (lab 00: helpers `semantic`,
+    # `frequencies`)
+    nb = made_lab(
+        ("context", None, 0, "seen = []\ndata = [1, 2]"),
+        ("solution", "ex1", 0, "def answer():\n    return 1"),
+        ("check", "check-ex1", 1, "helper = 5\ndata = [1, 2, 3]"),
+        ("hidden", "check-ex1", 0, "seen.append(answer())"),
+        ("solution", "ex2", 0, "def twice():\n    return 2 * answer()"),
+        ("check", "check-ex2", 1, "print(twice())"),
+        ("hidden", "check-ex2", 0, "seen.append((twice(), data))"))
+    helper = "def helper():\n    return 10\n\ndata = 'mine'\n\ndef answer():\n    return helper()"
+    student = {"ex1": helper, "ex2": "def twice():\n    return 2 * answer()"}
+    namespace, raised = run_in_one_namespace(plans.build(nb, student))
+    # the helper is the student's again; the lab's data the hidden cell reads stays the lab's
+    assert namespace["seen"] == [10, (20, [1, 2, 3])] and raised == ["TypeError"]  # public ex2
+    assert namespace["helper"] == 5  # the restore is undone after the hidden cell
+    assert run_in_one_namespace(plans.build(nb))[0]["seen"] == [1, (2, [1, 2, 3])]
+    # what a later context cell binds is the lab's: never restored (the lab's code may read it)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("helper = 7"))
+    nb.cells[3].metadata["segcourse"] = {"role": "context"}
+    namespace, raised = run_in_one_namespace(plans.build(nb, student))
+    assert namespace["seen"] == [10] and raised == ["TypeError", "TypeError"]
+    del nb.cells[3]
+    # an exercise that raised keeps nothing, and nothing is restored: the hidden cell meets
+    # the later binding, as in the student's own notebook
+    broken = "def helper():\n    return 10\n\ndef answer():\n    return helper()\n\n1 / 0"
+    namespace, raised = run_in_one_namespace(plans.build(nb, {**student, "ex1": broken}))
+    assert raised == ["ZeroDivisionError", "TypeError", "TypeError"]
+    assert "_segcourse_kept" not in namespace and namespace["seen"] == [10]

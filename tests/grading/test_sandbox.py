@@ -50,6 +50,18 @@ def test_a_run_computes_spawns_and_writes_its_scratch(zygote):
     assert [s[1] for s in steps] == ["9.0", "child", "mine", "loaded"]
 
 
+def test_an_isolated_step_leaves_the_namespace_as_it_found_it(zygote):
+    # the hidden checks run in place: what they bind must not reach the cells after them
+    steps = [{"source": "x = 1\nkept = []\ndef f():\n    return x"},
+             {"source": "x = 2\nnew = 3\ndel kept\n", "isolated": True},
+             {"source": "kept.append(f())\n1 / 0", "isolated": True},  # fails: undone too
+             {"source": "print(x, 'new' in globals(), kept, f())"}]
+    results = execute(zygote, steps, 1, DEFAULT_LIMITS, [30] * len(steps), 120)
+    assert [r.status for r in results] == ["ok", "ok", "error", "ok"]
+    # names rebound, added or deleted come back; an object changed in place stays changed
+    assert results[-1].output.strip() == "1 False [1] 1"
+
+
 @pytest.mark.skipif(not NAMESPACES, reason="the sandbox needs Linux namespaces (root)")
 def test_a_run_sees_only_what_it_needs(zygote):
     assert zygote.sandbox.startswith("namespaces")
