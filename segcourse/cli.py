@@ -392,8 +392,7 @@ def _grade(args) -> int:
                           seed=args.seed, student_id=args.student_id,
                           sandbox=not args.no_sandbox, progress=not args.quiet)
     except GradingError as error:
-        print(f"segcourse grade: {error}", file=sys.stderr)
-        return 2
+        return _grading_refusal(args, "grade", error)
     preview = None if args.out else tempfile.TemporaryDirectory(prefix="segcourse-grade-")
     out = args.out or preview.name
     try:
@@ -412,8 +411,7 @@ def _grade_into(args, options, out) -> int:
         records = grade(args.reference, args.submissions, out, options,
                         on_record=graded_now.append)
     except GradingError as error:
-        print(f"segcourse grade: {error}", file=sys.stderr)
-        return 2
+        return _grading_refusal(args, "grade", error)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {len(graded_now)} submission(s) graded in this run are saved in "
               f"{out}; run the same command again to grade the rest.", file=sys.stderr)
@@ -430,6 +428,16 @@ def _grade_into(args, options, out) -> int:
     return 0
 
 
+def _grading_refusal(args, command: str, error) -> int:
+    """A grading refusal: its sentence (and with --debug the traceback); exit status 2."""
+    if args.debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"segcourse {command}: {error}", file=sys.stderr)
+    return 2
+
+
 def _grade_merge(args) -> int:
     from segcourse.grading.batch import GradingError, merge
 
@@ -438,8 +446,7 @@ def _grade_merge(args) -> int:
     try:
         records = merge(args.folders, out, warnings)
     except GradingError as error:
-        print(f"segcourse grade merge: {error}", file=sys.stderr)
-        return 2
+        return _grading_refusal(args, "grade merge", error)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"merged {len(records)} submission(s) from {len(args.folders)} folder(s) into {out}")
@@ -475,6 +482,7 @@ def build_grade_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-sandbox", action="store_true",
                         help="no namespaces even where allowed (rows say sandbox: none)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     parser.set_defaults(run=_grade)
     return parser
 
@@ -486,6 +494,7 @@ def build_merge_parser() -> argparse.ArgumentParser:
     parser.add_argument("folders", nargs="+", help="grading folders (one per shard)")
     parser.add_argument("--out", help="where the joined results go (default: merged/ beside "
                                       "the first folder)")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     parser.set_defaults(run=_grade_merge)
     return parser
 
@@ -704,6 +713,7 @@ def main(argv=None) -> int:
         rest = argv[1:]
         parser = build_merge_parser() if rest[:1] == ["merge"] else build_grade_parser()
         args = parser.parse_args(rest[1:] if rest[:1] == ["merge"] else rest)
+        args.debug = args.debug or debug
         return args.run(args)
     args = build_parser().parse_args(argv)
     try:

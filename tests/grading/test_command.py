@@ -180,6 +180,12 @@ def test_an_out_folder_that_cannot_be_made_is_refused(tmp_path):
     assert "Traceback" not in result.stderr
     merged = segcourse("grade", "merge", tmp_path, "--out", taken)
     assert merged.returncode == 2 and "cannot be made there" in merged.stderr, merged.stderr
+    # --debug, as every other command takes it (it was an unrecognised argument here)
+    for command in (["grade", LAB, STUDENT, "--out", taken, "-q", "--debug"],
+                    ["--debug", "grade", "merge", tmp_path, "--out", taken]):
+        debugged = segcourse(*command)
+        assert debugged.returncode == 2 and "cannot be made there" in debugged.stderr
+        assert "Traceback (most recent call last)" in debugged.stderr
 
 
 def test_two_files_of_one_student_are_refused(tmp_path):
