@@ -80,34 +80,58 @@ def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
     """Every ``.ipynb`` named or inside the named folders (recursively; checkpoints skipped),
     with its student id, sorted by id. The id is the file's stem, or with ``student_id="folder"``
     the name of the folder the file sits in under the named folder (an LMS export with one
-    folder per student). Two files with one id are refused."""
+    folder per student). Two files with one id are refused, except two files in one student's
+    folder of an export: that student's entry is then the folder itself, graded as "several
+    notebooks" (:func:`several_notebooks`) while the rest of the class is graded."""
     if student_id not in ("stem", "folder"):
         raise GradingError(f"--student-id {student_id!r}: use stem or folder.")
-    found: list[tuple[str, Path]] = []
+    found: list[tuple[str, Path, Path | None]] = []  # (id, file, the student's folder)
     for root in map(Path, paths):
         if root.is_dir():
             for path in sorted(root.rglob("*.ipynb")):
                 if ".ipynb_checkpoints" in path.parts or path.is_dir():
                     continue  # a link is kept: it is graded as "not a regular file"
                 inside = path.relative_to(root).parts
-                found.append((printable(inside[0] if student_id == "folder"
-                                        and len(inside) > 1 else path.stem), path))
+                by_folder = student_id == "folder" and len(inside) > 1
+                found.append((printable(inside[0] if by_folder else path.stem), path,
+                              root / inside[0] if by_folder else None))
         elif root.is_file() or root.is_symlink():
             found.append((printable(root.parent.name if student_id == "folder" else root.stem),
-                          root))
+                          root, None))
         else:
             raise GradingError(f"submission {root} does not exist; give .ipynb files or folders.")
-    by_student: dict[str, list[Path]] = {}
-    for identifier, path in found:
-        by_student.setdefault(identifier, []).append(path)
-    twice = {k: v for k, v in by_student.items() if len(set(map(os.path.realpath, v))) > 1}
+    by_student: dict[str, list[tuple[Path, Path | None]]] = {}
+    for identifier, path, folder in found:
+        by_student.setdefault(identifier, []).append((path, folder))
+    chosen, twice = {}, {}
+    for identifier, entries in by_student.items():
+        distinct = {os.path.realpath(path) for path, _ in entries}
+        folders = {folder for _, folder in entries}
+        if len(distinct) == 1:
+            chosen[identifier] = entries[0][0]
+        elif len(folders) == 1 and None not in folders:  # one student's folder, several files
+            chosen[identifier] = folders.pop()
+        else:
+            twice[identifier] = [path for path, _ in entries]
     if twice:
         listing = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in sorted(twice.items()))
         hint = ("use --student-id folder to name each student by their folder (one folder per "
                 "student, as LMS exports have), or rename the files"
                 if student_id == "stem" else "rename the files or folders")
         raise GradingError(f"two submissions share a student id: {listing}. {hint}.")
-    return [(k, by_student[k][0]) for k in sorted(by_student)]
+    return sorted(chosen.items())
+
+
+def several_notebooks(student: str, folder: Path) -> Submission:
+    """A student whose folder holds more than one notebook (an upload and its "-Copy1"):
+    nothing is graded, since which one counts is the student's to say; the record names them,
+    and a resume grades the folder again once it changes."""
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
+    return Submission(student, folder, file_digest(folder), problem="several notebooks",
+                      detail=f"{len(names)} notebooks in {folder} ({', '.join(names)}); which "
+                             "one counts is the student's to say: keep that one alone in the "
+                             "folder and grade again")
 
 
 def take_shard(paths: list, shard: tuple[int, int] | None) -> list:
@@ -247,7 +271,8 @@ def grade_one(student: str, path: Path, reference_nb, reference_plan: plans.Plan
 
     lab = lab_name(reference_nb) or "lab"
     started = time.monotonic()
-    submission: Submission = load(path, reference_nb, student)
+    submission: Submission = (several_notebooks(student, path) if path.is_dir()
+                              else load(path, reference_nb, student))
     if submission.problem:
         record = unreadable_record(submission, reference_plan, lab, zygote.sandbox)
     else:

@@ -272,6 +272,29 @@ def test_lms_exports_name_students_by_folder_and_totals_are_per_student(tmp_path
     assert len((safe_name(wide) + ".md").encode()) <= 255 and safe_name(wide) != wide
 
 
+def test_a_student_with_two_notebooks_in_an_export_is_flagged_and_the_class_graded(tmp_path):
+    # an upload and its "-Copy1" in one student's folder refused the whole class
+    export, out = tmp_path / "export", tmp_path / "out"
+    for name in ("Ada_101", "Alan_102"):
+        (export / name).mkdir(parents=True)
+    shutil.copy(STUDENT, export / "Ada_101" / "lab.ipynb")
+    shutil.copy(STUDENT, export / "Ada_101" / "lab-Copy1.ipynb")
+    shutil.copy(LAB, export / "Alan_102" / "lab.ipynb")
+    graded = segcourse("grade", LAB, export, "--out", out, "--student-id", "folder", "-q")
+    assert graded.returncode == 0, graded.stderr
+    assert totals(out) == {"Ada_101": 0, "Alan_102": 7}
+    with open(out / "totals.csv", newline="") as table:
+        flags = {row["student"]: row["flags"] for row in csv.DictReader(table)}
+    assert flags == {"Ada_101": "several notebooks", "Alan_102": ""}
+    feedback = (out / "feedback" / "Ada_101.md").read_text()
+    assert "2 notebooks in" in feedback and "(lab-Copy1.ipynb, lab.ipynb)" in feedback
+    (export / "Ada_101" / "lab-Copy1.ipynb").unlink()  # the student says which one counts
+    again = segcourse("grade", LAB, export, "--out", out, "--student-id", "folder", "-q")
+    assert "1 submission(s) graded now, 1 already" in again.stdout, again.stderr
+    with open(out / "totals.csv", newline="") as table:
+        assert {row["student"]: row["flags"] for row in csv.DictReader(table)}["Ada_101"] == ""
+
+
 def test_a_folder_of_one_lab_refuses_another_lab_even_with_nothing_left_to_grade(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
