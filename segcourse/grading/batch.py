@@ -494,7 +494,7 @@ def merge(folders, out, warnings: list | None = None) -> dict[str, Record]:
     make_folder(out)
     warnings = [] if warnings is None else warnings
     records: dict[str, Record] = {}
-    labs, references, seeds, shards = set(), set(), set(), set()
+    labs, references, seeds, shards, graders = set(), set(), set(), set(), set()
     for folder in map(Path, folders):
         if not (folder / report.RESULTS).exists() and not (folder / "reference.json").exists():
             raise GradingError(f"{folder} holds no {report.RESULTS}: is it a grading folder?")
@@ -509,6 +509,7 @@ def merge(folders, out, warnings: list | None = None) -> dict[str, Record]:
             records[student] = record
             labs.add(record.lab)
             references.add(record.reference)
+            graders.add(record.grader)
     if len(seeds) > 1:
         warnings.append(f"the shards drew different seeds ({', '.join(map(str, sorted(seeds)))}): "
                         "their students met different hidden inputs; pass one --seed to every "
@@ -526,6 +527,12 @@ def merge(folders, out, warnings: list | None = None) -> dict[str, Record]:
     if len(references) > 1:
         raise GradingError("the folders were graded against different versions of the "
                            "reference notebook; grade every shard against the same one.")
+    if len(graders) > 1:
+        raise GradingError(f"the folders were graded by different versions of the grader "
+                           f"({', '.join(map(str, sorted(graders)))}; this one is "
+                           f"{GRADER_VERSION}), whose points can differ: run the grade "
+                           "command again on each shard's folder (it grades again what an "
+                           "older grader graded), then merge.")
     results = out / report.RESULTS
     results.write_text("".join(json.dumps(r.to_json()) + "\n" for r in records.values()))
     for record in records.values():

@@ -29,6 +29,8 @@ from segcourse.grading.sandbox import cgroups_joined, remove_cgroups, run_name, 
 RESULT_LIMIT = 64 << 20  # bytes of events one run may send: beyond that it is cut off
 LINE_LIMIT = 8 << 20  # bytes of one event line: a longer one is dropped unread
 PAYLOADS_KEPT = 2  # per step: one is right, a second is already one too many
+TAMPERED = ("the run wrote events of its own to the grader's channel (out of order), so none of "
+            "its results can be trusted")
 
 
 #: The only variables a run inherits (a TA's tokens and paths stay out of students' reach).
@@ -53,7 +55,7 @@ class ZygoteFailed(RuntimeError):
 
 @dataclass
 class StepResult:
-    """What happened to one step. ``status``: ok, error, timeout, died, skipped."""
+    """What happened to one step. ``status``: ok, error, timeout, died, skipped, tampered."""
 
     status: str
     error: str | None = None
@@ -171,6 +173,8 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
         selector.register(fd, selectors.EVENT_READ)
     buffer, received, current, step_deadline = b"", 0, None, deadline
     finished, crash = False, None
+    order = [i for i in range(len(step_timeouts)) if i not in set(job.get("skip", []))]
+    started = 0  # how many steps of ``order`` have started
     try:
         while selector.get_map():
             wait = min(step_deadline, deadline) - time.monotonic()
@@ -196,14 +200,19 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
                     event = _parse(line) if len(line) <= LINE_LIMIT else {}
                     kind = event.get("event")
                     step = event.get("step")
-                    if kind == "start" and isinstance(step, int) and 0 <= step < len(step_timeouts):
-                        current = step
+                    if kind is None:
+                        continue  # malformed: nothing to act on
+                    if not _in_order(kind, step, current, order, started):
+                        crash = "tampered"  # the run wrote events of its own: nothing counts
+                        break
+                    if kind == "start":
+                        current, started = step, started + 1
                         step_deadline = time.monotonic() + step_timeouts[step]
-                    elif kind == "values" and step == current and current is not None:
+                    elif kind == "values":
                         kept = results.setdefault(current, StepResult("running")).values
                         if len(kept) < PAYLOADS_KEPT:  # two already tell "more than one"
                             kept.append(event.get("payload"))
-                    elif kind == "end" and step == current and current is not None:
+                    elif kind == "end":
                         result = results.setdefault(current, StepResult("running"))
                         result.status = "ok" if event.get("ok") is True else "error"
                         result.error = _text(event.get("error"))
@@ -211,8 +220,10 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
                         result.output = _text(event.get("output")) or ""
                         result.seconds = _number(event.get("seconds"))
                         current, step_deadline = None, deadline
-                    elif kind == "done":
+                    else:  # done
                         finished = True
+                if crash:
+                    break
             if crash:
                 break
         if not crash and not finished:
@@ -232,10 +243,24 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
         # died between steps: blame the next step that has no result
         current = next((i for i in range(len(step_timeouts))
                         if i not in results and i not in job.get("skip", [])), None)
+    if crash == "tampered":
+        return results, None, crash
     if crash and current is not None:
         results[current] = StepResult(crash, error="timeout" if crash == "timeout"
                                       else "the process died")
     return results, (current if crash else None), crash
+
+
+def _in_order(kind, step, current, order: list[int], started: int) -> bool:
+    """Whether an event is one the zygote's loop sends next: each step of ``order`` started
+    once, in order, its values and end while it runs, ``done`` after the last. Anything else
+    was written by the submission (it can reach the event pipe): a forged ``start`` once let a
+    value computed by a later cell count for a hidden check that had already ended."""
+    if kind == "start":
+        return current is None and started < len(order) and step == order[started]
+    if kind in ("values", "end"):
+        return current is not None and step == current
+    return kind == "done" and current is None and started == len(order)
 
 
 def _parse(line: bytes) -> dict:
@@ -267,7 +292,9 @@ def execute(zygote: Zygote, steps: list[dict], seed: int, limits: dict,
     skip: list[int] = []
     while True:
         job = {"steps": steps, "seed": seed, "limits": limits, "skip": list(skip)}
-        reported, crashed_at, _ = _run_once(zygote, job, step_timeouts, deadline)
+        reported, crashed_at, crash = _run_once(zygote, job, step_timeouts, deadline)
+        if crash == "tampered":
+            return [StepResult("tampered", error=TAMPERED) for _ in steps]
         for index, result in reported.items():  # earlier steps were re-run for their state
             if index == crashed_at or index not in results:
                 results[index] = result

@@ -53,7 +53,8 @@ class Feedback:
 
 #: Raised whenever a change to the grader can change a student's points; a resumed folder grades
 #: again every record an older grader made. 1: hidden checks in place of their public check,
-#: in a namespace put back after them (December 2026).
+#: in a namespace put back after them; a run whose events come out of order is void (December
+#: 2026).
 GRADER_VERSION = 1
 
 
@@ -145,6 +146,9 @@ def _dependency_reason(check, submission: Submission, plan: Plan, results) -> st
 def _hidden_reason(result: StepResult, flags: list[str], check_id: str) -> str:
     if result.status in ("timeout", "died"):
         return _crash(result)
+    if result.status == "tampered":
+        flags.append(f"{check_id}: {result.error}")
+        return "tampered"
     if result.error_type == "NotImplementedError":
         return "not attempted"
     if result.status == "error":

@@ -21,6 +21,9 @@ REACHING = {"modules", "__globals__", "__closure__", "__code__", "__subclasses__
             "__builtins__", "get_objects", "f_globals", "f_locals", "f_back", "stack",
             "currentframe", "_getframe", "_sink", "user_ns", "get_registered_object",
             "get_custom_objects"}
+#: Modules whose import alone gives such reach (under any alias).
+REACHING_MODULES = {"runpy", "inspect", "importlib", "ctypes", "gc", "builtins", "IPython",
+                    "ipykernel"}
 
 
 
@@ -58,8 +61,9 @@ def _dynamic(source: str) -> set[str]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""]
-            names.update(m for m in modules if m.split(".")[0] in ("runpy", "inspect",
-                                                                    "importlib", "ctypes", "gc"))
+            names.update(m for m in modules if m.split(".")[0] in REACHING_MODULES)
+            if isinstance(node, ast.ImportFrom):  # from builtins import exec as run
+                names.update(a.name for a in node.names if a.name in DYNAMIC | REACHING)
         elif isinstance(node, ast.Attribute) and node.attr in DYNAMIC | REACHING:
             names.add(node.attr if node.attr != "modules" else "sys.modules")
     return names

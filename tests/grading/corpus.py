@@ -156,6 +156,16 @@ for _fd in range(3, 64):
     except OSError:
         pass
 '''
+# Right answers everywhere, and a well-formed event out of order on every descriptor (the event
+# pipe among them): a run that writes its own events is void, whatever it computed.
+FORGE_EVENTS = '''
+import os
+for _fd in range(3, 64):
+    try:
+        os.write(_fd, b'{"event": "start", "step": 100000}\\n')
+    except OSError:
+        pass
+'''
 # A cell the parser cannot take (200,000 unary minus signs): the grader must not choke on it.
 PATHOLOGICAL = "\n_x = " + "-" * 200000 + "1\n"
 SLOW = "while True:\n    pass\n"
@@ -274,6 +284,8 @@ def cases(reference, probe: str, port: int, reference_path: str, submissions: st
     yield "hooks_output", first_cell(HOOK_OUTPUT + wrong[ids[0]], wrong), none, None
     yield "patches_checkers", first_cell(PATCH_CHECKS + wrong[ids[0]], wrong), none, None
     yield "forges_values", first_cell(FORGE_VALUES + solutions[ids[0]], solutions), none, None
+    yield "forges_events", first_cell(FORGE_EVENTS + solutions[ids[0]], solutions), none, \
+        "tampered"
     yield "searches_disk", first_cell(SEARCH_DISK + wrong[ids[0]], wrong), none, None
 
     # one exercise's crash costs only that exercise (and those built on it)

@@ -136,6 +136,12 @@ def test_shards_cover_the_class_once_and_merge_into_one_table(corpus, tmp_path):
     assert totals(tmp_path / "all") == expected
     assert len(list((tmp_path / "all" / "feedback").glob("*.md"))) == len(CASES)
     assert "## Checks" in (tmp_path / "all" / "summary.md").read_text()
+    # a shard an older grader made is not mixed in: its points can differ
+    results = shards[2] / "results.jsonl"
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    results.write_text("".join(json.dumps({**line, "grader": 0}) + "\n" for line in lines))
+    mixed = segcourse("grade", "merge", *shards, "--out", tmp_path / "mixed")
+    assert mixed.returncode == 2 and "different versions of the grader (0, 1" in mixed.stderr
 
 
 def test_a_student_previews_their_own_notebook(tmp_path):

@@ -50,6 +50,27 @@ def test_a_run_computes_spawns_and_writes_its_scratch(zygote):
     assert [s[1] for s in steps] == ["9.0", "child", "mine", "loaded"]
 
 
+FORGE = """
+import os
+for _fd in range(3, 64):  # wherever the event pipe is
+    try:
+        os.write(_fd, b'{"event": "end", "step": %d, "ok": true}\\n'
+                      b'{"event": "start", "step": %d}\\n'
+                      b'{"event": "values", "step": %d, "payload": {"values": {}}}\\n')
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.parametrize("forged", [(0, 2, 2), (0, 1, 1), (5, 5, 5)])
+def test_events_a_run_writes_itself_void_the_run(zygote, forged):
+    # a forged start let a hidden step that had ended take a value a later cell computed
+    steps = [{"source": FORGE % forged}, {"source": "x = 1"}, {"source": "print(x)"}]
+    results = execute(zygote, steps, 1, DEFAULT_LIMITS, [30] * len(steps), 120)
+    assert [r.status for r in results] == ["tampered"] * 3
+    assert "events of its own" in results[0].error and not any(r.values for r in results)
+
+
 def test_an_isolated_step_leaves_the_namespace_as_it_found_it(zygote):
     # the hidden checks run in place: what they bind must not reach the cells after them
     steps = [{"source": "x = 1\nkept = []\ndef f():\n    return x"},

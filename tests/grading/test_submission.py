@@ -184,5 +184,11 @@ def test_reaching_into_the_interpreter_is_flagged():
         "reaches into the interpreter (__globals__)"]
     assert shortcut_flags("import sys\nm = sys.modules['segcourse.metrics']", "", []) == [
         "reaches into the interpreter (sys.modules)"]
+    # under an alias, which reads as a plain name later (a helper's attack ran exec this way)
+    assert shortcut_flags("from builtins import exec as run\nrun('x = 1')", "", []) == [
+        "reaches into the interpreter (builtins)", "reaches into the interpreter (exec)"]
+    assert shortcut_flags("from IPython import get_ipython as shell", "", []) == [
+        "reaches into the interpreter (IPython)", "reaches into the interpreter (get_ipython)"]
+    assert shortcut_flags("from math import floor as f", "", []) == []
     assert shortcut_flags("x = " + "-" * 200000 + "1", "", []) == [
         "the cell could not be analysed (it does not parse, or is very long)"]
