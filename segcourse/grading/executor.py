@@ -239,12 +239,12 @@ def _run_once(zygote: Zygote, job: dict, step_timeouts: list[float], deadline: f
         remove_cgroups(name)
         if zygote.sandbox == "none":  # the fallback's scratch folder is a real one
             shutil.rmtree(os.path.join(zygote.scratch_root, name), ignore_errors=True)
+    if crash == "tampered":
+        return results, None, crash
     if crash and current is None:
         # died between steps: blame the next step that has no result
         current = next((i for i in range(len(step_timeouts))
                         if i not in results and i not in job.get("skip", [])), None)
-    if crash == "tampered":
-        return results, None, crash
     if crash and current is not None:
         results[current] = StepResult(crash, error="timeout" if crash == "timeout"
                                       else "the process died")
