@@ -204,12 +204,13 @@ def _saved_model_to_analyze(args):
             raise ValueError(f"{args.model} takes pictures of any size; the per-layer summary "
                              "needs one: give it with --image-size, e.g. --image-size 224.")
         return model
-    if (height, width) in ((args.image_size, args.image_size), (None, None)):
+    if all(side in (None, args.image_size) for side in (height, width)):
         channels = model.inputs[0].shape[-1]
         return keras.models.clone_model(  # the same layers on a fixed-size input
             model, input_tensors=keras.Input((args.image_size, args.image_size, channels)))
-    raise ValueError(f"{args.model} takes {height} × {width} pictures only, not --image-size "
-                     f"{args.image_size}: leave out --image-size.")
+    shape = " × ".join("any" if side is None else str(side) for side in (height, width))
+    raise ValueError(f"{args.model} takes {shape} pictures only, not --image-size "
+                     f"{args.image_size} × {args.image_size}: leave out --image-size.")
 
 
 def _evaluate(args) -> int:
@@ -336,7 +337,7 @@ def _lab_dry_run(args) -> int:
 
 
 def _lab_check(args) -> int:
-    from segcourse.grading.plan import rebound_names
+    from segcourse.grading.plan import hidden_cell_problems, rebound_names
     from segcourse.labs.notebook import NotANotebook, read_notebook, reference_problems
 
     failed = 0
@@ -350,7 +351,7 @@ def _lab_check(args) -> int:
             else:
                 problems = reference_problems(nb, Path(path).stem)
             if not problems:  # a sound notebook: what the grader would read wrongly in it
-                problems = rebound_names(nb)
+                problems = rebound_names(nb) + hidden_cell_problems(nb)
         except (NotANotebook, OSError) as error:
             problems = [str(error) if isinstance(error, NotANotebook)
                         else f"cannot be read: {error.strerror or error}"]

@@ -176,7 +176,7 @@ def test_analyze_sizes_a_saved_model_by_image_size_and_refuses_what_it_cannot_ho
     assert main(["analyze", str(free), "--summary-only"]) == 2
     assert "takes pictures of any size" in capsys.readouterr().err
     assert main(["analyze", str(fixed), "--image-size", "48"]) == 2
-    assert "takes 32 × 32 pictures only, not --image-size 48" in capsys.readouterr().err
+    assert "takes 32 × 32 pictures only, not --image-size 48 × 48" in capsys.readouterr().err
     assert main(["analyze", str(fixed), "--num-classes", "5", "--model-size", "small"]) == 2
     assert ("leave out --num-classes 5 --model-size small"
             in capsys.readouterr().err)

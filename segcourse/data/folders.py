@@ -512,7 +512,7 @@ def open_folders(root, mask_values: dict | None = None, val_fraction: float = 0.
     scanned = _scan(root, pairs, progress, problems)
     advice = []
     names = _decide_classes(root, scanned, names, mapping, source, problems, advice)
-    _unlabelled_splits(root, splits, dict(scanned), problems)
+    _unlabelled_splits(root, splits, dict(scanned), mapping, problems)
     if problems:
         header = (f"{root}: {_count(len(problems), 'problem')} in its {len(pairs)} image/mask "
                   "pairs; nothing was trained. Fix them and open the dataset again:")
@@ -791,15 +791,20 @@ def _decide_classes(root, scanned, names, mapping, source, problems, advice):
     return names
 
 
-def _unlabelled_splits(root, splits, values_by_mask, problems):
-    """A split whose masks (all readable) hold only the ignore label has nothing to train on or
-    to score: refused now, not after a training run ends with an evaluation that cannot be."""
+def _unlabelled_splits(root, splits, values_by_mask, mapping, problems):
+    """A split whose masks (all readable) hold no labelled pixel, the ignore label only (with
+    a mapping: only values it leaves out), has nothing to train on or to score: refused now,
+    not after a training run ends with an evaluation that cannot be."""
+    def labelled(value):
+        return value in mapping if mapping is not None else value != IGNORE_INDEX
+
     for split, (_, masks) in splits.items():
         held = [values_by_mask.get(_relative(root, mask)) for mask in masks]
-        if held and None not in held and all(set(v) <= {IGNORE_INDEX} for v in held):
-            problems.append(f"the {split} split: its {_count(len(held), 'mask')} hold only the "
-                            f"ignore label {IGNORE_INDEX}, no labelled pixel to "
-                            f"{'train on' if split == 'train' else 'score'}")
+        if held and None not in held and not any(map(labelled, set().union(*held))):
+            what = "its mask holds" if len(held) == 1 else f"its {len(held)} masks hold"
+            problems.append(f"the {split} split: {what} no labelled pixel to "
+                            f"{'train on' if split == 'train' else 'score'} (only the ignore "
+                            f"label{'' if mapping is None else ' and values without a class'})")
 
 
 def _rare_inferred_classes(root, readable, count, problems, advice):

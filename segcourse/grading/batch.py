@@ -80,9 +80,10 @@ def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
     """Every ``.ipynb`` named or inside the named folders (recursively; checkpoints skipped),
     with its student id, sorted by id. The id is the file's stem, or with ``student_id="folder"``
     the name of the folder the file sits in under the named folder (an LMS export with one
-    folder per student). Two files with one id are refused, except two files in one student's
-    folder of an export: that student's entry is then the folder itself, graded as "several
-    notebooks" (:func:`several_notebooks`) while the rest of the class is graded."""
+    folder per student; a file named directly: the folder it is in). Two files with one id are
+    refused, except several files in one student's folder of a class of several folders: that
+    student's entry is then the folder itself, graded as "several notebooks"
+    (:func:`several_notebooks`) while the rest of the class is graded."""
     if student_id not in ("stem", "folder"):
         raise GradingError(f"--student-id {student_id!r}: use stem or folder.")
     found: list[tuple[str, Path, Path | None]] = []  # (id, file, the student's folder)
@@ -96,8 +97,9 @@ def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
                 found.append((printable(inside[0] if by_folder else path.stem), path,
                               root / inside[0] if by_folder else None))
         elif root.is_file() or root.is_symlink():
-            found.append((printable(root.parent.name if student_id == "folder" else root.stem),
-                          root, None))
+            by_folder = student_id == "folder"
+            found.append((printable(root.parent.resolve().name if by_folder else root.stem),
+                          root, root.parent if by_folder else None))
         else:
             raise GradingError(f"submission {root} does not exist; give .ipynb files or folders.")
     by_student: dict[str, list[tuple[Path, Path | None]]] = {}
@@ -109,15 +111,18 @@ def collect(paths, student_id: str = "stem") -> list[tuple[str, Path]]:
         folders = {folder for _, folder in entries}
         if len(distinct) == 1:
             chosen[identifier] = entries[0][0]
-        elif len(folders) == 1 and None not in folders:  # one student's folder, several files
-            chosen[identifier] = folders.pop()
+        elif len(folders) == 1 and None not in folders and len(by_student) > 1:
+            chosen[identifier] = folders.pop()  # one student's folder, several files
         else:
             twice[identifier] = [path for path, _ in entries]
     if twice:
         listing = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in sorted(twice.items()))
         hint = ("use --student-id folder to name each student by their folder (one folder per "
                 "student, as LMS exports have), or rename the files"
-                if student_id == "stem" else "rename the files or folders")
+                if student_id == "stem" else
+                "every notebook given is in one folder, so --student-id folder makes them one "
+                "student: leave it out to name students by file" if len(by_student) == 1 else
+                "rename the files or folders")
         raise GradingError(f"two submissions share a student id: {listing}. {hint}.")
     return sorted(chosen.items())
 

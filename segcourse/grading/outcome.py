@@ -197,7 +197,8 @@ def _detail(check, submission, plan, results, expected, passed, reason) -> str:
         parts.append("A name the check needs is not defined: keep the function and variable "
                      "names of the student version, and put what an exercise needs (a helper "
                      "function, an import) inside its own cell: grading runs the exercise "
-                     "cells and the lab's cells, not a new cell you added.")
+                     "cells and the lab's cells, not a new cell you added, and it calls your "
+                     "code where the check cell stands, before any cell below it has run.")
     others = [s for s in check.depends_on if s not in check.solutions]
     if others and not passed:
         parts.append(f"This check also runs your cells {', '.join(others)} (its code calls "

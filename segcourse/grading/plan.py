@@ -144,8 +144,9 @@ KEPT = "_segcourse_kept"  # {exercise id: {name: value}} in the grading kernel
 
 def _keep_exercise_names(reference, checks: list[GradedCheck], steps: list[Step]) -> None:
     """A student's helper named like a variable that a later *check* cell binds (lab 00:
-    helpers ``semantic``, ``frequencies``) was that variable when the hidden checks ran, after
-    every other cell: the public check passed and the hidden one failed. Each exercise cell
+    helpers ``semantic``, ``frequencies``) is that variable when a later hidden check calls the
+    exercise's code (when the hidden checks ran after every other cell, the public check passed
+    and its own hidden one failed). Each exercise cell
     keeps the names it binds that a later check cell binds again and no later context cell
     does; each hidden cell first restores those of the exercises it depends on. Never restored:
     a name any hidden cell reads that the reference's exercise does not define (the lab's
@@ -209,4 +210,31 @@ def rebound_names(reference) -> list[str]:
             problems.append(f"cell {index} ({info.get('id', 'context')}) binds {name!r} again, "
                             f"which exercise {defined_by[name]} defines and a hidden check "
                             "reads (a later check would read the new value): rename one of them")
+    return problems
+
+
+def hidden_cell_problems(reference) -> list[str]:
+    """What would break a hidden cell where the grader runs it, which Jupyter and nbval never
+    show: just before its public check, compiled as plain Python (no ``%magic``, ``!shell`` or
+    top-level ``await``), reading only names that the cells the grader runs before it bind
+    (never its own check's, as a hidden cell after its check in the notebook could)."""
+    import builtins
+
+    problems = []
+    bound = set(dir(builtins))
+    for step in build(reference).steps:
+        if step.kind != "hidden":
+            bound |= bound_names(step.source)
+            continue
+        try:
+            compile(step.source, "hidden check", "exec")
+        except SyntaxError as error:
+            problems.append(f"hidden cell of {step.cell_id}: not plain Python ({error.msg}, line "
+                            f"{error.lineno}); the grader runs it with exec, without IPython")
+            continue
+        missing = sorted(global_reads(step.source) - bound)
+        if missing:
+            problems.append(f"hidden cell of {step.cell_id} reads {', '.join(missing)}, which no "
+                            "cell the grader runs before its check binds (the grader runs it "
+                            "just before its public check)")
     return problems

@@ -21,9 +21,16 @@ REACHING = {"modules", "__globals__", "__closure__", "__code__", "__subclasses__
             "__builtins__", "get_objects", "f_globals", "f_locals", "f_back", "stack",
             "currentframe", "_getframe", "_sink", "user_ns", "get_registered_object",
             "get_custom_objects"}
-#: Modules whose import alone gives such reach (under any alias).
-REACHING_MODULES = {"runpy", "inspect", "importlib", "ctypes", "gc", "builtins", "IPython",
-                    "ipykernel"}
+#: Modules whose import alone gives such reach (under any alias), with their submodules;
+#: IPython's only at its top and in ``IPython.core`` (``IPython.display`` is harmless).
+REACHING_MODULES = {"runpy", "inspect", "importlib", "ctypes", "gc", "ipykernel", "IPython",
+                    "IPython.core"}
+
+
+def _reaching_module(name: str) -> bool:
+    if name.split(".")[0] == "IPython":
+        return name == "IPython" or name.startswith("IPython.core")
+    return name.split(".")[0] in REACHING_MODULES
 
 
 
@@ -55,15 +62,23 @@ def _read_names(tree) -> set[str]:
 def _dynamic(source: str) -> set[str]:
     tree = parse_cell(source)
     names = set()
+    modules_imported = {(a.asname or a.name.split(".")[0]) for node in
+                        (ast.walk(tree) if tree is not None else ())
+                        if isinstance(node, ast.Import) for a in node.names}
     for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, ast.Name) and node.id in DYNAMIC | {"__builtins__"}:
             names.add(node.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""]
-            names.update(m for m in modules if m.split(".")[0] in REACHING_MODULES)
+            names.update(m for m in modules if _reaching_module(m))
             if isinstance(node, ast.ImportFrom):  # from builtins import exec as run
                 names.update(a.name for a in node.names if a.name in DYNAMIC | REACHING)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(f"{t.value.id}.{t.attr} =" for t in targets
+                         if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+                         and t.value.id in modules_imported)
         elif isinstance(node, ast.Attribute) and node.attr in DYNAMIC | REACHING:
             names.add(node.attr if node.attr != "modules" else "sys.modules")
     return names

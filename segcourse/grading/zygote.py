@@ -131,10 +131,16 @@ def run_job(shell, job: dict, report) -> None:
 
 
 def _reporter(fd: int):
+    """The run's event writer. It holds the functions it calls from before any submission runs:
+    a cell that replaces ``json.dumps`` or ``os.write`` could otherwise hold the zygote's own
+    events back and release them, rewritten and in order, after a later cell had computed a
+    value (the grader checks the order, not the timing)."""
+    dumps, write = json.dumps, os.write
+
     def report(event: dict) -> None:
-        data = (json.dumps(event, allow_nan=True) + "\n").encode()
+        data = (dumps(event, allow_nan=True) + "\n").encode()
         while data:
-            data = data[os.write(fd, data):]
+            data = data[write(fd, data):]
     return report
 
 

@@ -265,9 +265,12 @@ def test_a_split_without_a_labelled_pixel_is_refused_when_the_data_is_opened(tmp
     pair(tmp_path, "test", "a", np.full(SIZE, 255))
     pair(tmp_path, "test", "b", np.full(SIZE, 255), value=9)
     with pytest.raises(folders.DatasetProblems,
-                       match="the test split: its 2 masks hold only the ignore label 255, no "
-                             "labelled pixel to score"):
+                       match=r"the test split: its 2 masks hold no labelled pixel to score \(only "
+                             r"the ignore label\)"):
         open_folder(tmp_path)
+    # with 255 mapped to a class, a split of 255 only is labelled all over
+    (tmp_path / "classes.txt").write_text("background: 0\nobject: 1\nwhole: 255\n")
+    assert open_folder(tmp_path).num_classes == 3
 
 
 def test_a_class_in_one_mask_of_a_few_is_a_class(tmp_path):

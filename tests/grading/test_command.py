@@ -301,6 +301,24 @@ def test_a_student_with_two_notebooks_in_an_export_is_flagged_and_the_class_grad
         assert {row["student"]: row["flags"] for row in csv.DictReader(table)}["Ada_101"] == ""
 
 
+def test_students_by_folder_whether_the_export_or_its_files_are_named(tmp_path):
+    from segcourse.grading.batch import GradingError, collect
+
+    export, flat = tmp_path / "export", tmp_path / "flat"
+    for path in (export / "Ada" / "lab.ipynb", export / "Ada" / "lab-Copy1.ipynb",
+                 export / "Alan" / "lab.ipynb", flat / "a.ipynb", flat / "b.ipynb"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    expected = [("Ada", export / "Ada"), ("Alan", export / "Alan" / "lab.ipynb")]
+    assert collect([export], "folder") == expected
+    # a shell glob names the files: the same students (it refused the whole class)
+    assert collect(sorted(export.glob("*/*.ipynb")), "folder") == expected
+    # one flat folder of files is no student's folder: refused with the fix, not one student
+    with pytest.raises(GradingError, match="every notebook given is in one folder"):
+        collect(sorted(flat.glob("*.ipynb")), "folder")
+    assert [k for k, _ in collect([flat], "folder")] == ["a", "b"]  # loose files: by name
+
+
 def test_a_folder_of_one_lab_refuses_another_lab_even_with_nothing_left_to_grade(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -108,6 +108,27 @@ def test_no_reference_lab_binds_an_exercises_name_again(name):
     assert plans.rebound_names(reference(name)) == []
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_every_hidden_cell_runs_where_the_grader_puts_it(name):
+    assert plans.hidden_cell_problems(reference(name)) == []
+
+
+def test_a_hidden_cell_that_needs_its_check_or_ipython_is_named():
+    nb = made_lab(
+        ("context", None, 0, "data = [1, 2]"),
+        ("solution", "ex1", 0, "def answer():\n    return 1"),
+        ("check", "check-ex1", 1, "expected = 1\nprint(answer() == expected)"),
+        ("hidden", "check-ex1", 0, "print(answer(), data, expected)"),
+        ("solution", "ex2", 0, "def other():\n    return 2"),
+        ("check", "check-ex2", 1, "print(other())"),
+        ("hidden", "check-ex2", 0, "%time other()"))
+    assert plans.hidden_cell_problems(nb) == [
+        "hidden cell of check-ex1 reads expected, which no cell the grader runs before its check "
+        "binds (the grader runs it just before its public check)",
+        "hidden cell of check-ex2: not plain Python (invalid syntax, line 1); the grader runs it "
+        "with exec, without IPython"]
+
+
 def test_bound_names_reads_what_python_binds_in_the_notebooks_namespace():
     from segcourse.grading.cells import bound_names, global_reads
 

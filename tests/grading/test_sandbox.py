@@ -71,6 +71,15 @@ def test_events_a_run_writes_itself_void_the_run(zygote, forged):
     assert "events of its own" in results[0].error and not any(r.values for r in results)
 
 
+def test_a_run_cannot_hold_its_own_events_back_by_replacing_what_writes_them(zygote):
+    steps = [{"source": "import json, os\njson.dumps = lambda *a, **k: '{}'\n"
+                        "os.write = lambda fd, data: len(data)"},
+             {"source": "print('still reported')"}]
+    results = execute(zygote, steps, 1, DEFAULT_LIMITS, [30] * len(steps), 120)
+    assert [(r.status, r.output.strip()) for r in results] == [("ok", ""),
+                                                              ("ok", "still reported")]
+
+
 def test_an_isolated_step_leaves_the_namespace_as_it_found_it(zygote):
     # the hidden checks run in place: what they bind must not reach the cells after them
     steps = [{"source": "x = 1\nkept = []\ndef f():\n    return x"},

@@ -186,9 +186,15 @@ def test_reaching_into_the_interpreter_is_flagged():
         "reaches into the interpreter (sys.modules)"]
     # under an alias, which reads as a plain name later (a helper's attack ran exec this way)
     assert shortcut_flags("from builtins import exec as run\nrun('x = 1')", "", []) == [
-        "reaches into the interpreter (builtins)", "reaches into the interpreter (exec)"]
+        "reaches into the interpreter (exec)"]
     assert shortcut_flags("from IPython import get_ipython as shell", "", []) == [
         "reaches into the interpreter (IPython)", "reaches into the interpreter (get_ipython)"]
-    assert shortcut_flags("from math import floor as f", "", []) == []
+    # replacing what a module holds (the grader's event writer once called json.dumps)
+    assert shortcut_flags("import json\njson.dumps = str", "", []) == [
+        "reaches into the interpreter (json.dumps =)"]
+    for harmless in ("from math import floor as f", "from IPython.display import display",
+                     "from builtins import print", "import numpy as np\nx = np.ones(2)\n"
+                     "class A:\n    pass\na = A()\na.size = 3"):
+        assert shortcut_flags(harmless, "", []) == [], harmless
     assert shortcut_flags("x = " + "-" * 200000 + "1", "", []) == [
         "the cell could not be analysed (it does not parse, or is very long)"]
