@@ -21,17 +21,14 @@ REACHING = {"modules", "__globals__", "__closure__", "__code__", "__subclasses__
             "__builtins__", "get_objects", "f_globals", "f_locals", "f_back", "stack",
             "currentframe", "_getframe", "_sink", "user_ns", "get_registered_object",
             "get_custom_objects"}
-#: Modules whose import alone gives such reach (under any alias), with their submodules;
-#: IPython's only at its top and in ``IPython.core`` (``IPython.display`` is harmless).
-REACHING_MODULES = {"runpy", "inspect", "importlib", "ctypes", "gc", "ipykernel", "IPython",
-                    "IPython.core"}
+#: Modules whose import alone gives such reach (under any alias), with their submodules, and
+#: ``IPython`` itself (``IPython.display`` is harmless).
+REACHING_MODULES = {"runpy", "inspect", "importlib", "ctypes", "gc", "ipykernel", "IPython.core"}
 
 
 def _reaching_module(name: str) -> bool:
-    if name.split(".")[0] == "IPython":
-        return name == "IPython" or name.startswith("IPython.core")
-    return name.split(".")[0] in REACHING_MODULES
-
+    return name == "IPython" or any(name == module or name.startswith(module + ".")
+                                    for module in REACHING_MODULES)
 
 
 def segcourse_imports(source: str) -> set[str]:
