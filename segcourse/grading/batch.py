@@ -382,11 +382,20 @@ def grade(reference, submissions, out, options: Options | None = None,
     return {k: v for k, v in records.items() if k in current}
 
 
+def _zygote(slot: int, count: int, hide, options: Options, out: Path) -> Zygote:
+    """The zygote of worker ``slot`` of ``count``: its runs keep TensorFlow to their share of
+    the cores (:func:`segcourse.labs.environment.thread_settings`) unless the TA set the pools."""
+    from segcourse.labs.environment import thread_settings
+
+    environ = {**thread_settings(count), **os.environ}
+    return Zygote(hide=hide, sandbox=options.sandbox, env=environ,
+                  log_path=str(out / f"worker-{slot}.log"))
+
+
 def _start_zygotes(count: int, hide, options: Options, out: Path) -> list[Zygote]:
     """Start ``count`` zygotes from this (the main) thread, so that they live as long as it;
     they import TensorFlow side by side."""
-    made = [Zygote(hide=hide, sandbox=options.sandbox, log_path=str(out / f"worker-{i}.log"))
-            for i in range(count)]
+    made = [_zygote(i, count, hide, options, out) for i in range(count)]
     try:
         for zygote in made:
             zygote.wait_ready()
@@ -422,8 +431,7 @@ def _run_workers(todo, zygotes, hide, reference_nb, reference_plan, run, options
             zygotes[slot].close()
             if restarts[slot] > 3:
                 raise
-            zygotes[slot] = Zygote(hide=hide, sandbox=options.sandbox,
-                                   log_path=str(out / f"worker-{slot}.log")).wait_ready()
+            zygotes[slot] = _zygote(slot, len(zygotes), hide, options, out).wait_ready()
             return grade_item(slot, student, path)
         except Exception as error:  # the grader's own failure on this file: flagged, go on
             if stop.is_set():  # interrupted: its run was killed under it, nothing failed

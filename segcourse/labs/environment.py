@@ -32,6 +32,24 @@ def prepare_tensorflow() -> None:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", setting)
 
 
+def thread_settings(processes: int, cores: int | None = None) -> dict[str, str]:
+    """TensorFlow's thread-pool sizes (``TF_NUM_INTRAOP_THREADS``, ``TF_NUM_INTEROP_THREADS``)
+    for one of ``processes`` TensorFlow processes that share this machine's cores at once (pytest
+    workers, the grader's jobs): its share of the cores, at least one; ``{}`` for one process,
+    for which TensorFlow sizes both pools for every core. Each of two processes sizing its pools
+    for both of 2 cores runs slower than each keeping to one: two copies of lab 04 under nbval
+    at once took 43.4 s so and 38.1 s with one thread each (``benchmarks/shared_cores.md``),
+    lab 06's 128 and 92 s. Set them before TensorFlow starts; an explicit value is the
+    caller's to keep."""
+    if processes <= 1:
+        return {}
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    share = str(max(1, cores // processes))
+    return {"TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": share}
+
+
 def onednn_setting(machine: str, has_avx2: bool | None, isa_cap: str | None = None
                    ) -> str | None:
     """``TF_ENABLE_ONEDNN_OPTS`` as segcourse sets it: ``"1"`` on an x86-64 CPU with AVX2;

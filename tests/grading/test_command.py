@@ -380,3 +380,23 @@ def test_a_folder_that_cannot_be_written_stops_the_grading_with_the_reason(tmp_p
     with pytest.raises(batch.GradingError, match="writing the results of a into .* failed: "
                        "OSError: .*No space left on device"):
         batch.grade(LAB, [submissions], tmp_path / "out", options)
+
+
+def test_each_grading_job_keeps_tensorflow_to_its_share_of_the_cores(monkeypatch, tmp_path):
+    """-j 2: both zygotes (and so every run) get TensorFlow's pools sized for half the cores;
+    a TA's own setting wins."""
+    from segcourse.grading import batch
+    from segcourse.labs.environment import thread_settings
+
+    made = []
+    monkeypatch.setattr(batch, "Zygote", lambda **kwargs: made.append(kwargs) or kwargs)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")
+    options = batch.Options(jobs=2)
+    for slot in range(2):
+        batch._zygote(slot, 2, (), options, tmp_path)
+    share = thread_settings(2)["TF_NUM_INTRAOP_THREADS"]
+    assert [kwargs["env"]["TF_NUM_INTRAOP_THREADS"] for kwargs in made] == [share, share]
+    assert [kwargs["env"]["TF_NUM_INTEROP_THREADS"] for kwargs in made] == ["3", "3"]
+    assert [kwargs["log_path"] for kwargs in made] == [str(tmp_path / "worker-0.log"),
+                                                       str(tmp_path / "worker-1.log")]

@@ -117,3 +117,26 @@ def test_prepare_tensorflow_leaves_onednn_off_below_avx2_and_an_explicit_value_a
     assert setting() == "1"
     assert setting(ONEDNN_MAX_CPU_ISA="AVX") == "0"
     assert setting(ONEDNN_MAX_CPU_ISA="AVX", TF_ENABLE_ONEDNN_OPTS="1") == "1"
+
+
+@pytest.mark.parametrize("processes, cores, share", [
+    (1, 2, None), (2, 2, "1"), (3, 2, "1"), (2, 16, "8"), (3, 16, "5")])
+def test_processes_at_once_share_the_cores_and_one_alone_gets_tensorflows_default(
+        processes, cores, share):
+    from segcourse.labs.environment import thread_settings
+
+    expected = {} if share is None else {"TF_NUM_INTRAOP_THREADS": share,
+                                         "TF_NUM_INTEROP_THREADS": share}
+    assert thread_settings(processes, cores) == expected
+
+
+def test_the_test_workers_keep_to_their_share_of_the_cores():
+    """tests/conftest.py: each pytest-xdist worker, and every kernel it starts, sizes TensorFlow's
+    pools for its share; a plain pytest (one process) leaves TensorFlow's default."""
+    import os
+
+    from segcourse.labs.environment import thread_settings
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))
+    for name, value in thread_settings(workers).items():
+        assert os.environ[name] == value
