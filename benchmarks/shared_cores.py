@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from segcourse.labs.environment import thread_settings
+from segcourse.labs.environment import thread_settings, usable_cores
 from segcourse.speed import matmul_gflops
 
 SETTINGS = {"every core (TensorFlow's default)": {}, "its share": thread_settings(2)}
@@ -55,7 +55,7 @@ def main() -> None:
                   flush=True)
     ceiling.append(matmul_gflops())
     medians = {name: statistics.median(values) for name, values in seconds.items()}
-    report = {"notebook": args.notebook, "cores": len(os.sched_getaffinity(0)),
+    report = {"notebook": args.notebook, "cores": usable_cores(),
               "settings": SETTINGS, "seconds": seconds, "medians": medians,
               "matmul_gflops": [round(value) for value in ceiling]}
     Path(f"{args.out}.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -43,11 +43,15 @@ def thread_settings(processes: int, cores: int | None = None) -> dict[str, str]:
     caller's to keep."""
     if processes <= 1:
         return {}
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
-    share = str(max(1, cores // processes))
+    share = str(max(1, (cores or usable_cores()) // processes))
     return {"TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": share}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def onednn_setting(machine: str, has_avx2: bool | None, isa_cap: str | None = None
